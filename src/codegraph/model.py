@@ -1,0 +1,91 @@
+"""The values that flow between stages: per-file IR, chunks, graph edges.
+
+Per-file values (`FileIR`, `Chunk`) depend only on a file's bytes, the stage version and its
+configuration — never on the file's path — so they can be stored once per content hash and
+reused by every snapshot (and every path) that contains those bytes. Names inside them are
+*local* (``Class.method``); the module prefix is added per snapshot, where the path is known.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class SymbolKind(StrEnum):
+    MODULE = "module"
+    CLASS = "class"
+    FUNCTION = "function"
+    METHOD = "method"
+    VARIABLE = "variable"
+
+
+class Symbol(msgspec.Struct, frozen=True, array_like=True):
+    local_name: str  # "" for the module itself, else e.g. "Class.method"
+    kind: str
+    start_line: int  # 1-based, inclusive
+    end_line: int
+    signature: str
+    docstring: str
+    bases: tuple[str, ...] = ()  # class bases as written (dotted names only)
+
+
+class Import(msgspec.Struct, frozen=True, array_like=True):
+    """One imported binding. ``import a.b`` -> module="a.b", name=None, alias=None.
+
+    ``from ..m import x as y`` -> level=2, module="m", name="x", alias="y".
+    ``from m import *`` -> name="*".
+    """
+
+    module: str
+    name: str | None
+    alias: str | None
+    level: int
+    line: int
+    scope: str  # local name of the enclosing function/class, "" at module level
+
+
+class CallSite(msgspec.Struct, frozen=True, array_like=True):
+    scope: str  # local name of the enclosing function ("" at module level)
+    callee: str  # dotted expression as written: "f", "self.m", "mod.f", "super().m"
+    line: int
+
+
+class FileIR(msgspec.Struct, frozen=True):
+    """What L1 extracts from one file, before any cross-file resolution."""
+
+    symbols: list[Symbol]
+    imports: list[Import]
+    calls: list[CallSite]
+    all_names: list[str] | None  # a literal ``__all__``, when the module has one
+    syntax_errors: int  # number of ERROR/MISSING nodes; tree-sitter still yields the rest
+
+
+class Chunk(msgspec.Struct, frozen=True, array_like=True):
+    ordinal: int
+    start_line: int
+    end_line: int
+    symbol: str  # local name of the enclosing symbol, "" for module-level code
+    text: str
+    text_hash: str
+
+
+class Edge(msgspec.Struct, frozen=True, array_like=True):
+    """A resolved cross-file fact of one snapshot.
+
+    kind: "imports" (file -> module or symbol), "calls" (symbol -> symbol),
+    "inherits" (class -> class). src/dst are qualified names.
+    """
+
+    kind: str
+    src: str
+    src_path: str
+    dst: str
+    dst_path: str
+    line: int
+
+
+class FileError(msgspec.Struct, frozen=True):
+    path: str
+    reason: str

@@ -1,0 +1,142 @@
+"""One index run, end to end: snapshot -> job -> stage DAG -> result.
+
+This is the entry point the CLI, the tests and the benchmarks share (`codegraph.index`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codegraph import dag
+from codegraph.errors import UserError
+from codegraph.languages import language_for
+from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, scan
+from codegraph.stages import L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
+from codegraph.store import Store, open_store
+
+DEFAULT_DB_DIRNAME = ".codegraph"
+
+
+@dataclass
+class IndexOptions:
+    config: IndexConfig = field(default_factory=IndexConfig)
+    excludes: list[str] = field(default_factory=list)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+
+def default_db_for(root: Path) -> str:
+    return str(root / DEFAULT_DB_DIRNAME)
+
+
+def index(
+    path: str | Path,
+    db: str | None = None,
+    options: IndexOptions | None = None,
+    progress: ProgressSink | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Index the current snapshot of `path`; returns the job's result (see README, "--json")."""
+    options = options or IndexOptions()
+    progress = progress or NoProgress()
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UserError(f"no such directory: {path}")
+    if not root.is_dir():
+        raise UserError(f"not a directory: {path}")
+    root = root.resolve()
+    store = store or open_store(db or os.environ.get("CODEGRAPH_DB") or default_db_for(root))
+    t0 = time.perf_counter()
+    config = options.config
+    keys = config.stage_keys()
+
+    job_id = store.create_job(str(root))
+    store.transition_job(job_id, "running", worker_id=f"cli-{os.getpid()}")
+
+    progress.start("scan", 0)
+    snapshot = scan(root, options.excludes, options.max_file_bytes,
+                    on_file=lambda: progress.advance("scan"))
+    languages: dict[str, tuple[str | None, str | None]] = {}
+    modules_by_lang: dict[str, list[str]] = {}
+    for f in snapshot.files:
+        lang = language_for(f.path)
+        languages[f.path] = (lang.name if lang else None, None)
+        if lang is not None:
+            modules_by_lang.setdefault(lang.name, []).append(f.path)
+    from codegraph.languages import get_language
+
+    for lang_name, paths in modules_by_lang.items():
+        for p, module in get_language(lang_name).module_names(paths).items():
+            languages[p] = (lang_name, module)
+    snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id)
+
+    cancel = threading.Event()
+    ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress)
+
+    def on_stage(name: str, status: dag.StageStatus | None) -> None:
+        if status is None:
+            store.set_job_stage(job_id, name)
+
+    try:
+        run = dag.execute(pipeline_stages(config), ctx, cancel, on_stage)
+    except KeyboardInterrupt:
+        cancel.set()
+        store.transition_job(job_id, "cancelled", detail="interrupted")
+        raise
+    finally:
+        ctx.shutdown()
+
+    counters: dict[str, Any] = {}
+    for outcome in run.outcomes:
+        counters.update(outcome.counters)
+    if run.ok:
+        store.complete_snapshot(snapshot_id)
+    symbols, edges = store.graph_counts(snapshot_id)
+    result: dict[str, Any] = {
+        "job_id": job_id,
+        "state": "completed" if run.ok else "failed",
+        "repo": str(root),
+        "db": store.url,
+        "snapshot": snapshot.manifest_hash,
+        "snapshot_id": snapshot_id,
+        "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
+        "files_indexed": len(snapshot.files) - len({e.path for e in ctx.file_errors}),
+        "files_failed": sorted(
+            ({"path": e.path, "reason": e.reason} for e in [*snapshot.failed, *ctx.file_errors]),
+            key=lambda e: (e["path"], e["reason"]),
+        ),
+        "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
+        "symbols": symbols,
+        "edges": edges,
+        "unresolved_calls": counters.get("unresolved_calls", 0),
+        "chunks": counters.get("chunks", store.snapshot_chunk_count(snapshot_id, keys[L2])),
+        "embedded": counters.get("embedded", 0),
+        "vectors": counters.get("vectors", 0) if L4 in keys else 0,
+        "stages": [
+            {"name": o.name, "status": str(o.status), "duration_ms": round(o.duration_ms, 1),
+             **o.counters, **({"error": _describe(o.error)} if o.error else {})}
+            for o in run.outcomes
+        ],
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
+    }
+    if run.ok:
+        store.transition_job(job_id, "completed", result=_json(result), current_stage=None)
+    else:
+        error = run.first_error()
+        store.transition_job(job_id, "failed", detail=_describe(error), last_error=_describe(error),
+                             error_class="permanent", result=_json(result))
+        result["error"] = _describe(error)
+    return result
+
+
+def _describe(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else ""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,212 @@
+"""Ground state: which files a repository holds right now, and their content hashes.
+
+A snapshot is the set of (path, content hash) of the files that would be indexed. A git work tree
+contributes its tracked and untracked-but-not-ignored files; a plain directory is walked with its
+.gitignore files honoured. Files that cannot be indexed (binary, too large, unreadable, not
+decodable) are reported with a reason and left out; nothing about one file stops the scan.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tokenize
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pathspec
+import xxhash
+
+from codegraph.model import FileError
+
+# Never indexed, whatever the ignore files say: VCS data, our own store, bytecode caches.
+ALWAYS_EXCLUDED = [".git/", ".hg/", ".svn/", ".codegraph/", "__pycache__/", "*.pyc", "*.pyo"]
+DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024
+_BINARY_SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # relative, "/"-separated
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Snapshot:
+    root: Path
+    files: list[SourceFile] = field(default_factory=list)
+    failed: list[FileError] = field(default_factory=list)
+    skipped: list[FileError] = field(default_factory=list)
+
+    @property
+    def manifest_hash(self) -> str:
+        h = xxhash.xxh3_128()
+        for f in sorted(self.files, key=lambda f: f.path):
+            h.update(f"{f.path}\0{f.content_hash}\n".encode())
+        return h.hexdigest()
+
+
+class UndecodableError(ValueError):
+    pass
+
+
+def content_hash(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def decode(path: str, data: bytes) -> str:
+    """UTF-8, or for Python files the encoding their PEP 263 coding line declares."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as utf8_error:
+        if path.endswith(".py"):
+            try:
+                encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+                if encoding.lower().replace("_", "-") not in ("utf-8", "utf-8-sig"):
+                    return data.decode(encoding)
+            except (SyntaxError, LookupError, UnicodeDecodeError):
+                pass
+        raise UndecodableError(
+            f"invalid UTF-8 at byte {utf8_error.start} and no usable coding declaration"
+        ) from None
+
+
+def read_text(root: Path, path: str, expected_hash: str) -> str:
+    """The text of a snapshot file, checked against the hash the snapshot recorded."""
+    data = (root / path).read_bytes()
+    if content_hash(data) != expected_hash:
+        raise OSError(f"{path} changed while it was being indexed")
+    return decode(path, data)
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _in_git_work_tree(root: Path) -> bool:
+    """Inside a work tree, and not in an ignored part of it (e.g. a venv inside a checkout)."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or top.returncode != 0:
+        return False
+    toplevel = Path(top.stdout.decode().strip()).resolve()
+    if toplevel == root:
+        return True
+    ignored = _git(toplevel, "check-ignore", "-q", str(root.relative_to(toplevel)) + "/")
+    return ignored is not None and ignored.returncode == 1
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """Tracked plus untracked-not-ignored files of the work tree containing root, or None."""
+    if not _in_git_work_tree(root):
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    paths = {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+    return sorted(paths)
+
+
+def _walk_files(root: Path) -> Iterator[str]:
+    """A plain directory walk honouring every .gitignore on the way; symlinked dirs not entered."""
+    specs: list[tuple[str, pathspec.PathSpec]] = []
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        candidate = rel + "/" if is_dir else rel
+        for base, spec in specs:
+            if base and not candidate.startswith(base + "/"):
+                continue
+            if spec.match_file(candidate[len(base) + 1 :] if base else candidate):
+                return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        specs[:] = [(b, s) for b, s in specs if not b or rel_dir == b or rel_dir.startswith(b + "/")]
+        if ".gitignore" in filenames:
+            try:
+                lines = (Path(dirpath) / ".gitignore").read_text("utf-8", "replace").splitlines()
+                specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+            except OSError:
+                pass
+        keep = []
+        for d in sorted(dirnames):
+            rel = f"{rel_dir}/{d}" if rel_dir else d
+            if not ignored(rel, True):
+                keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if not ignored(rel, False):
+                yield rel
+
+
+def list_files(root: Path) -> list[str]:
+    git = _git_files(root)
+    return git if git is not None else list(_walk_files(root))
+
+
+def scan(
+    root: Path,
+    excludes: list[str] | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    on_file: Callable[[], None] | None = None,
+) -> Snapshot:
+    root = root.resolve()
+    exclude = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *(excludes or [])])
+    snapshot = Snapshot(root)
+    for rel in list_files(root):
+        if on_file is not None:
+            on_file()
+        if exclude.match_file(rel):
+            continue
+        full = root / rel
+        try:
+            if full.is_symlink() and full.resolve(strict=True).is_dir():
+                snapshot.skipped.append(FileError(rel, "symlink to a directory: not followed"))
+                continue
+            st = full.stat()
+            if not os.path.isfile(full):
+                if os.path.exists(full):
+                    snapshot.skipped.append(FileError(rel, "not a regular file"))
+                continue
+            if st.st_size > max_file_bytes:
+                snapshot.skipped.append(
+                    FileError(rel, f"too large: {st.st_size} bytes > limit {max_file_bytes}")
+                )
+                continue
+            data = full.read_bytes()
+        except RuntimeError:  # pathlib's report of a symlink loop on older Pythons
+            snapshot.failed.append(FileError(rel, "symlink loop"))
+            continue
+        except FileNotFoundError:
+            if full.is_symlink():
+                snapshot.failed.append(FileError(rel, "broken symlink"))
+            continue  # deleted in the work tree: not part of this snapshot
+        except OSError as exc:
+            reason = "symlink loop" if exc.errno == 40 else f"unreadable: {exc.strerror or exc}"
+            snapshot.failed.append(FileError(rel, reason))
+            continue
+        if b"\0" in data[:_BINARY_SNIFF]:
+            snapshot.skipped.append(FileError(rel, "binary file"))
+            continue
+        try:
+            decode(rel, data)
+        except UndecodableError as exc:
+            snapshot.failed.append(FileError(rel, str(exc)))
+            continue
+        snapshot.files.append(SourceFile(rel, content_hash(data), len(data), st.st_mtime_ns))
+    return snapshot

@@ -1,0 +1,336 @@
+"""The four stages. Each one: find the files (or texts) whose output for the current cache key is
+not stored yet, compute exactly those, and record them in batches.
+
+    L1 IR       per file: symbols, imports, calls (tree-sitter, in worker processes);
+                per snapshot: cross-file resolution -> symbols, edges, reverse deps
+    L3 Lexical  per file: one BM25 document (identifiers whole + split parts)
+    L2 Chunk    per file: syntax-aware chunks (worker processes)
+    L4 Vector   per distinct chunk text: one embedding (never the same text twice)
+
+Stages share nothing but the store and the read-only `RunContext`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+
+from codegraph import embed, lexical
+from codegraph.chunking import chunk_plain_text
+from codegraph.dag import StageCancelled
+from codegraph.languages import get_language, language_for
+from codegraph.model import Chunk, FileError, FileIR
+from codegraph.snapshot import SourceFile, read_text
+from codegraph.store.base import LexicalDoc, Store, SymbolRow
+
+_ENCODE_IR = msgspec.msgpack.Encoder()
+_DECODE_IR = msgspec.msgpack.Decoder(FileIR)
+_ENCODE_CHUNKS = msgspec.msgpack.Encoder()
+_DECODE_CHUNKS = msgspec.msgpack.Decoder(list[Chunk])
+
+L1, L2, L3, L4 = "L1_ir", "L2_chunk", "L3_lexical", "L4_vector"
+LEXICAL_VERSION = "lex-1"
+CHUNKER_VERSION = "chunk-1"
+EMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    max_chunk_chars: int = 1500
+    min_chunk_chars: int = 300
+    model_name: str = embed.MODEL_NAME
+    vectors: bool = True
+    workers: int = 2
+    batch_files: int = 32
+
+    def stage_keys(self) -> dict[str, str]:
+        """Cache keys: everything that changes a stage's output for the same input."""
+        from codegraph.languages import all_languages
+
+        langs = ",".join(f"{lang.name}={lang.version}" for lang in all_languages())
+        keys = {
+            L1: f"{L1}:{langs}",
+            L3: f"{L3}:{LEXICAL_VERSION}",
+            L2: f"{L2}:{CHUNKER_VERSION}:{langs}:{self.max_chunk_chars}:{self.min_chunk_chars}",
+        }
+        if self.vectors:
+            keys[L4] = f"{L4}:{self.model_name}"
+        return keys
+
+
+class ProgressSink(Protocol):
+    def start(self, stage: str, total: int) -> None: ...
+    def advance(self, stage: str, n: int = 1) -> None: ...
+
+
+class NoProgress:
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, stage: str, n: int = 1) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    root: Path
+    store: Store
+    snapshot_id: int
+    files: list[SourceFile]
+    config: IndexConfig
+    keys: dict[str, str]
+    cancel: threading.Event
+    progress: ProgressSink = field(default_factory=NoProgress)
+    _pool: ProcessPoolExecutor | None = None
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    file_errors: list[FileError] = field(default_factory=list)
+
+    def pool(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                # forkserver: children start from a clean single-threaded process, never from
+                # a fork of this one while another stage's thread holds a lock.
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["codegraph.stages"])
+                self._pool = ProcessPoolExecutor(max_workers=self.config.workers, mp_context=ctx)
+            return self._pool
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise StageCancelled("cancelled")
+
+    def fail_file(self, path: str, stage: str, reason: str) -> None:
+        self.file_errors.append(FileError(path, f"{stage}: {reason}"))
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# ----- worker-process functions (module level, so they pickle) --------------------------------
+
+
+def _extract_batch(root: str, batch: list[tuple[str, str]]) -> list[tuple[str, str, bytes | None, str | None]]:
+    out = []
+    for path, content_hash in batch:
+        lang = language_for(path)
+        try:
+            text = read_text(Path(root), path, content_hash)
+            assert lang is not None
+            out.append((path, content_hash, _ENCODE_IR.encode(lang.extract(text)), None))
+        except RecursionError:
+            out.append((path, content_hash, None, "nesting too deep to analyse"))
+        except Exception as exc:
+            out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _chunk_batch(
+    root: str, batch: list[tuple[str, str]], max_chars: int, min_chars: int
+) -> list[tuple[str, str, bytes | None, str | None]]:
+    out = []
+    for path, content_hash in batch:
+        lang = language_for(path)
+        try:
+            text = read_text(Path(root), path, content_hash)
+            chunks = (
+                lang.chunk(text, max_chars, min_chars) if lang is not None
+                else chunk_plain_text(text, max_chars, min_chars)
+            )
+            out.append((path, content_hash, _ENCODE_CHUNKS.encode(chunks), None))
+        except RecursionError:
+            out.append((path, content_hash, None, "nesting too deep to chunk"))
+        except Exception as exc:
+            out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _unique_by_hash(files: Sequence[SourceFile], wanted: set[str]) -> list[tuple[str, str]]:
+    """One (path, hash) per distinct content that still needs work: equal bytes, equal output."""
+    seen: set[str] = set()
+    out = []
+    for f in files:
+        if f.content_hash in wanted and f.content_hash not in seen:
+            seen.add(f.content_hash)
+            out.append((f.path, f.content_hash))
+    return out
+
+
+def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str]], *args: Any) -> Iterator[
+    list[tuple[str, str, bytes | None, str | None]]
+]:
+    """Farm batches out to the worker pool; yield each batch's results as it completes."""
+    futures: list[Future[Any]] = [
+        ctx.pool().submit(fn, str(ctx.root), list(batch), *args)
+        for batch in _batches(todo, ctx.config.batch_files)
+    ]
+    try:
+        for future in as_completed(futures):
+            ctx.check_cancelled()
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+# ----- L1 -----------------------------------------------------------------------------------
+
+
+class IRStage:
+    name = L1
+    depends_on: tuple[str, ...] = ()
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        key = ctx.keys[L1]
+        code_files = [f for f in ctx.files if language_for(f.path) is not None]
+        existing = ctx.store.existing_ir(key, (f.content_hash for f in code_files))
+        todo = _unique_by_hash(code_files, {f.content_hash for f in code_files} - existing)
+        ctx.progress.start(self.name, len(code_files))
+        ctx.progress.advance(self.name, len(code_files) - len(todo))
+        for results in _run_batches(ctx, self.name, _extract_batch, todo):
+            ctx.store.put_ir(key, [(h, payload, error) for _, h, payload, error in results])
+            ctx.progress.advance(self.name, len(results))
+        ctx.check_cancelled()
+        return {"files_parsed": len(todo), "files_reused": len(code_files) - len(todo),
+                **self.resolve(ctx)}
+
+    def resolve(self, ctx: RunContext) -> dict[str, Any]:
+        """Cross-file: module names, then each language resolves its own files."""
+        rows = ctx.store.snapshot_ir(ctx.snapshot_id, ctx.keys[L1])
+        irs_by_lang: dict[str, dict[str, FileIR]] = {}
+        syntax_errors = 0
+        for path, payload, error in rows:
+            if payload is None:
+                ctx.fail_file(path, "L1", error or "no IR")
+                continue
+            lang = language_for(path)
+            if lang is None:
+                continue
+            ir = _DECODE_IR.decode(payload)
+            syntax_errors += ir.syntax_errors > 0
+            irs_by_lang.setdefault(lang.name, {})[path] = ir
+        symbols: list[SymbolRow] = []
+        edges = []
+        deps: list[tuple[str, str, str]] = []
+        unresolved = 0
+        for lang_name, irs in irs_by_lang.items():
+            lang = get_language(lang_name)
+            modules = lang.module_names(sorted(irs))
+            for path, ir in irs.items():
+                module = modules[path]
+                for s in ir.symbols:
+                    qname = f"{module}.{s.local_name}" if s.local_name else module
+                    symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, path,
+                                             s.start_line, s.end_line, s.signature, s.docstring))
+            resolution = lang.resolve(modules, irs)
+            edges.extend(resolution.edges)
+            unresolved += resolution.unresolved_calls
+            for importer, used in resolution.file_deps.items():
+                deps.extend((importer, dep, name) for dep, name in sorted(used))
+        ctx.store.replace_graph(ctx.snapshot_id, symbols, edges, deps)
+        return {"symbols": len(symbols), "edges": len(edges), "unresolved_calls": unresolved,
+                "files_with_syntax_errors": syntax_errors}
+
+
+# ----- L3 -----------------------------------------------------------------------------------
+
+
+class LexicalStage:
+    name = L3
+    depends_on: tuple[str, ...] = ()
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        key = ctx.keys[L3]
+        existing = ctx.store.existing_lexical(key, (f.content_hash for f in ctx.files))
+        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
+        ctx.progress.start(self.name, len(ctx.files))
+        ctx.progress.advance(self.name, len(ctx.files) - len(todo))
+        for batch in _batches(todo, ctx.config.batch_files * 4):
+            ctx.check_cancelled()
+            docs = []
+            for path, content_hash in batch:
+                try:
+                    text = read_text(ctx.root, path, content_hash)
+                except (OSError, ValueError) as exc:
+                    ctx.fail_file(path, "L3", str(exc))
+                    continue
+                docs.append(LexicalDoc(content_hash, text, lexical.subtokens(text)))
+            ctx.store.put_lexical(key, docs)
+            ctx.progress.advance(self.name, len(batch))
+        return {"documents_written": len(todo), "documents_reused": len(ctx.files) - len(todo)}
+
+
+# ----- L2 -----------------------------------------------------------------------------------
+
+
+class ChunkStage:
+    name = L2
+    depends_on: tuple[str, ...] = (L1, L3)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        key = ctx.keys[L2]
+        existing = ctx.store.existing_chunk_sets(key, (f.content_hash for f in ctx.files))
+        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
+        ctx.progress.start(self.name, len(ctx.files))
+        ctx.progress.advance(self.name, len(ctx.files) - len(todo))
+        cfg = ctx.config
+        for results in _run_batches(
+            ctx, self.name, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
+        ):
+            rows: list[tuple[str, list[Chunk] | None, str | None]] = []
+            for path, content_hash, payload, error in results:
+                if payload is None:
+                    ctx.fail_file(path, "L2", error or "no chunks")
+                    rows.append((content_hash, None, error))
+                else:
+                    rows.append((content_hash, _DECODE_CHUNKS.decode(payload), None))
+            ctx.store.put_chunks(key, rows)
+            ctx.progress.advance(self.name, len(results))
+        return {"files_chunked": len(todo), "files_reused": len(ctx.files) - len(todo),
+                "chunks": ctx.store.snapshot_chunk_count(ctx.snapshot_id, key)}
+
+
+# ----- L4 -----------------------------------------------------------------------------------
+
+
+class VectorStage:
+    name = L4
+    depends_on: tuple[str, ...] = (L2,)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        model_key = ctx.keys[L4]
+        chunk_key = ctx.keys[L2]
+        todo = ctx.store.texts_without_embedding(ctx.snapshot_id, chunk_key, model_key)
+        ctx.progress.start(self.name, len(todo))
+        for batch in _batches(todo, EMBED_BATCH):
+            ctx.check_cancelled()
+            vectors = embed.embed([text for _, text in batch], ctx.config.model_name)
+            ctx.store.put_embeddings(
+                model_key,
+                [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for (h, _), v in zip(batch, vectors, strict=True)],
+            )
+            ctx.progress.advance(self.name, len(batch))
+        return {"embedded": len(todo),
+                "vectors": ctx.store.count_embedded(ctx.snapshot_id, chunk_key, model_key)}
+
+
+def pipeline_stages(config: IndexConfig) -> list[Any]:
+    stages: list[Any] = [IRStage(), LexicalStage(), ChunkStage()]
+    if config.vectors:
+        stages.append(VectorStage())
+    return stages

@@ -1,0 +1,519 @@
+"""The embedded store: one SQLite file (WAL), one connection per thread.
+
+Every write that records stage outputs is one transaction together with the marker that says
+what it covers (e.g. `chunk_sets` with its `chunks`), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from codegraph.errors import StoreError
+from codegraph.jobs import Job, check_transition
+from codegraph.model import Chunk, Edge
+from codegraph.snapshot import Snapshot
+from codegraph.store.base import (
+    ChunkRow,
+    FileRow,
+    LexicalDoc,
+    SnapshotInfo,
+    Store,
+    SymbolRow,
+)
+
+SCHEMA_VERSION = "1"
+DB_FILENAME = "index.sqlite"
+_JOB_COLUMNS = (
+    "id, repo, snapshot, priority, state, attempt, max_attempts, queued_at, started_at, "
+    "finished_at, next_retry_at, worker_id, current_stage, last_error, error_class, result"
+)
+
+
+def resolve_sqlite_path(location: str) -> Path:
+    """`x.sqlite`/`x.db` is the file itself; anything else is a directory holding index.sqlite."""
+    if location.startswith("sqlite:///"):
+        location = location[len("sqlite:///") - 1 :]
+    elif location.startswith("sqlite://"):
+        location = location[len("sqlite://") :]
+    path = Path(location).expanduser()
+    if path.suffix in (".sqlite", ".db", ".sqlite3"):
+        return path
+    return path / DB_FILENAME
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path, create: bool = True) -> None:
+        self.path = path
+        self.url = str(path)
+        self._local = threading.local()
+        if not create and not path.exists():
+            raise StoreError(f"no index at {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        try:
+            conn = self._conn()
+            version = self._schema_version(conn)
+            if version is None:
+                schema = resources.files("codegraph.store").joinpath("sqlite_schema.sql").read_text()
+                conn.executescript(schema)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            elif version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path} has schema version {version}; this codegraph needs {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a usable codegraph store: {exc}") from exc
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> str | None:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return row[0] if row else None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA cache_size=-65536")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ----- repos and snapshots -----------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        root: str,
+        name: str,
+        snapshot: Snapshot,
+        languages: dict[str, tuple[str | None, str | None]],
+        stage_keys: dict[str, str],
+        job_id: int | None,
+    ) -> int:
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO repos(root, name) VALUES (?, ?)", (root, name))
+            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=?", (root,)).fetchone()
+            cur = conn.execute(
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (repo_id, snapshot.manifest_hash, json.dumps(stage_keys, sort_keys=True),
+                 job_id, time.time()),
+            )
+            snapshot_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO snapshot_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns, *languages[f.path])
+                    for f in snapshot.files
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO file_problems VALUES (?, ?, ?, ?)",
+                [(snapshot_id, e.path, "failed", e.reason) for e in snapshot.failed]
+                + [(snapshot_id, e.path, "skipped", e.reason) for e in snapshot.skipped],
+            )
+        return snapshot_id
+
+    def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
+        """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
+        with self._tx() as conn:
+            conn.execute("UPDATE snapshots SET complete=1 WHERE id=?", (snapshot_id,))
+            (repo_id,) = conn.execute(
+                "SELECT repo_id FROM snapshots WHERE id=?", (snapshot_id,)
+            ).fetchone()
+            old = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM snapshots WHERE repo_id=? AND id<? ORDER BY id DESC",
+                    (repo_id, snapshot_id),
+                ).fetchall()[keep - 1 :]
+            ]
+            for sid in old:
+                for table in ("symbols", "edges", "file_deps", "snapshot_files", "file_problems"):
+                    conn.execute(f"DELETE FROM {table} WHERE snapshot_id=?", (sid,))
+                conn.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+
+    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
+        sql = (
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at"
+            " FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete=1"
+        )
+        params: tuple[Any, ...] = ()
+        if repo_root is not None:
+            sql += " AND r.root=?"
+            params = (repo_root,)
+        row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        return SnapshotInfo(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+
+    def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
+        rows = self._conn().execute(
+            "SELECT path, content_hash, language, module FROM snapshot_files"
+            " WHERE snapshot_id=? ORDER BY path",
+            (snapshot_id,),
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def file_problems(self, snapshot_id: int) -> list[tuple[str, str, str]]:
+        return self._conn().execute(
+            "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=? ORDER BY path",
+            (snapshot_id,),
+        ).fetchall()
+
+    # ----- L1 ----------------------------------------------------------------------------
+
+    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        wanted = set(hashes)
+        rows = self._conn().execute(
+            f"SELECT content_hash FROM {table} WHERE stage_key=?", (stage_key,)
+        )
+        return {h for (h,) in rows if h in wanted}
+
+    def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("ir_outputs", stage_key, hashes)
+
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO ir_outputs VALUES (?, ?, ?, ?)",
+                ((h, stage_key, payload, error) for h, payload, error in rows),
+            )
+
+    def snapshot_ir(self, snapshot_id: int, stage_key: str) -> list[tuple[str, bytes | None, str | None]]:
+        return self._conn().execute(
+            "SELECT f.path, o.payload, o.error FROM snapshot_files f"
+            " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=?"
+            " WHERE f.snapshot_id=? AND f.language IS NOT NULL ORDER BY f.path",
+            (stage_key, snapshot_id),
+        ).fetchall()
+
+    def replace_graph(
+        self,
+        snapshot_id: int,
+        symbols: Iterable[SymbolRow],
+        edges: Iterable[Edge],
+        file_deps: Iterable[tuple[str, str, str]],
+    ) -> None:
+        with self._tx() as conn:
+            for table in ("symbols", "edges", "file_deps"):
+                conn.execute(f"DELETE FROM {table} WHERE snapshot_id=?", (snapshot_id,))
+            conn.executemany(
+                "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((snapshot_id, *s) for s in symbols),
+            )
+            conn.executemany(
+                "INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((snapshot_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line) for e in edges),
+            )
+            conn.executemany(
+                "INSERT INTO file_deps VALUES (?, ?, ?, ?)",
+                ((snapshot_id, *d) for d in file_deps),
+            )
+
+    # ----- L2 ----------------------------------------------------------------------------
+
+    def existing_chunk_sets(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("chunk_sets", stage_key, hashes)
+
+    def put_chunks(
+        self, stage_key: str, rows: Sequence[tuple[str, list[Chunk] | None, str | None]]
+    ) -> None:
+        with self._tx() as conn:
+            for content_hash, chunks, error in rows:
+                conn.execute(
+                    "DELETE FROM chunks WHERE content_hash=? AND stage_key=?",
+                    (content_hash, stage_key),
+                )
+                chunks = chunks or []
+                conn.executemany(
+                    "INSERT OR IGNORE INTO texts VALUES (?, ?)",
+                    ((c.text_hash, c.text) for c in chunks),
+                )
+                conn.executemany(
+                    "INSERT INTO chunks(content_hash, stage_key, ordinal, start_line, end_line,"
+                    " symbol, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (content_hash, stage_key, c.ordinal, c.start_line, c.end_line, c.symbol,
+                         c.text_hash)
+                        for c in chunks
+                    ),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO chunk_sets VALUES (?, ?, ?, ?)",
+                    (content_hash, stage_key, len(chunks), error),
+                )
+
+    def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f JOIN chunks c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=? WHERE f.snapshot_id=?",
+            (stage_key, snapshot_id),
+        ).fetchone()
+        return int(n)
+
+    def chunks_of_files(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str]
+    ) -> list[ChunkRow]:
+        out: list[ChunkRow] = []
+        conn = self._conn()
+        for path in paths:
+            out.extend(
+                ChunkRow(*r)
+                for r in conn.execute(
+                    "SELECT c.id, f.path, f.module, c.start_line, c.end_line, c.symbol,"
+                    " c.text_hash, t.text FROM snapshot_files f"
+                    " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+                    " JOIN texts t ON t.text_hash=c.text_hash"
+                    " WHERE f.snapshot_id=? AND f.path=? ORDER BY c.ordinal",
+                    (stage_key, snapshot_id, path),
+                )
+            )
+        return out
+
+    def chunks_by_ids(self, snapshot_id: int, ids: Sequence[tuple[int, str]]) -> list[ChunkRow]:
+        """Chunk rows for (chunk id, path) pairs, in the order given."""
+        conn = self._conn()
+        out = []
+        for chunk_id, path in ids:
+            row = conn.execute(
+                "SELECT c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash,"
+                " t.text FROM chunks c JOIN texts t ON t.text_hash=c.text_hash"
+                " JOIN snapshot_files f ON f.snapshot_id=? AND f.path=?"
+                " WHERE c.id=?",
+                (snapshot_id, path, chunk_id),
+            ).fetchone()
+            if row is not None:
+                out.append(ChunkRow(*row))
+        return out
+
+    # ----- L3 ----------------------------------------------------------------------------
+
+    def existing_lexical(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("lexical_docs", stage_key, hashes)
+
+    def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
+        with self._tx() as conn:
+            for doc in docs:
+                old = conn.execute(
+                    "SELECT doc_id FROM lexical_docs WHERE content_hash=? AND stage_key=?",
+                    (doc.content_hash, stage_key),
+                ).fetchone()
+                if old is not None:
+                    conn.execute("DELETE FROM lexical_fts WHERE rowid=?", old)
+                cur = conn.execute(
+                    "INSERT INTO lexical_fts(body, subtokens) VALUES (?, ?)",
+                    (doc.body, doc.subtokens),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO lexical_docs VALUES (?, ?, ?)",
+                    (doc.content_hash, stage_key, cur.lastrowid),
+                )
+
+    def lexical_search(
+        self, snapshot_id: int, stage_key: str, match: str, limit: int
+    ) -> list[tuple[str, float]]:
+        """(path, BM25 score; higher is better) of the best matching files of the snapshot."""
+        rows = self._conn().execute(
+            "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
+            " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
+            " AND d.stage_key = ?"
+            " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
+            " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
+            (stage_key, snapshot_id, match, limit),
+        ).fetchall()
+        return [(p, float(s)) for p, s in rows]
+
+    # ----- L4 ----------------------------------------------------------------------------
+
+    def texts_without_embedding(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[str, str]]:
+        return self._conn().execute(
+            "SELECT DISTINCT t.text_hash, t.text FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE f.snapshot_id=? AND NOT EXISTS (SELECT 1 FROM embeddings e"
+            "   WHERE e.text_hash=c.text_hash AND e.model_key=?)"
+            " ORDER BY t.text_hash",
+            (chunk_key, snapshot_id, model_key),
+        ).fetchall()
+
+    def put_embeddings(self, model_key: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                ((h, model_key, v) for h, v in rows),
+            )
+
+    def snapshot_vectors(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[int, str, bytes]]:
+        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+        return self._conn().execute(
+            "SELECT c.id, f.path, e.vector FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=?"
+            " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchall()
+
+    def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=?"
+            " WHERE f.snapshot_id=?",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchone()
+        return int(n)
+
+    # ----- graph queries -----------------------------------------------------------------
+
+    def find_symbols(self, snapshot_id: int, name: str) -> list[SymbolRow]:
+        conn = self._conn()
+        cols = "qname, name, kind, path, start_line, end_line, signature, docstring"
+        rows = conn.execute(
+            f"SELECT {cols} FROM symbols WHERE snapshot_id=? AND qname=? ORDER BY path, start_line",
+            (snapshot_id, name),
+        ).fetchall()
+        if not rows:
+            rows = conn.execute(
+                f"SELECT {cols} FROM symbols WHERE snapshot_id=? AND (path=? OR name=?)"
+                " ORDER BY path, start_line",
+                (snapshot_id, name, name),
+            ).fetchall()
+        return [SymbolRow(*r) for r in rows]
+
+    def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
+        rows = self._conn().execute(
+            "SELECT qname, name, kind, path, start_line, end_line, signature, docstring"
+            " FROM symbols WHERE snapshot_id=? AND path=? ORDER BY start_line, qname",
+            (snapshot_id, path),
+        ).fetchall()
+        return [SymbolRow(*r) for r in rows]
+
+    def edges_where(self, snapshot_id: int, kind: str, column: str, values: Sequence[str]) -> list[Edge]:
+        if column not in ("src", "dst", "src_path", "dst_path"):
+            raise ValueError(column)
+        out: list[Edge] = []
+        conn = self._conn()
+        for value in values:
+            out.extend(
+                Edge(*r)
+                for r in conn.execute(
+                    "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
+                    f" WHERE snapshot_id=? AND kind=? AND {column}=?"
+                    " ORDER BY src_path, line, src, dst",
+                    (snapshot_id, kind, value),
+                )
+            )
+        return out
+
+    def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
+        conn = self._conn()
+        (symbols,) = conn.execute(
+            "SELECT count(*) FROM symbols WHERE snapshot_id=?", (snapshot_id,)
+        ).fetchone()
+        (edges,) = conn.execute(
+            "SELECT count(*) FROM edges WHERE snapshot_id=?", (snapshot_id,)
+        ).fetchone()
+        return int(symbols), int(edges)
+
+    # ----- jobs --------------------------------------------------------------------------
+
+    def create_job(self, repo: str, priority: int = 0, max_attempts: int = 3) -> int:
+        now = time.time()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs(repo, priority, state, max_attempts, queued_at)"
+                " VALUES (?, ?, 'queued', ?, ?)",
+                (repo, priority, max_attempts, now),
+            )
+            job_id = int(cur.lastrowid or 0)
+            conn.execute(
+                "INSERT INTO job_events(job_id, at, from_state, to_state) VALUES (?, ?, NULL, 'queued')",
+                (job_id, now),
+            )
+        return job_id
+
+    def get_job(self, job_id: int) -> Job | None:
+        row = self._conn().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return Job(*row) if row else None
+
+    def transition_job(self, job_id: int, target: str, detail: str | None = None, **fields: Any) -> Job:
+        """Move a job to `target` if that is legal from its current state: one transaction."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute("SELECT state, attempt FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no job {job_id}")
+            current, attempt = row
+            check_transition(job_id, current, target)
+            updates = dict(fields)
+            if target == "running":
+                updates.setdefault("started_at", now)
+                updates["attempt"] = attempt + 1
+            if target in ("completed", "failed", "cancelled"):
+                updates.setdefault("finished_at", now)
+            assignments = ", ".join(f"{k}=?" for k in updates)
+            conn.execute(
+                f"UPDATE jobs SET state=?{', ' if updates else ''}{assignments} WHERE id=? AND state=?",
+                (target, *updates.values(), job_id, current),
+            )
+            conn.execute(
+                "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+                (job_id, now, current, target, detail),
+            )
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def set_job_stage(self, job_id: int, stage: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET current_stage=? WHERE id=?", (stage, job_id))
+
+    def job_events(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
+        return self._conn().execute(
+            "SELECT at, from_state, to_state, detail FROM job_events WHERE job_id=? ORDER BY id",
+            (job_id,),
+        ).fetchall()

@@ -1,0 +1,173 @@
+-- codegraph embedded store, schema version 1.
+-- Ground state: repos, snapshots, snapshot_files.
+-- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
+--   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
+-- Per-snapshot derived state (cross-file): symbols, edges, file_deps.
+-- Operations: jobs, job_events.
+
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS repos (
+    id INTEGER PRIMARY KEY,
+    root TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo_id INTEGER NOT NULL REFERENCES repos(id),
+    manifest_hash TEXT NOT NULL,
+    stage_keys TEXT NOT NULL,           -- JSON: stage name -> cache key used to build it
+    job_id INTEGER,
+    created_at REAL NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0 -- 1 once every stage has recorded its outputs
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_repo ON snapshots(repo_id, complete, id);
+
+CREATE TABLE IF NOT EXISTS snapshot_files (
+    snapshot_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    language TEXT,                       -- NULL: no language plug-in, text only
+    module TEXT,                         -- qualified module name, for languages that have one
+    PRIMARY KEY (snapshot_id, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS snapshot_files_by_hash ON snapshot_files(content_hash);
+
+CREATE TABLE IF NOT EXISTS file_problems (
+    snapshot_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    outcome TEXT NOT NULL,               -- 'failed' | 'skipped'
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS file_problems_by_snapshot ON file_problems(snapshot_id);
+
+-- L1: one row per (file content, stage key). payload: msgpack FileIR; error: why it failed.
+CREATE TABLE IF NOT EXISTS ir_outputs (
+    content_hash TEXT NOT NULL,
+    stage_key TEXT NOT NULL,
+    payload BLOB,
+    error TEXT,
+    PRIMARY KEY (content_hash, stage_key)
+) WITHOUT ROWID;
+
+-- L2: chunk_sets says a file's chunks are all recorded (written in the same transaction).
+CREATE TABLE IF NOT EXISTS chunk_sets (
+    content_hash TEXT NOT NULL,
+    stage_key TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (content_hash, stage_key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    stage_key TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    UNIQUE (content_hash, stage_key, ordinal)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_text ON chunks(text_hash);
+
+CREATE TABLE IF NOT EXISTS texts (
+    text_hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- L3: one FTS document per (file content, stage key).
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical_fts USING fts5(
+    body, subtokens, tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
+);
+CREATE TABLE IF NOT EXISTS lexical_docs (
+    content_hash TEXT NOT NULL,
+    stage_key TEXT NOT NULL,
+    doc_id INTEGER NOT NULL,             -- rowid in lexical_fts
+    PRIMARY KEY (content_hash, stage_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lexical_docs_by_doc ON lexical_docs(doc_id);
+
+-- L4: the embedding cache, keyed by the embedded text's hash and the model.
+CREATE TABLE IF NOT EXISTS embeddings (
+    text_hash TEXT NOT NULL,
+    model_key TEXT NOT NULL,
+    vector BLOB NOT NULL,                -- float32, L2-normalised
+    PRIMARY KEY (text_hash, model_key)
+) WITHOUT ROWID;
+
+-- Cross-file results of one snapshot.
+CREATE TABLE IF NOT EXISTS symbols (
+    snapshot_id INTEGER NOT NULL,
+    qname TEXT NOT NULL,
+    name TEXT NOT NULL,                  -- last component, for lookups by short name
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    docstring TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS symbols_by_qname ON symbols(snapshot_id, qname);
+CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(snapshot_id, name);
+CREATE INDEX IF NOT EXISTS symbols_by_path ON symbols(snapshot_id, path);
+
+CREATE TABLE IF NOT EXISTS edges (
+    snapshot_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,                  -- imports | calls | inherits
+    src TEXT NOT NULL,
+    src_path TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    dst_path TEXT NOT NULL,
+    line INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edges_by_src ON edges(snapshot_id, kind, src);
+CREATE INDEX IF NOT EXISTS edges_by_dst ON edges(snapshot_id, kind, dst);
+CREATE INDEX IF NOT EXISTS edges_by_src_path ON edges(snapshot_id, kind, src_path);
+CREATE INDEX IF NOT EXISTS edges_by_dst_path ON edges(snapshot_id, kind, dst_path);
+
+-- The reverse-dependency index: importer uses (dependency file, name; '' = the whole module).
+CREATE TABLE IF NOT EXISTS file_deps (
+    snapshot_id INTEGER NOT NULL,
+    importer TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS file_deps_by_dependency ON file_deps(snapshot_id, dependency);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    snapshot TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    queued_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    next_retry_at REAL,
+    worker_id TEXT,
+    current_stage TEXT,
+    last_error TEXT,
+    error_class TEXT,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, priority, id);
+
+CREATE TABLE IF NOT EXISTS job_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, id);
