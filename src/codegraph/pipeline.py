@@ -71,7 +71,7 @@ def index(
     from codegraph.languages import get_language
 
     for lang_name, paths in modules_by_lang.items():
-        for p, module in get_language(lang_name).module_names(paths).items():
+        for p, module in get_language(lang_name).module_names(paths, root.name).items():
             languages[p] = (lang_name, module)
     snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id)
 

@@ -124,7 +124,10 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # ----- worker-process functions (module level, so they pickle) --------------------------------
 
 
-def _extract_batch(root: str, batch: list[tuple[str, str]]) -> list[tuple[str, str, bytes | None, str | None]]:
+BatchResult = list[tuple[str, str, bytes | None, str | None]]  # (path, hash, payload, error)
+
+
+def _extract_batch(root: str, batch: list[tuple[str, str]]) -> BatchResult:
     out = []
     for path, content_hash in batch:
         lang = language_for(path)
@@ -227,9 +230,11 @@ class IRStage:
         edges = []
         deps: list[tuple[str, str, str]] = []
         unresolved = 0
+        # Module names were fixed when the snapshot was recorded: one source of truth.
+        all_modules = {row.path: row.module or "" for row in ctx.store.snapshot_files(ctx.snapshot_id)}
         for lang_name, irs in irs_by_lang.items():
             lang = get_language(lang_name)
-            modules = lang.module_names(sorted(irs))
+            modules = {path: all_modules[path] for path in irs}
             for path, ir in irs.items():
                 module = modules[path]
                 for s in ir.symbols:

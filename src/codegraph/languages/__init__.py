@@ -31,8 +31,9 @@ class Language(Protocol):
 
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]: ...
 
-    def module_names(self, paths: list[str]) -> dict[str, str]:
-        """Map each file path of a snapshot to its module's qualified name."""
+    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+        """Map each file path of a snapshot to its module's qualified name (root_name: the
+        indexed directory's name, for languages where the root itself can be a module)."""
         ...
 
     def resolve(self, modules: Mapping[str, str], irs: Mapping[str, FileIR]) -> Resolution:

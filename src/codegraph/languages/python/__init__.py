@@ -21,8 +21,8 @@ class Python:
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
         return _chunk.chunk(text, max_chars, min_chars)
 
-    def module_names(self, paths: list[str]) -> dict[str, str]:
-        return _resolve.module_names(paths)
+    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+        return _resolve.module_names(paths, root_name)
 
     def resolve(
         self, modules: Mapping[str, str], irs: Mapping[str, FileIR]

@@ -13,24 +13,18 @@ from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
 
 LANGUAGE = ts.Language(tsp.language())
 
-_DEFS = ts.Query(
+# One query, one pass over the tree: each extra query costs a whole traversal again.
+_FACTS = ts.Query(
     LANGUAGE,
     """
-    (function_definition name: (identifier) @name) @def
-    (class_definition name: (identifier) @name) @def
+    (function_definition name: (identifier)) @def
+    (class_definition name: (identifier)) @def
+    [(import_statement) (import_from_statement)] @imp
+    (call function: [(identifier) (attribute)] @callee)
     """,
 )
-_MODULE_VARS = ts.Query(
-    LANGUAGE,
-    """
-    (module (expression_statement (assignment left: (identifier) @var)))
-    (module (expression_statement (assignment left: (pattern_list (identifier) @var))))
-    (module (expression_statement (assignment left: (tuple_pattern (identifier) @var))))
-    """,
-)
-_IMPORTS = ts.Query(LANGUAGE, "[(import_statement) (import_from_statement)] @imp")
-_CALLS = ts.Query(LANGUAGE, "(call function: [(identifier) (attribute)] @callee)")
 _ERRORS = ts.Query(LANGUAGE, "(ERROR) @err")
+_TARGET_LISTS = ("pattern_list", "tuple_pattern")
 
 _MAX_SIGNATURE = 300
 _MAX_DOCSTRING = 2000
@@ -208,9 +202,10 @@ def extract(text: str, parser_: ts.Parser | None = None) -> FileIR:
     # Definitions, in document order; a stack of open definitions gives each one its scope.
     defs: list[_Def] = []
     stack: list[_Def] = []
-    captures = ts.QueryCursor(_DEFS).captures(root).get("def", [])
-    captures.sort(key=lambda n: n.start_byte)
-    for node in captures:
+    facts = ts.QueryCursor(_FACTS).captures(root)
+    def_nodes = facts.get("def", [])
+    def_nodes.sort(key=lambda n: n.start_byte)
+    for node in def_nodes:
         name_node = node.child_by_field_name("name")
         if name_node is None:
             continue
@@ -229,7 +224,9 @@ def extract(text: str, parser_: ts.Parser | None = None) -> FileIR:
         d = _Def(start, end, local, kind)
         defs.append(d)
         stack.append(d)
-        outer = node.parent if node.parent is not None and node.parent.type == "decorated_definition" else node
+        parent_node = node.parent
+        decorated = parent_node is not None and parent_node.type == "decorated_definition"
+        outer = parent_node if decorated and parent_node is not None else node
         symbols.append(
             Symbol(
                 local,
@@ -244,46 +241,54 @@ def extract(text: str, parser_: ts.Parser | None = None) -> FileIR:
 
     all_names: list[str] | None = None
     seen_vars: set[str] = set()
-    for node in ts.QueryCursor(_MODULE_VARS).captures(root).get("var", []):
-        name = _text(node)
-        if name == "__all__":
-            all_names = _all_names(node)
-        if name in seen_vars:
+    for statement in root.named_children:
+        if statement.type != "expression_statement" or statement.named_child_count == 0:
             continue
-        seen_vars.add(name)
-        statement = node.parent
-        while statement is not None and statement.type != "expression_statement":
-            statement = statement.parent
-        stmt = statement or node
-        symbols.append(
-            Symbol(
-                name,
-                SymbolKind.VARIABLE,
-                stmt.start_point[0] + 1,
-                stmt.end_point[0] + 1,
-                _squash(_text(stmt))[:_MAX_SIGNATURE],
-                "",
+        assignment = statement.named_children[0]
+        if assignment.type != "assignment":
+            continue
+        left = assignment.child_by_field_name("left")
+        if left is None:
+            continue
+        targets = left.named_children if left.type in _TARGET_LISTS else [left]
+        for node in targets:
+            if node.type != "identifier":
+                continue
+            name = _text(node)
+            if name == "__all__":
+                all_names = _all_names(node)
+            if name in seen_vars:
+                continue
+            seen_vars.add(name)
+            symbols.append(
+                Symbol(
+                    name,
+                    SymbolKind.VARIABLE,
+                    statement.start_point[0] + 1,
+                    statement.end_point[0] + 1,
+                    _squash(_text(statement))[:_MAX_SIGNATURE],
+                    "",
+                )
             )
-        )
 
     imports: list[Import] = []
     scopes = _Scopes(defs)
-    import_nodes = ts.QueryCursor(_IMPORTS).captures(root).get("imp", [])
+    import_nodes = facts.get("imp", [])
     import_nodes.sort(key=lambda n: n.start_byte)
     for node in import_nodes:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
     calls: list[CallSite] = []
     scopes = _Scopes(defs)
-    call_nodes = ts.QueryCursor(_CALLS).captures(root).get("callee", [])
+    call_nodes = facts.get("callee", [])
     call_nodes.sort(key=lambda n: n.start_byte)
     for node in call_nodes:
         callee = _dotted(node)
         if callee is not None:
             calls.append(CallSite(scopes.at(node.start_byte), callee, node.start_point[0] + 1))
 
-    errors = len(ts.QueryCursor(_ERRORS).captures(root).get("err", []))
-    if errors == 0 and root.has_error:
-        errors = 1
+    errors = 0
+    if root.has_error:
+        errors = max(1, len(ts.QueryCursor(_ERRORS).captures(root).get("err", [])))
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
     return FileIR(symbols, imports, calls, all_names, errors)

@@ -36,13 +36,14 @@ Target = ModuleRef | SymbolRef
 _PENDING = object()
 
 
-def module_names(paths: list[str]) -> dict[str, str]:
+def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
     """A file's module is its path below the outermost enclosing package (dirs with __init__.py).
 
     `src/pkg/sub/mod.py` with `src/pkg/__init__.py` and `src/pkg/sub/__init__.py` -> `pkg.sub.mod`.
-    A root-level `__init__.py` is named `__init__`.
+    When the indexed root is itself a package (it has an `__init__.py`), it is named `root_name`.
     """
     packages = {p.rpartition("/")[0] for p in paths if p.rpartition("/")[2] == "__init__.py"}
+    root_is_package = "" in packages and bool(root_name)
     out: dict[str, str] = {}
     for path in paths:
         directory, _, filename = path.rpartition("/")
@@ -51,6 +52,8 @@ def module_names(paths: list[str]) -> dict[str, str]:
         while directory and directory in packages:
             directory, _, name = directory.rpartition("/")
             parts.insert(0, name)
+        if not directory and root_is_package:
+            parts.insert(0, root_name)
         out[path] = ".".join(parts) if parts else "__init__"
     return out
 
@@ -148,15 +151,20 @@ class _Resolver:
                 return found
         if submodule in self.by_name:
             return ModuleRef(submodule)
-        if not name.startswith("_"):
-            for star in module.stars:
-                star_module = self.by_name.get(star)
-                if star_module is not None and star_module.ir.all_names is not None \
-                        and name not in star_module.ir.all_names:
+        return self._through_stars(module, name)
+
+    def _through_stars(self, module: _Module, name: str) -> Target | None:
+        """A name bound by `from m import *`: m's `__all__` if literal, else its public names."""
+        for star in module.stars:
+            star_module = self.by_name.get(star)
+            if star_module is not None and star_module.ir.all_names is not None:
+                if name not in star_module.ir.all_names:
                     continue
-                found = self.export(star, name)
-                if found is not None:
-                    return found
+            elif name.startswith("_"):
+                continue
+            found = self.export(star, name)
+            if found is not None:
+                return found
         return None
 
     def _binding(self, binding: tuple[str, str | None]) -> Target | None:
@@ -187,11 +195,7 @@ class _Resolver:
         binding = module.bindings.get("", {}).get(name)
         if binding is not None:
             return self._binding(binding)
-        for star in module.stars:
-            found = self.export(star, name)
-            if found is not None:
-                return found
-        return None
+        return self._through_stars(module, name)
 
     def symbol(self, ref: SymbolRef) -> Symbol | None:
         return self.by_path[ref.path].symbols.get(ref.local)

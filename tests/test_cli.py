@@ -1,0 +1,79 @@
+"""The command line as a user runs it: real processes, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "codegraph.cli"]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CODEGRAPH_DB"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_index_search_and_graph_from_the_command_line(shop_repo: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    proc = cli("index", str(shop_repo), "--db", db, "--no-vectors", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)  # exactly one JSON object
+    for key in ("job_id", "state", "snapshot", "files_total", "files_failed", "symbols", "edges",
+                "chunks", "embedded", "stages", "duration_ms"):
+        assert key in result
+    assert result["state"] == "completed" and result["embedded"] == 0
+    assert {"name", "status", "duration_ms"} <= set(result["stages"][0])
+
+    proc = cli("search", "customer email", "--db", db, "--json", "--limit", "2")
+    assert proc.returncode == 0, proc.stderr
+    hits = json.loads(proc.stdout)["hits"]
+    assert len(hits) == 2 and hits[0]["path"] == "shop/models.py"
+    assert set(hits[0]) == {"path", "start_line", "end_line", "symbol", "score", "snippet"}
+
+    proc = cli("graph", "callers", "shop.models.Base.validate", "--db", db, "--json")
+    assert {r["src"] for r in json.loads(proc.stdout)["results"]} == {
+        "shop.models.Base.save", "shop.models.Customer.validate"}
+
+    human = cli("index", str(shop_repo), "--db", db, "--no-vectors")
+    assert human.returncode == 0 and "5 of 5 files indexed" in human.stdout
+    assert "L1_ir" in human.stderr  # progress bars go to stderr
+
+    text = cli("search", "total_price", "--db", db, cwd=shop_repo)
+    assert "shop/pricing.py" in text.stdout
+
+
+def test_commands_find_the_nearest_store_above_the_working_directory(shop_repo: Path) -> None:
+    assert cli("index", str(shop_repo), "--no-vectors", "--json").returncode == 0
+    proc = cli("graph", "defs", "total_price", "--json", cwd=shop_repo / "shop")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["qname"] == "shop.pricing.total_price"
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    assert "no such directory" in _one_line_error(cli("index", str(tmp_path / "missing")))
+    garbage = tmp_path / "x.sqlite"
+    garbage.write_bytes(b"garbage" * 1000)
+    assert "not a usable codegraph store" in _one_line_error(
+        cli("index", str(tmp_path), "--db", str(garbage), "--no-vectors"))
+    assert "unsupported --db URL" in _one_line_error(
+        cli("index", str(tmp_path), "--db", "mysql://x/y", "--no-vectors"))
+    assert "no index" in _one_line_error(cli("search", "x", cwd=tmp_path))
+    assert "no index at" in _one_line_error(cli("graph", "defs", "x", "--db", str(tmp_path / "nothing")))
+
+
+def test_bad_command_lines_exit_2_without_traceback(tmp_path: Path) -> None:
+    for args in (("index", "--workers", "0"), ("search",), ("frobnicate",), ("search", "x", "--limit", "z")):
+        proc = cli(*args)
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr
