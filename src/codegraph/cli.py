@@ -45,6 +45,11 @@ def _guard(debug: bool, fn: Callable[[], T]) -> T:
     except CodegraphError as exc:
         _error_line(f"error: {exc}")
         raise typer.Exit(2) from None
+    except BrokenPipeError:  # `codegraph export | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except KeyboardInterrupt:
         _error_line("interrupted")
         raise typer.Exit(130) from None
@@ -211,6 +216,43 @@ def graph(
         else:
             out.print(f"{row['src_path']}:{row['line']}  {row['src']} -> {row['dst']}  "
                       f"({row['dst_path']})", highlight=False)
+
+
+@app.command()
+def export(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="Restrict to one repository root.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Write the latest snapshot's whole index canonically (JSON Lines; sorted, no ids or times),
+    so that two indexes of the same snapshot compare equal with diff or cmp."""
+
+    def run() -> int:
+        idx = open_index(db, repo)
+        stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        try:
+            count = 0
+            if as_json:
+                stream.write('{"snapshot": ' + json.dumps(idx.snapshot.manifest_hash) + ', "facts": [')
+            for row in idx.export():
+                line = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+                if as_json:
+                    stream.write(("," if count else "") + "\n" + line)
+                else:
+                    stream.write(line + "\n")
+                count += 1
+            if as_json:
+                stream.write("\n]}\n")
+            return count
+        finally:
+            if output:
+                stream.close()
+
+    _guard(debug, run)
 
 
 def main() -> None:

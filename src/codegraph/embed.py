@@ -54,12 +54,19 @@ def model(model_name: str = MODEL_NAME) -> Any:
         return _models[model_name]
 
 
-def embed(texts: list[str], model_name: str = MODEL_NAME, batch_size: int = 32) -> np.ndarray:
-    """L2-normalised float32 vectors, one row per text."""
+def embed(texts: list[str], model_name: str = MODEL_NAME) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per text.
+
+    Each text is encoded alone: in a padded batch its vector depends (in the last bits) on its
+    batch partners, and then a resumed or incremental run could not equal a full rebuild. On
+    CPU, batching buys nothing here (bench/bench_vectors.py measures both).
+    """
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    vectors = model(model_name).encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    encoder = model(model_name)
+    rows = [
+        encoder.encode([text], batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                       show_progress_bar=False)[0]
+        for text in texts
+    ]
+    return np.asarray(rows, dtype=np.float32)

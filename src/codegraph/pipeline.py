@@ -91,6 +91,8 @@ def index(
     finally:
         ctx.shutdown()
 
+    if ctx.file_errors:
+        store.add_file_problems(snapshot_id, [(e.path, "failed", e.reason) for e in ctx.file_errors])
     counters: dict[str, Any] = {}
     for outcome in run.outcomes:
         counters.update(outcome.counters)
@@ -122,6 +124,7 @@ def index(
              **o.counters, **({"error": _describe(o.error)} if o.error else {})}
             for o in run.outcomes
         ],
+        "reused": _reuse(run),
         "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
     if run.ok:
@@ -140,3 +143,17 @@ def _describe(error: BaseException | None) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def _reuse(run: dag.DagRun) -> dict[str, Any]:
+    """What an earlier run (or another snapshot) had already recorded: stages with no per-file
+    work left, and per stage the files (L4: texts) whose stored outputs were used as they were."""
+    work = {"L1_ir": "files_parsed", "L3_lexical": "documents_written", "L2_chunk": "files_chunked",
+            "L4_vector": "embedded"}
+    reused_counts = {"L1_ir": "files_reused", "L3_lexical": "documents_reused",
+                     "L2_chunk": "files_reused", "L4_vector": "texts_reused"}
+    done = [o for o in run.outcomes if o.status == dag.StageStatus.COMPLETED]
+    return {
+        "stages": [o.name for o in done if o.counters.get(work.get(o.name, ""), 1) == 0],
+        "files": {o.name: o.counters.get(reused_counts.get(o.name, ""), 0) for o in done},
+    }

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,13 @@ class Index:
             hit.score = round(fused[key], 6)
             out.append(hit)
         return out
+
+    # ----- export ------------------------------------------------------------------------
+
+    def export(self) -> Iterator[list[Any]]:
+        """The snapshot's whole index, canonically: two indexes of one snapshot export equal."""
+        for row in self.store.export_rows(self.snapshot.id, self.snapshot.stage_keys):
+            yield list(row)
 
     # ----- graph -------------------------------------------------------------------------
 

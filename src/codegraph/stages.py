@@ -39,7 +39,7 @@ _DECODE_CHUNKS = msgspec.msgpack.Decoder(list[Chunk])
 L1, L2, L3, L4 = "L1_ir", "L2_chunk", "L3_lexical", "L4_vector"
 LEXICAL_VERSION = "lex-1"
 CHUNKER_VERSION = "chunk-1"
-EMBED_BATCH = 256
+EMBED_BATCH = 32  # texts per transaction: the most a kill can cost L4 (~2 s)
 
 
 @dataclass(frozen=True)
@@ -330,8 +330,8 @@ class VectorStage:
                  for (h, _), v in zip(batch, vectors, strict=True)],
             )
             ctx.progress.advance(self.name, len(batch))
-        return {"embedded": len(todo),
-                "vectors": ctx.store.count_embedded(ctx.snapshot_id, chunk_key, model_key)}
+        vectors = ctx.store.count_embedded(ctx.snapshot_id, chunk_key, model_key)
+        return {"embedded": len(todo), "texts_reused": vectors - len(todo), "vectors": vectors}
 
 
 def pipeline_stages(config: IndexConfig) -> list[Any]:

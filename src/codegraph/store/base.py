@@ -7,7 +7,7 @@ SQL: they hand typed rows to these methods and get typed rows back.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -216,3 +216,11 @@ class Store(ABC):
     @abstractmethod
     def job_events(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
         ...
+
+    @abstractmethod
+    def add_file_problems(self, snapshot_id: int, problems: Sequence[tuple[str, str, str]]) -> None:
+        """Record per-file (path, 'failed'|'skipped', reason) found by the stages."""
+
+    @abstractmethod
+    def export_rows(self, snapshot_id: int, stage_keys: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+        """Every fact of a snapshot, without row ids or timestamps, in a canonical order."""

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from codegraph.errors import StoreError
 from codegraph.jobs import Job, check_transition
 from codegraph.model import Chunk, Edge
@@ -152,6 +154,13 @@ class SqliteStore(Store):
                 + [(snapshot_id, e.path, "skipped", e.reason) for e in snapshot.skipped],
             )
         return snapshot_id
+
+    def add_file_problems(self, snapshot_id: int, problems: Sequence[tuple[str, str, str]]) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO file_problems VALUES (?, ?, ?, ?)",
+                ((snapshot_id, path, outcome, reason) for path, outcome, reason in problems),
+            )
 
     def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
         """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
@@ -517,3 +526,54 @@ class SqliteStore(Store):
             "SELECT at, from_state, to_state, detail FROM job_events WHERE job_id=? ORDER BY id",
             (job_id,),
         ).fetchall()
+
+    # ----- export ------------------------------------------------------------------------
+
+    def export_rows(self, snapshot_id: int, stage_keys: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+        """Every fact of a snapshot, without row ids or timestamps, in a canonical order."""
+        conn = self._conn()
+        yield from (("file", *r) for r in conn.execute(
+            "SELECT path, content_hash, coalesce(language, ''), coalesce(module, '')"
+            " FROM snapshot_files WHERE snapshot_id=? ORDER BY path", (snapshot_id,)))
+        yield from (("problem", *r) for r in conn.execute(
+            "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=?"
+            " ORDER BY path, outcome, reason", (snapshot_id,)))
+        yield from (("symbol", *r) for r in conn.execute(
+            "SELECT qname, kind, path, start_line, end_line, signature, docstring FROM symbols"
+            " WHERE snapshot_id=? ORDER BY path, start_line, qname, kind, end_line", (snapshot_id,)))
+        yield from (("edge", *r) for r in conn.execute(
+            "SELECT kind, src, src_path, dst, dst_path, line FROM edges WHERE snapshot_id=?"
+            " ORDER BY src_path, line, kind, src, dst, dst_path", (snapshot_id,)))
+        yield from (("dep", *r) for r in conn.execute(
+            "SELECT importer, dependency, name FROM file_deps WHERE snapshot_id=?"
+            " ORDER BY importer, dependency, name", (snapshot_id,)))
+        l2 = stage_keys.get("L2_chunk")
+        yield from (("chunk", *r) for r in conn.execute(
+            "SELECT f.path, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash"
+            " FROM snapshot_files f JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal", (l2, snapshot_id)))
+        l3 = stage_keys.get("L3_lexical")
+        for path, content_hash, body, subtokens in conn.execute(
+            "SELECT f.path, f.content_hash, x.body, x.subtokens FROM snapshot_files f"
+            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=?"
+            " JOIN lexical_fts x ON x.rowid=d.doc_id WHERE f.snapshot_id=? ORDER BY f.path",
+            (l3, snapshot_id),
+        ):
+            yield ("lexical", path, content_hash, _digest(body, subtokens))
+        l4 = stage_keys.get("L4_vector")
+        if l4 is not None:
+            for path, ordinal, text_hash, vector in conn.execute(
+                "SELECT f.path, c.ordinal, c.text_hash, e.vector FROM snapshot_files f"
+                " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+                " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=?"
+                " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal", (l2, l4, snapshot_id),
+            ):
+                yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(vector))
+
+
+def _digest(*parts: str) -> str:
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
