@@ -125,6 +125,7 @@ def index(
             for o in run.outcomes
         ],
         "reused": _reuse(run),
+        "warnings": list(ctx.warnings),
         "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
     if run.ok:

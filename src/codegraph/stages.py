@@ -29,7 +29,7 @@ from codegraph.dag import StageCancelled
 from codegraph.languages import get_language, language_for
 from codegraph.model import Chunk, FileError, FileIR
 from codegraph.snapshot import SourceFile, read_text
-from codegraph.store.base import LexicalDoc, Store, SymbolRow
+from codegraph.store.base import LexicalDoc, Store, SymbolRow, payload_checksum
 
 _ENCODE_IR = msgspec.msgpack.Encoder()
 _DECODE_IR = msgspec.msgpack.Decoder(FileIR)
@@ -55,11 +55,12 @@ class IndexConfig:
         """Cache keys: everything that changes a stage's output for the same input."""
         from codegraph.languages import all_languages
 
-        langs = ",".join(f"{lang.name}={lang.version}" for lang in all_languages())
+        extractors = ",".join(f"{lang.name}={lang.version}" for lang in all_languages())
+        chunkers = ",".join(f"{lang.name}={lang.chunk_version}" for lang in all_languages())
         keys = {
-            L1: f"{L1}:{langs}",
+            L1: f"{L1}:{extractors}",
             L3: f"{L3}:{LEXICAL_VERSION}",
-            L2: f"{L2}:{CHUNKER_VERSION}:{langs}:{self.max_chunk_chars}:{self.min_chunk_chars}",
+            L2: f"{L2}:{CHUNKER_VERSION}:{chunkers}:{self.max_chunk_chars}:{self.min_chunk_chars}",
         }
         if self.vectors:
             keys[L4] = f"{L4}:{self.model_name}"
@@ -92,6 +93,7 @@ class RunContext:
     _pool: ProcessPoolExecutor | None = None
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
     file_errors: list[FileError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def pool(self) -> ProcessPoolExecutor:
         with self._pool_lock:
@@ -111,6 +113,9 @@ class RunContext:
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise StageCancelled("cancelled")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
     def fail_file(self, path: str, stage: str, reason: str) -> None:
         self.file_errors.append(FileError(path, f"{stage}: {reason}"))
@@ -162,6 +167,15 @@ def _chunk_batch(
     return out
 
 
+def _verified_ir(payload: bytes, checksum: str | None) -> FileIR | None:
+    if checksum != payload_checksum(payload):
+        return None
+    try:
+        return _DECODE_IR.decode(payload)
+    except msgspec.DecodeError:
+        return None
+
+
 def _unique_by_hash(files: Sequence[SourceFile], wanted: set[str]) -> list[tuple[str, str]]:
     """One (path, hash) per distinct content that still needs work: equal bytes, equal output."""
     seen: set[str] = set()
@@ -208,22 +222,32 @@ class IRStage:
             ctx.store.put_ir(key, [(h, payload, error) for _, h, payload, error in results])
             ctx.progress.advance(self.name, len(results))
         ctx.check_cancelled()
-        return {"files_parsed": len(todo), "files_reused": len(code_files) - len(todo),
-                **self.resolve(ctx)}
+        resolved = self.resolve(ctx)
+        repaired = resolved["files_repaired"]
+        return {"files_parsed": len(todo) + repaired,
+                "files_reused": len(code_files) - len(todo) - repaired, **resolved}
 
     def resolve(self, ctx: RunContext) -> dict[str, Any]:
         """Cross-file: module names, then each language resolves its own files."""
         rows = ctx.store.snapshot_ir(ctx.snapshot_id, ctx.keys[L1])
         irs_by_lang: dict[str, dict[str, FileIR]] = {}
         syntax_errors = 0
-        for path, payload, error in rows:
-            if payload is None:
-                ctx.fail_file(path, "L1", error or "no IR")
-                continue
+        repaired = 0
+        for path, content_hash, payload, error, checksum in rows:
             lang = language_for(path)
             if lang is None:
                 continue
-            ir = _DECODE_IR.decode(payload)
+            ir = _verified_ir(payload, checksum) if payload is not None else None
+            if payload is not None and ir is None:
+                # A damaged stored output is never used: say so, recompute it, store it again.
+                ctx.warn(f"corrupt L1 output for {path} ({content_hash}): recomputed")
+                (_, _, payload, error), = _extract_batch(str(ctx.root), [(path, content_hash)])
+                ctx.store.put_ir(ctx.keys[L1], [(content_hash, payload, error)])
+                ir = _DECODE_IR.decode(payload) if payload is not None else None
+                repaired += 1
+            if ir is None:
+                ctx.fail_file(path, "L1", error or "no IR")
+                continue
             syntax_errors += ir.syntax_errors > 0
             irs_by_lang.setdefault(lang.name, {})[path] = ir
         symbols: list[SymbolRow] = []
@@ -248,7 +272,7 @@ class IRStage:
                 deps.extend((importer, dep, name) for dep, name in sorted(used))
         ctx.store.replace_graph(ctx.snapshot_id, symbols, edges, deps)
         return {"symbols": len(symbols), "edges": len(edges), "unresolved_calls": unresolved,
-                "files_with_syntax_errors": syntax_errors}
+                "files_with_syntax_errors": syntax_errors, "files_repaired": repaired}
 
 
 # ----- L3 -----------------------------------------------------------------------------------

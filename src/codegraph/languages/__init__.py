@@ -26,6 +26,8 @@ class Language(Protocol):
     extensions: tuple[str, ...]
     # Bumped whenever extraction output changes for the same input; part of every L1 cache key.
     version: str
+    # Bumped whenever chunking changes for the same input; part of every L2 cache key.
+    chunk_version: str
 
     def extract(self, text: str) -> FileIR: ...
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import xxhash
+
 from codegraph.jobs import Job
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
@@ -61,6 +63,11 @@ class LexicalDoc(NamedTuple):
     subtokens: str
 
 
+def payload_checksum(payload: bytes | None) -> str | None:
+    """Stored beside every per-file payload; a mismatch means the row is damaged."""
+    return None if payload is None else xxhash.xxh3_64_hexdigest(payload)
+
+
 class Store(ABC):
     url: str
 
@@ -106,8 +113,10 @@ class Store(ABC):
         ...
 
     @abstractmethod
-    def snapshot_ir(self, snapshot_id: int, stage_key: str) -> list[tuple[str, bytes | None, str | None]]:
-        ...
+    def snapshot_ir(
+        self, snapshot_id: int, stage_key: str
+    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
+        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
 
     @abstractmethod
     def replace_graph(

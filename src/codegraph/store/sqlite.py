@@ -29,6 +29,7 @@ from codegraph.store.base import (
     SnapshotInfo,
     Store,
     SymbolRow,
+    payload_checksum,
 )
 
 SCHEMA_VERSION = "1"
@@ -224,13 +225,16 @@ class SqliteStore(Store):
     def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
         with self._tx() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO ir_outputs VALUES (?, ?, ?, ?)",
-                ((h, stage_key, payload, error) for h, payload, error in rows),
+                "INSERT OR REPLACE INTO ir_outputs VALUES (?, ?, ?, ?, ?)",
+                ((h, stage_key, payload, error, payload_checksum(payload)) for h, payload, error in rows),
             )
 
-    def snapshot_ir(self, snapshot_id: int, stage_key: str) -> list[tuple[str, bytes | None, str | None]]:
+    def snapshot_ir(
+        self, snapshot_id: int, stage_key: str
+    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
+        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
         return self._conn().execute(
-            "SELECT f.path, o.payload, o.error FROM snapshot_files f"
+            "SELECT f.path, f.content_hash, CAST(o.payload AS BLOB), o.error, o.checksum FROM snapshot_files f"
             " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=?"
             " WHERE f.snapshot_id=? AND f.language IS NOT NULL ORDER BY f.path",
             (stage_key, snapshot_id),

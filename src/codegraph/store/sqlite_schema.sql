@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS ir_outputs (
     stage_key TEXT NOT NULL,
     payload BLOB,
     error TEXT,
+    checksum TEXT,                       -- xxh3-64 of payload: a damaged row is recomputed
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
 

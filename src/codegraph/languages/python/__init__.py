@@ -13,7 +13,8 @@ from codegraph.model import Chunk, FileIR
 class Python:
     name = "python"
     extensions = (".py",)
-    version = "py-1"
+    version = "py-1"  # of extract + the IR format: part of L1's cache key
+    chunk_version = "py-chunk-1"  # of chunk: part of L2's cache key
 
     def extract(self, text: str) -> FileIR:
         return _extract.extract(text)

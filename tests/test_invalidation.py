@@ -1,0 +1,62 @@
+"""Exact invalidation: changing one stage's version or config re-runs it and what depends on it,
+and nothing else. Proven by counting the work each stage actually did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import codegraph
+from codegraph.languages.python import PYTHON
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import IndexConfig
+
+
+def work(result: dict) -> dict[str, int]:
+    counters = {"L1_ir": "files_parsed", "L3_lexical": "documents_written", "L2_chunk": "files_chunked"}
+    return {s["name"]: s[counters[s["name"]]] for s in result["stages"] if s["name"] in counters}
+
+
+def test_new_chunk_size_reruns_l2_only(shop_repo: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    again = codegraph.index(str(shop_repo), db, options=IndexOptions(
+        IndexConfig(vectors=False, max_chunk_chars=300, min_chunk_chars=50)))
+    assert work(again) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 5}
+    back = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    assert work(back) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}  # the old outputs are still keyed
+
+
+def test_new_ir_version_reruns_l1_only(shop_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = str(tmp_path / "db")
+    first = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    monkeypatch.setattr(type(PYTHON), "version", "py-test-bump")
+    again = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    assert work(again) == {"L1_ir": 5, "L3_lexical": 0, "L2_chunk": 0}
+    assert again["edges"] == first["edges"]
+
+
+def test_one_edited_file_reruns_every_stage_for_that_file_only(shop_repo: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    (shop_repo / "app.py").write_text((shop_repo / "app.py").read_text() + "\n# edited\n")
+    again = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    assert work(again) == {"L1_ir": 1, "L3_lexical": 1, "L2_chunk": 1}
+
+
+def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "db"
+    first = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
+    with sqlite3.connect(db / "index.sqlite") as conn:
+        conn.execute("UPDATE ir_outputs SET payload = substr(payload, 1, length(payload) / 2)"
+                     " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 2)")
+        conn.execute("UPDATE ir_outputs SET payload = payload || x'00'"
+                     " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
+    again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
+    assert again["state"] == "completed", again.get("error")
+    assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])
+    assert work(again)["L1_ir"] == 3
+    assert (again["symbols"], again["edges"]) == (first["symbols"], first["edges"])
