@@ -28,7 +28,9 @@ def test_new_chunk_size_reruns_l2_only(shop_repo: Path, tmp_path: Path) -> None:
     assert work(back) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}  # the old outputs are still keyed
 
 
-def test_new_ir_version_reruns_l1_only(shop_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_ir_version_reruns_l1_only(
+    shop_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = str(tmp_path / "db")
     first = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     monkeypatch.setattr(type(PYTHON), "version", "py-test-bump")
@@ -54,7 +56,8 @@ def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_p
         conn.execute("UPDATE ir_outputs SET payload = substr(payload, 1, length(payload) / 2)"
                      " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 2)")
         conn.execute("UPDATE ir_outputs SET payload = payload || x'00'"
-                     " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
+                     " WHERE content_hash IN"
+                     " (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
     again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
     assert again["state"] == "completed", again.get("error")
     assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])

@@ -234,7 +234,8 @@ class SqliteStore(Store):
     ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
         """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
         return self._conn().execute(
-            "SELECT f.path, f.content_hash, CAST(o.payload AS BLOB), o.error, o.checksum FROM snapshot_files f"
+            "SELECT f.path, f.content_hash, CAST(o.payload AS BLOB), o.error, o.checksum"
+            " FROM snapshot_files f"
             " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=?"
             " WHERE f.snapshot_id=? AND f.language IS NOT NULL ORDER BY f.path",
             (stage_key, snapshot_id),
