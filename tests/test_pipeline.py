@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -173,4 +172,19 @@ def test_git_is_not_required_for_a_plain_directory(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", "/nonexistent")  # no git binary at all
     result = run(repo, tmp_path / "db")
     assert result["state"] == "completed" and result["files_indexed"] == 1
-    assert subprocess.run(["true"], check=False, env={"PATH": "/usr/bin:/bin"}).returncode == 0
+
+
+def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: Path, tmp_path: Path) -> None:
+    from codegraph.jobs import IllegalTransition
+    from codegraph.store import open_store
+
+    result = run(shop_repo, tmp_path / "db")
+    store = open_store(str(tmp_path / "db"))
+    job = store.get_job(result["job_id"])
+    assert job is not None and job.state == "completed" and job.attempt == 1
+    assert job.finished_at is not None and job.current_stage is None
+    assert [(e[1], e[2]) for e in store.job_events(job.id)] == [
+        (None, "queued"), ("queued", "running"), ("running", "completed")]
+    with pytest.raises(IllegalTransition, match="completed -> running"):
+        store.transition_job(job.id, "running")
+    assert store.get_job(job.id).state == "completed"  # the illegal write changed nothing

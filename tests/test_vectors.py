@@ -51,3 +51,12 @@ def test_vector_and_hybrid_search_and_the_embedding_cache(shop_repo: Path, tmp_p
     net.write_text(net.read_text() + "\n\ndef close(c):\n    c.close()\n")
     edited = codegraph.index(str(shop_repo), db)
     assert 1 <= edited["embedded"] <= 2  # only the chunk texts that changed
+
+
+def test_a_vector_does_not_depend_on_its_batch_partners() -> None:
+    texts = ["import os", "def add(a, b):\n    return a + b\n",
+             "class Stack:\n    def push(self, x):\n        self.items.append(x)\n" * 6, "x = 1"]
+    together = embed.embed(texts)
+    alone = np.vstack([embed.embed([t]) for t in texts])
+    reversed_order = embed.embed(texts[::-1])[::-1]
+    assert (together == alone).all() and (together == reversed_order).all()  # bit-identical

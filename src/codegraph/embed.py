@@ -14,6 +14,7 @@ import numpy as np
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
+PAD_STEP = 16  # tokens; see embed()
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
@@ -54,19 +55,34 @@ def model(model_name: str = MODEL_NAME) -> Any:
         return _models[model_name]
 
 
-def embed(texts: list[str], model_name: str = MODEL_NAME) -> np.ndarray:
-    """L2-normalised float32 vectors, one row per text.
+def embed(texts: list[str], model_name: str = MODEL_NAME, batch_size: int = 32) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per text; each a function of its text alone.
 
-    Each text is encoded alone: in a padded batch its vector depends (in the last bits) on its
-    batch partners, and then a resumed or incremental run could not equal a full rebuild. On
-    CPU, batching buys nothing here (bench/bench_vectors.py measures both).
+    In a batch padded to its longest member, a vector's last bits depend on its batch partners,
+    and then a resumed or incremental run could not equal a full rebuild. So every text is padded
+    to a length fixed by its own token count (the next multiple of PAD_STEP): texts of one
+    padded length are batched together, and the result is bit-identical to embedding it alone.
     """
+    import torch
+
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     encoder = model(model_name)
-    rows = [
-        encoder.encode([text], batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
-                       show_progress_bar=False)[0]
-        for text in texts
-    ]
-    return np.asarray(rows, dtype=np.float32)
+    tokenizer = encoder.tokenizer
+    limit = encoder.max_seq_length
+    lengths = tokenizer(texts, truncation=True, max_length=limit, padding=False)["input_ids"]
+    groups: dict[int, list[int]] = {}
+    for i, ids in enumerate(lengths):
+        padded = min(limit, -(-len(ids) // PAD_STEP) * PAD_STEP)
+        groups.setdefault(padded, []).append(i)
+    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    with torch.inference_mode():
+        for padded, indices in groups.items():
+            for start in range(0, len(indices), batch_size):
+                batch = indices[start : start + batch_size]
+                features = tokenizer([texts[i] for i in batch], truncation=True, max_length=padded,
+                                     padding="max_length", return_tensors="pt")
+                vectors = encoder(dict(features))["sentence_embedding"]
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+                out[batch] = vectors.cpu().numpy().astype(np.float32)
+    return out

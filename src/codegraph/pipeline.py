@@ -15,7 +15,7 @@ from typing import Any
 
 from codegraph import dag
 from codegraph.errors import UserError
-from codegraph.languages import language_for
+from codegraph.languages import get_language, language_for
 from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, scan
 from codegraph.stages import L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
 from codegraph.store import Store, open_store
@@ -68,8 +68,6 @@ def index(
         languages[f.path] = (lang.name if lang else None, None)
         if lang is not None:
             modules_by_lang.setdefault(lang.name, []).append(f.path)
-    from codegraph.languages import get_language
-
     for lang_name, paths in modules_by_lang.items():
         for p, module in get_language(lang_name).module_names(paths, root.name).items():
             languages[p] = (lang_name, module)

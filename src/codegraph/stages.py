@@ -26,7 +26,7 @@ import numpy as np
 from codegraph import embed, lexical
 from codegraph.chunking import chunk_plain_text
 from codegraph.dag import StageCancelled
-from codegraph.languages import get_language, language_for
+from codegraph.languages import all_languages, get_language, language_for
 from codegraph.model import Chunk, FileError, FileIR
 from codegraph.snapshot import SourceFile, read_text
 from codegraph.store.base import LexicalDoc, Store, SymbolRow, payload_checksum
@@ -53,8 +53,6 @@ class IndexConfig:
 
     def stage_keys(self) -> dict[str, str]:
         """Cache keys: everything that changes a stage's output for the same input."""
-        from codegraph.languages import all_languages
-
         extractors = ",".join(f"{lang.name}={lang.version}" for lang in all_languages())
         chunkers = ",".join(f"{lang.name}={lang.chunk_version}" for lang in all_languages())
         keys = {
@@ -187,9 +185,7 @@ def _unique_by_hash(files: Sequence[SourceFile], wanted: set[str]) -> list[tuple
     return out
 
 
-def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str]], *args: Any) -> Iterator[
-    list[tuple[str, str, bytes | None, str | None]]
-]:
+def _run_batches(ctx: RunContext, fn: Any, todo: list[tuple[str, str]], *args: Any) -> Iterator[BatchResult]:
     """Farm batches out to the worker pool; yield each batch's results as it completes."""
     futures: list[Future[Any]] = [
         ctx.pool().submit(fn, str(ctx.root), list(batch), *args)
@@ -218,7 +214,7 @@ class IRStage:
         todo = _unique_by_hash(code_files, {f.content_hash for f in code_files} - existing)
         ctx.progress.start(self.name, len(code_files))
         ctx.progress.advance(self.name, len(code_files) - len(todo))
-        for results in _run_batches(ctx, self.name, _extract_batch, todo):
+        for results in _run_batches(ctx, _extract_batch, todo):
             ctx.store.put_ir(key, [(h, payload, error) for _, h, payload, error in results])
             ctx.progress.advance(self.name, len(results))
         ctx.check_cancelled()
@@ -318,7 +314,7 @@ class ChunkStage:
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
         cfg = ctx.config
         for results in _run_batches(
-            ctx, self.name, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
+            ctx, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
         ):
             rows: list[tuple[str, list[Chunk] | None, str | None]] = []
             for path, content_hash, payload, error in results:
@@ -344,6 +340,8 @@ class VectorStage:
         model_key = ctx.keys[L4]
         chunk_key = ctx.keys[L2]
         todo = ctx.store.texts_without_embedding(ctx.snapshot_id, chunk_key, model_key)
+        # Similar lengths side by side: a batch then falls in one or two padded lengths.
+        todo.sort(key=lambda item: (len(item[1]), item[0]))
         ctx.progress.start(self.name, len(todo))
         for batch in _batches(todo, EMBED_BATCH):
             ctx.check_cancelled()

@@ -101,10 +101,6 @@ class Store(ABC):
         ...
 
     @abstractmethod
-    def file_problems(self, snapshot_id: int) -> list[tuple[str, str, str]]:
-        ...
-
-    @abstractmethod
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         ...
 

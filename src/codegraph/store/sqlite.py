@@ -204,12 +204,6 @@ class SqliteStore(Store):
         ).fetchall()
         return [FileRow(*r) for r in rows]
 
-    def file_problems(self, snapshot_id: int) -> list[tuple[str, str, str]]:
-        return self._conn().execute(
-            "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=? ORDER BY path",
-            (snapshot_id,),
-        ).fetchall()
-
     # ----- L1 ----------------------------------------------------------------------------
 
     def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
