@@ -58,7 +58,9 @@ def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_p
         conn.execute("UPDATE ir_outputs SET payload = payload || x'00'"
                      " WHERE content_hash IN"
                      " (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
-    again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
+    # --full: every file is resolved again, so every stored IR is read (and checked).
+    again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)),
+                            full=True)
     assert again["state"] == "completed", again.get("error")
     assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])
     assert work(again)["L1_ir"] == 3
