@@ -9,6 +9,7 @@ decodable) are reported with a reason and left out; nothing about one file stops
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import time
 import tokenize
@@ -194,13 +195,14 @@ def scan(
             continue
         full = root / rel
         try:
-            if full.is_symlink() and full.resolve(strict=True).is_dir():
-                snapshot.skipped.append(FileError(rel, "symlink to a directory: not followed"))
-                continue
-            st = full.stat()
-            if not os.path.isfile(full):
-                if os.path.exists(full):
-                    snapshot.skipped.append(FileError(rel, "not a regular file"))
+            st = os.lstat(full)  # one system call for the common case: a regular file
+            if stat.S_ISLNK(st.st_mode):
+                if full.resolve(strict=True).is_dir():
+                    snapshot.skipped.append(FileError(rel, "symlink to a directory: not followed"))
+                    continue
+                st = full.stat()
+            if not stat.S_ISREG(st.st_mode):
+                snapshot.skipped.append(FileError(rel, "not a regular file"))
                 continue
             if st.st_size > max_file_bytes:
                 snapshot.skipped.append(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +123,15 @@ class RunContext:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
+    def stored(self, stage: str, hashes: set[str], lookup: Any) -> set[str]:
+        """Which of `hashes` already have the stage's output. Contents of a complete base snapshot
+        built with the same key have it (prune never drops what a kept snapshot needs): only the
+        others are looked up."""
+        known: set[str] = set()
+        if self.base is not None and self.base.stage_keys.get(stage) == self.keys[stage]:
+            known = {row.content_hash for row in self.base_files.values()} & hashes
+        return known | lookup(self.keys[stage], hashes - known)
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise StageCancelled("cancelled")
@@ -132,6 +141,16 @@ class RunContext:
 
     def fail_file(self, path: str, stage: str, reason: str) -> None:
         self.file_errors.append(FileError(path, f"{stage}: {reason}"))
+
+    def stored_results(self, stage: str, results: BatchResult) -> BatchResult:
+        """The results to store; unreadable files are reported for this run only."""
+        keep = []
+        for path, content_hash, payload, error in results:
+            if error is not None and error.startswith(_UNREADABLE):
+                self.fail_file(path, stage, error)
+            else:
+                keep.append((path, content_hash, payload, error))
+        return keep
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -143,6 +162,9 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 BatchResult = list[tuple[str, str, bytes | None, str | None]]  # (path, hash, payload, error)
+# A file that could not be read (again) is a fact about this run, not about its content: such
+# errors are reported but never stored under the content hash.
+_UNREADABLE = "unreadable: "
 
 
 def _extract_batch(root: str, batch: list[tuple[str, str]]) -> BatchResult:
@@ -153,6 +175,8 @@ def _extract_batch(root: str, batch: list[tuple[str, str]]) -> BatchResult:
             text = read_text(Path(root), path, content_hash)
             assert lang is not None
             out.append((path, content_hash, _ENCODE_IR.encode(lang.extract(text)), None))
+        except OSError as exc:
+            out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
         except RecursionError:
             out.append((path, content_hash, None, "nesting too deep to analyse"))
         except Exception as exc:
@@ -173,6 +197,8 @@ def _chunk_batch(
                 else chunk_plain_text(text, max_chars, min_chars)
             )
             out.append((path, content_hash, _ENCODE_CHUNKS.encode(chunks), None))
+        except OSError as exc:
+            out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
         except RecursionError:
             out.append((path, content_hash, None, "nesting too deep to chunk"))
         except Exception as exc:
@@ -235,13 +261,13 @@ class IRStage:
         key = ctx.keys[L1]
         code_files = [f for f in ctx.files if language_for(f.path) is not None]
         hashes = {f.content_hash for f in code_files}
-        existing = ctx.store.existing_ir(key, hashes)
+        existing = ctx.stored(L1, hashes, ctx.store.existing_ir)
         todo = _unique_by_hash(code_files, hashes - existing)
         ctx.progress.start(self.name, len(code_files))
         ctx.progress.advance(self.name, len(code_files) - len(todo))
         fresh: dict[str, tuple[bytes | None, str | None, str | None]] = {}
         for results in _run_batches(ctx, _extract_batch, todo):
-            rows = [(h, payload, error) for _, h, payload, error in results]
+            rows = [(h, payload, error) for _, h, payload, error in ctx.stored_results(L1, results)]
             ctx.store.put_ir(key, rows)
             fresh.update((h, (payload, error, payload_checksum(payload))) for h, payload, error in rows)
             ctx.progress.advance(self.name, len(results))
@@ -261,6 +287,11 @@ class _Resolution:
         self.rows = dict(fresh)  # content hash -> stored IR row, fetched on demand
         self.repaired = 0
         self.syntax_errors = 0
+
+    def prefetch(self, content_hashes: Iterable[str]) -> None:
+        missing = sorted({h for h in content_hashes if h not in self.rows})
+        if missing:
+            self.rows.update(self.ctx.store.ir_rows(self.key, missing))
 
     def ir(self, path: str, content_hash: str) -> FileIR:
         """A file's IR; a damaged stored one is recomputed (and said so), never used."""
@@ -301,6 +332,10 @@ class _Resolution:
                 ctx.warn(f"resolving every {lang_name} file: {exc}")
                 todo = sorted(modules)
             affected.extend(todo)
+            if ctx.base is not None:
+                # One query for what resolving `todo` will surely read, not one per file.
+                wanted = set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules))
+                self.prefetch([hashes[p] for p in wanted])
             carried = sorted(set(modules) - set(todo))
             if carried:
                 assert ctx.base is not None
@@ -343,6 +378,7 @@ class _Resolution:
                     if p not in base or base[p].content_hash != hashes[p] or base[p].module != module
                     or base[p].res_id is None}
         deleted = set(base) - set(modules)
+        self.prefetch(base[p].content_hash for p in changed | deleted if p in base)
         facts: set[int] = set()
         for path in changed | deleted:
             old = self._old_interface(lang, path, base[path]) if path in base else {}
@@ -360,12 +396,9 @@ class _Resolution:
         return lang.interface(path, module, self.ir(path, content_hash))
 
     def _old_interface(self, lang: Language, path: str, row: FileRow) -> Mapping[str, Hashable]:
-        if row.content_hash not in self.rows:
-            found = self.ctx.store.ir_rows(self.key, [row.content_hash])
-            if row.content_hash not in found:
-                # Without the old facts the diff could miss a removed name: resolve everything.
-                raise _BaseUnusable(f"the base snapshot's L1 output for {path} is gone")
-            self.rows.update(found)
+        if row.content_hash not in self.rows:  # prefetched when it exists
+            # Without the old facts the diff could miss a removed name: resolve everything.
+            raise _BaseUnusable(f"the base snapshot's L1 output for {path} is gone")
         return self._interface(lang, path, row.module or "", row.content_hash)
 
 
@@ -387,7 +420,7 @@ class LexicalStage:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L3]
-        existing = ctx.store.existing_lexical(key, (f.content_hash for f in ctx.files))
+        existing = ctx.stored(L3, {f.content_hash for f in ctx.files}, ctx.store.existing_lexical)
         todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
@@ -415,7 +448,7 @@ class ChunkStage:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L2]
-        existing = ctx.store.existing_chunk_sets(key, (f.content_hash for f in ctx.files))
+        existing = ctx.stored(L2, {f.content_hash for f in ctx.files}, ctx.store.existing_chunk_sets)
         todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
@@ -424,7 +457,7 @@ class ChunkStage:
             ctx, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
         ):
             rows: list[tuple[str, list[Chunk] | None, str | None]] = []
-            for _path, content_hash, payload, error in results:
+            for _path, content_hash, payload, error in ctx.stored_results(L2, results):
                 if payload is None:  # reported from the store, by this run and every later one
                     rows.append((content_hash, None, error or "no chunks"))
                 else:

@@ -162,6 +162,10 @@ class Store(ABC):
         """Paths of the snapshot whose resolution read any of the facts `read_keys`."""
 
     @abstractmethod
+    def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
+        """Paths the `importers` depend on (file_deps) in the snapshot."""
+
+    @abstractmethod
     def unresolved_calls(self, snapshot_id: int) -> int:
         ...
 

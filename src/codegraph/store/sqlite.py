@@ -230,11 +230,16 @@ class SqliteStore(Store):
     # ----- L1 ----------------------------------------------------------------------------
 
     def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
-        wanted = set(hashes)
-        rows = self._conn().execute(
-            f"SELECT content_hash FROM {table} WHERE stage_key=?", (stage_key,)
-        )
-        return {h for (h,) in rows if h in wanted}
+        wanted = sorted(set(hashes))
+        conn = self._conn()
+        out: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(h for (h,) in conn.execute(
+                f"SELECT content_hash FROM {table} WHERE stage_key=? AND content_hash IN ({marks})",
+                (stage_key, *part)))
+        return out
 
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("ir_outputs", stage_key, hashes)
@@ -263,15 +268,16 @@ class SqliteStore(Store):
 
     def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
         conn = self._conn()
+        # Driven by the partial indexes of failed outputs: a handful of rows, not every file.
         rows = conn.execute(
-            "SELECT f.path, 'L1', o.error FROM snapshot_files f JOIN ir_outputs o"
-            " ON o.content_hash=f.content_hash AND o.stage_key=?"
-            " WHERE f.snapshot_id=? AND o.error IS NOT NULL", (l1_key, snapshot_id),
+            "SELECT f.path, 'L1', o.error FROM ir_outputs o"
+            " JOIN snapshot_files f ON f.content_hash=o.content_hash AND f.snapshot_id=?"
+            " WHERE o.error IS NOT NULL AND o.stage_key=?", (snapshot_id, l1_key),
         ).fetchall()
         rows += conn.execute(
-            "SELECT f.path, 'L2', c.error FROM snapshot_files f JOIN chunk_sets c"
-            " ON c.content_hash=f.content_hash AND c.stage_key=?"
-            " WHERE f.snapshot_id=? AND c.error IS NOT NULL", (l2_key, snapshot_id),
+            "SELECT f.path, 'L2', c.error FROM chunk_sets c"
+            " JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=?"
+            " WHERE c.error IS NOT NULL AND c.stage_key=?", (snapshot_id, l2_key),
         ).fetchall()
         return sorted(rows)
 
@@ -324,6 +330,17 @@ class SqliteStore(Store):
                 f" ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
                 (snapshot_id, *part),
             ))
+        return out
+
+    def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
+        conn = self._conn()
+        out: set[str] = set()
+        for i in range(0, len(importers), 500):
+            part = list(importers[i : i + 500])
+            marks = ",".join("?" * len(part))
+            out.update(p for (p,) in conn.execute(
+                "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
+                f" WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id, *part)))
         return out
 
     def unresolved_calls(self, snapshot_id: int) -> int:

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS ir_outputs (
     checksum TEXT,                       -- xxh3-64 of payload: a damaged row is recomputed
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ir_outputs_failed ON ir_outputs(stage_key, content_hash)
+    WHERE error IS NOT NULL;
 
 -- L2: chunk_sets says a file's chunks are all recorded (written in the same transaction).
 CREATE TABLE IF NOT EXISTS chunk_sets (
@@ -73,6 +75,8 @@ CREATE TABLE IF NOT EXISTS chunk_sets (
     error TEXT,
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_sets_failed ON chunk_sets(stage_key, content_hash)
+    WHERE error IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
