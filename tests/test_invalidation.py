@@ -11,6 +11,7 @@ import codegraph
 from codegraph.languages.python import PYTHON
 from codegraph.pipeline import IndexOptions
 from codegraph.stages import IndexConfig
+from codegraph.store import open_store
 
 
 def work(result: dict) -> dict[str, int]:
@@ -65,3 +66,27 @@ def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_p
     assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])
     assert work(again)["L1_ir"] == 3
     assert (again["symbols"], again["edges"]) == (first["symbols"], first["edges"])
+
+
+def test_cache_stats_and_prune_keep_what_kept_snapshots_use(shop_repo: Path, tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    first = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
+    for i in range(3):
+        (shop_repo / "app.py").write_text((shop_repo / "app.py").read_text() + f"\nX{i} = {i}\n")
+        codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
+    reference = list(codegraph.open(str(db)).export())
+    store = open_store(str(db))
+    stats = {row["kind"]: row for row in store.cache_stats()}
+    # Four versions of app.py were indexed; complete_snapshot kept two snapshots, so two are unused.
+    assert stats["L1_ir"]["rows"] == first["files_indexed"] + 3 and stats["L1_ir"]["unused"] == 2
+    assert stats["L2_chunk"]["unused"] == 2 and stats["L3_lexical"]["unused"] == 2
+    deleted = store.prune(keep=1)
+    assert deleted["snapshots"] == 1 and deleted["L1_ir"] == 3 and deleted["L3_lexical"] == 3
+    after = {row["kind"]: row for row in store.cache_stats()}
+    assert all(row["unused"] == 0 for row in after.values())
+    assert after["L1_ir"]["rows"] == first["files_indexed"]
+    # Never what the latest needs: its export is unchanged, and an update still reuses outputs.
+    assert list(codegraph.open(str(db)).export()) == reference
+    again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)),
+                            full=True)
+    assert work(again) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from codegraph.errors import CodegraphError
+from codegraph.errors import CodegraphError, UserError
 from codegraph.query import GRAPH_QUERIES, MODES, open_index
 
 app = typer.Typer(
@@ -267,6 +268,53 @@ def export(
                 stream.close()
 
     _guard(debug, run)
+
+
+cache_app = typer.Typer(help="What the store keeps: per-stage outputs, and pruning them.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _open_store(db: str | None) -> Any:
+    from codegraph.query import find_db
+    from codegraph.store import open_store
+
+    url = find_db(db)
+    if "://" not in url and not Path(url).exists():
+        raise UserError(f"no index at {url}")
+    return open_store(url, create=False)
+
+
+@cache_app.command("stats")
+def cache_stats(db: DbOption = None, as_json: JsonOption = False, debug: DebugOption = False) -> None:
+    """Stored outputs per stage: rows, bytes, and how many no kept snapshot uses."""
+    stats = _guard(debug, lambda: _open_store(db).cache_stats())
+    if as_json:
+        _print_json({"kinds": stats})
+        return
+    table = Table(show_header=True)
+    for col in ("kind", "rows", "MB", "unused"):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for row in stats:
+        table.add_row(row["kind"], str(row["rows"]), f"{row['bytes'] / 1e6:.1f}", str(row["unused"]))
+    out.print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Newest complete snapshots to keep "
+                                      "per repository.")] = 2,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Delete older snapshots and every stored output the kept ones do not use (never what the
+    latest snapshot, or a run in progress, needs)."""
+    deleted = _guard(debug, lambda: _open_store(db).prune(keep))
+    if as_json:
+        _print_json({"keep": keep, "deleted": deleted})
+        return
+    out.print("deleted: " + ", ".join(f"{n} {kind}" for kind, n in deleted.items()), highlight=False)
 
 
 def main() -> None:

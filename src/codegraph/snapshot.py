@@ -15,6 +15,7 @@ import time
 import tokenize
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
 
@@ -46,7 +47,7 @@ class Snapshot:
     started_at: float = 0.0  # wall clock when the scan began: later mtimes are not trusted
     files_read: int = 0  # how many files had to be read and hashed (the rest: stat proved them)
 
-    @property
+    @cached_property  # asked several times per run, once the scan is done
     def manifest_hash(self) -> str:
         """Identity of everything the index records about the tree: files and their problems."""
         h = xxhash.xxh3_128()

@@ -162,6 +162,16 @@ class Store(ABC):
         """Paths of the snapshot whose resolution read any of the facts `read_keys`."""
 
     @abstractmethod
+    def cache_stats(self) -> list[dict[str, Any]]:
+        """Per kind of stored output: rows, bytes, and rows no kept snapshot uses."""
+
+    @abstractmethod
+    def prune(self, keep: int) -> dict[str, int]:
+        """Keep each repository's `keep` newest complete snapshots (and runs still in progress);
+        delete every other snapshot and every stored output none of the kept ones uses.
+        Returns the rows deleted per kind."""
+
+    @abstractmethod
     def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
         """Paths the `importers` depend on (file_deps) in the snapshot."""
 

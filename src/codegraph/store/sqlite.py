@@ -332,6 +332,47 @@ class SqliteStore(Store):
             ))
         return out
 
+    # ----- cache -------------------------------------------------------------------------
+
+    def cache_stats(self) -> list[dict[str, Any]]:
+        conn = self._conn()
+        out = []
+        for kind, table, size, used in _CACHE_KINDS:
+            rows, size_bytes, unused = conn.execute(
+                f"SELECT count(*), coalesce(sum({size}), 0), coalesce(sum(NOT ({used})), 0) FROM {table} t"
+            ).fetchone()
+            out.append({"kind": kind, "rows": int(rows), "bytes": int(size_bytes), "unused": int(unused)})
+        return out
+
+    def prune(self, keep: int) -> dict[str, int]:
+        if keep < 1:
+            raise ValueError("keep at least the latest snapshot")
+        deleted: dict[str, int] = {}
+        with self._tx() as conn:
+            doomed = [r for (r,) in conn.execute(
+                "SELECT id FROM (SELECT id, complete, created_at, row_number() OVER"
+                " (PARTITION BY repo_id, complete ORDER BY id DESC) AS age FROM snapshots)"
+                " WHERE (complete=1 AND age>?) OR (complete=0 AND created_at<?)",
+                (keep, time.time() - ABANDONED_AFTER_S))]
+            for sid in doomed:
+                for table in ("snapshot_files", "file_problems"):
+                    conn.execute(f"DELETE FROM {table} WHERE snapshot_id=?", (sid,))
+                conn.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+            deleted["snapshots"] = len(doomed)
+            for kind, table, _, used in _CACHE_KINDS:
+                if kind == "L3_lexical":  # the FTS rows go with their documents
+                    conn.execute(f"DELETE FROM lexical_fts WHERE rowid IN"
+                                 f" (SELECT doc_id FROM lexical_docs t WHERE NOT ({used}))")
+                if kind == "L2_chunk":
+                    conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
+                                 f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
+                if kind == "resolutions":
+                    for child in ("symbols", "edges", "file_deps", "resolution_reads"):
+                        conn.execute(f"DELETE FROM {child} WHERE res_id IN"
+                                     f" (SELECT res_id FROM resolutions t WHERE NOT ({used}))")
+                deleted[kind] = conn.execute(f"DELETE FROM {table} AS t WHERE NOT ({used})").rowcount
+        return deleted
+
     def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
         conn = self._conn()
         out: set[str] = set()
@@ -660,6 +701,29 @@ class SqliteStore(Store):
                 " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal", (l2, l4, snapshot_id),
             ):
                 yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(vector))
+
+
+def _used_by_a_snapshot(stage: str) -> str:
+    """SQL: the per-file output row `t` is needed by some snapshot (same content, same key)."""
+    return ("EXISTS (SELECT 1 FROM snapshot_files f JOIN snapshots s ON s.id=f.snapshot_id"
+            f" WHERE f.content_hash=t.content_hash AND json_extract(s.stage_keys, '$.{stage}')=t.stage_key)")
+
+
+# (kind, table, bytes of a row, SQL true when a kept snapshot uses row `t`), in deletion order.
+_CACHE_KINDS = [
+    ("resolutions", "resolutions", "0",
+     "EXISTS (SELECT 1 FROM snapshot_files f WHERE f.res_id=t.res_id)"),
+    ("L1_ir", "ir_outputs", "length(t.payload) + coalesce(length(t.error), 0)", _used_by_a_snapshot("L1_ir")),
+    ("L3_lexical", "lexical_docs",
+     "(SELECT length(body) + length(subtokens) FROM lexical_fts WHERE rowid=t.doc_id)",
+     _used_by_a_snapshot("L3_lexical")),
+    ("L2_chunk", "chunk_sets", "(SELECT count(*) FROM chunks c WHERE c.content_hash=t.content_hash"
+     " AND c.stage_key=t.stage_key) * 64", _used_by_a_snapshot("L2_chunk")),
+    ("texts", "texts", "length(t.text)", "EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash=t.text_hash)"),
+    ("L4_vector", "embeddings", "length(t.vector)",
+     "EXISTS (SELECT 1 FROM texts x WHERE x.text_hash=t.text_hash) AND EXISTS (SELECT 1 FROM snapshots s"
+     " WHERE json_extract(s.stage_keys, '$.L4_vector')=t.model_key)"),
+]
 
 
 def _digest(*parts: str) -> str:
