@@ -5,9 +5,8 @@ This is the entry point the CLI, the tests and the benchmarks share (`codegraph.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 from codegraph import dag
 from codegraph.errors import UserError
 from codegraph.languages import get_language, language_for
+from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
+from codegraph.queue.run import JobRun
 from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, scan
 from codegraph.stages import L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
 from codegraph.store import Store, open_store
@@ -40,8 +41,15 @@ def index(
     options: IndexOptions | None = None,
     progress: ProgressSink | None = None,
     store: Store | None = None,
+    job: JobRun | None = None,
 ) -> dict[str, Any]:
-    """Index the current snapshot of `path`; returns the job's result (see README, "--json")."""
+    """Index the current snapshot of `path`; returns the job's result (see README, "--json").
+
+    Every run is a job. A worker passes the job it claimed; without one, the run records itself
+    as a job of its own (enqueued and claimed at once) in the queue beside the store. Either way
+    this function ends the job (completed, failed, cancelled or released) with fenced writes, and
+    stops at the next stage boundary once the job's cancel event is set (lease lost, cancel
+    requested, worker shutting down)."""
     options = options or IndexOptions()
     progress = progress or NoProgress()
     root = Path(path).expanduser()
@@ -52,12 +60,29 @@ def index(
     root = root.resolve()
     store = store or open_store(db or os.environ.get("CODEGRAPH_DB") or default_db_for(root))
     t0 = time.perf_counter()
+
+    if job is None:
+        queue = open_queue(store.url)
+        job = JobRun(queue, queue.start(str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
+                                        DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
+        job.start_heartbeat()
+    try:
+        return _run(root, store, options, progress, job, t0)
+    except KeyboardInterrupt:
+        job.interrupted("interrupted")
+        raise
+    except BaseException as exc:
+        job.finish(None, exc)
+        raise
+    finally:
+        job.close()
+
+
+def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink, job: JobRun,
+         t0: float) -> dict[str, Any]:
     config = options.config
     keys = config.stage_keys()
-
-    job_id = store.create_job(str(root))
-    store.transition_job(job_id, "running", worker_id=f"cli-{os.getpid()}")
-
+    job_id = job.job.id
     progress.start("scan", 0)
     snapshot = scan(root, options.excludes, options.max_file_bytes,
                     on_file=lambda: progress.advance("scan"))
@@ -73,18 +98,17 @@ def index(
             languages[p] = (lang_name, module)
     snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id)
 
-    cancel = threading.Event()
+    cancel = job.cancel
     ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress)
 
     def on_stage(name: str, status: dag.StageStatus | None) -> None:
         if status is None:
-            store.set_job_stage(job_id, name)
+            job.stage(name)  # a fenced write: sets `cancel` when the job must stop
 
     try:
         run = dag.execute(pipeline_stages(config), ctx, cancel, on_stage)
     except KeyboardInterrupt:
         cancel.set()
-        store.transition_job(job_id, "cancelled", detail="interrupted")
         raise
     finally:
         ctx.shutdown()
@@ -126,22 +150,17 @@ def index(
         "warnings": list(ctx.warnings),
         "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
-    if run.ok:
-        store.transition_job(job_id, "completed", result=_json(result), current_stage=None)
-    else:
-        error = run.first_error()
-        store.transition_job(job_id, "failed", detail=_describe(error), last_error=_describe(error),
-                             error_class="permanent", result=_json(result))
+    error = None if run.ok else run.first_error() or RuntimeError("run did not complete")
+    if error is not None:
         result["error"] = _describe(error)
+    # The job's final state, as written: failed/queued (a retry) by the error's class, cancelled,
+    # queued (released), or "lost" when another worker owns the job now.
+    result["job_state"] = job.finish(result, error)
     return result
 
 
 def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else ""
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def _reuse(run: dag.DagRun) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
 --   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
 -- Per-snapshot derived state (cross-file): symbols, edges, file_deps.
--- Operations: jobs, job_events.
+-- Operations (jobs, job_events) are the job queue's: codegraph/queue/sqlite_schema.sql.
 
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -142,33 +142,3 @@ CREATE TABLE IF NOT EXISTS file_deps (
     name TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS file_deps_by_dependency ON file_deps(snapshot_id, dependency);
-
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    repo TEXT NOT NULL,
-    snapshot TEXT,
-    priority INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL DEFAULT 3,
-    queued_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    next_retry_at REAL,
-    worker_id TEXT,
-    current_stage TEXT,
-    last_error TEXT,
-    error_class TEXT,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, priority, id);
-
-CREATE TABLE IF NOT EXISTS job_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL,
-    at REAL NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, id);
