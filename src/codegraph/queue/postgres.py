@@ -20,7 +20,8 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from codegraph.errors import StoreError
-from codegraph.queue.sql import COLS, Exec, SqlJobQueue
+from codegraph.jobs import JOB_COLUMNS, Job
+from codegraph.queue.sql import COLS, Exec, SqlJobQueue, job_of
 
 CHANNEL = "codegraph_jobs"
 # One key for "the queue's DDL": concurrent first opens serialise on it instead of racing.
@@ -34,7 +35,7 @@ _CLAIM = (
     " next_retry_at = NULL, current_stage = NULL"
     " FROM (SELECT id FROM jobs WHERE state = 'queued' AND (next_retry_at IS NULL OR next_retry_at <= {now})"
     " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS due"
-    " WHERE jobs.id = due.id RETURNING " + ", ".join(f"jobs.{c.strip()}" for c in COLS.split(","))
+    " WHERE jobs.id = due.id"
 )
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -45,7 +46,8 @@ class PostgresJobQueue(SqlJobQueue):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._pool_lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
         self._sql_cache: dict[str, str] = {}
         with _schema_lock:
@@ -62,6 +64,8 @@ class PostgresJobQueue(SqlJobQueue):
                 conn.execute(ddl.encode())  # no parameters: sent as one multi-statement script
         except psycopg.Error as exc:
             raise StoreError(f"cannot create the job tables in {self._safe_url()}: {exc}") from exc
+        finally:
+            self._put_back(conn)
 
     def _safe_url(self) -> str:
         return re.sub(r"//[^@/]*@", "//", self.url)  # never print a password
@@ -73,11 +77,21 @@ class PostgresJobQueue(SqlJobQueue):
             raise StoreError(f"cannot connect to {self._safe_url()}: {exc}".strip()) from exc
 
     def _conn(self) -> psycopg.Connection[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
+        """An idle pooled connection, or a new one. Worker threads are short-lived (one per job),
+        so a connection per thread would pay a connect for every job."""
+        with self._pool_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+        return self._connect()
+
+    def _put_back(self, conn: psycopg.Connection[Any]) -> None:
+        with self._pool_lock:
+            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _sql(self, text: str) -> str:
         cached = self._sql_cache.get(text)
@@ -87,7 +101,7 @@ class PostgresJobQueue(SqlJobQueue):
         return cached
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Exec]:
+    def _tx(self, write: bool = True, block: bool = True) -> Iterator[Exec]:
         conn = self._conn()
 
         def x(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -95,14 +109,36 @@ class PostgresJobQueue(SqlJobQueue):
             return list(cursor.fetchall()) if cursor.description else []
 
         try:
-            with conn.transaction():
+            if block:
+                with conn.transaction():
+                    yield x
+            else:  # autocommit: one statement is its own transaction, without BEGIN/COMMIT trips
                 yield x
         except psycopg.OperationalError:
             # A lost connection: drop it so the next call reconnects; the caller sees the error
             # (classified transient) and retries, or its lease runs out and the job is rescued.
-            self._local.conn = None
             conn.close()
             raise
+        finally:
+            self._put_back(conn)
+
+    def _statement(self, text: str, **params: Any) -> list[tuple[Any, ...]]:
+        with self._tx(block=False) as x:
+            return self._run(x, text, **params)
+
+    def _change(self, update: str, src: str, dst: str, detail_sql: str = ":ev_detail",
+                notify: bool = False, returning: str = COLS, **params: Any) -> Job | None:
+        # The update and its audit row in one statement (a data-modifying CTE): one round trip.
+        notify_sql = f", pg_notify('{CHANNEL}', '')" if notify else ""
+        rows = self._statement(
+            f"WITH changed AS ({update} RETURNING {returning}),"
+            " logged AS (INSERT INTO job_events(job_id, at, from_state, to_state, attempt, worker_id, detail)"
+            f" SELECT id, {{now}}, :ev_src, :ev_dst, attempt, worker_id, {detail_sql} FROM changed)"
+            f" SELECT {COLS}{notify_sql} FROM changed", ev_src=src, ev_dst=dst, **params)
+        return job_of(rows[0][: len(JOB_COLUMNS)]) if rows else None
+
+    def _claim_returning(self) -> str:
+        return ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 
     def _claim_sql(self) -> str:
         return _CLAIM
@@ -125,10 +161,10 @@ class PostgresJobQueue(SqlJobQueue):
             threading.Event().wait(timeout)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None

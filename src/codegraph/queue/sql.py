@@ -73,6 +73,27 @@ class SqlJobQueue(JobQueue):
                   job=job_id, src=from_state, dst=to_state, attempt=attempt, worker=worker_id,
                   detail=detail)
 
+    def _statement(self, text: str, **params: Any) -> list[tuple[Any, ...]]:
+        """One statement, atomic on its own (PostgreSQL: no BEGIN/COMMIT round trips)."""
+        with self._tx() as x:
+            return self._run(x, text, **params)
+
+    def _change(self, update: str, src: str, dst: str, detail_sql: str = ":ev_detail",
+                notify: bool = False, returning: str = COLS, **params: Any) -> Job | None:
+        """A guarded UPDATE (`update`, without RETURNING) and its job_events row, atomically.
+        None when the guard matched no row: nothing changed."""
+        with self._tx() as x:
+            rows = self._run(x, f"{update} RETURNING {returning}", **params)
+            if not rows:
+                return None
+            job = job_of(rows[0])
+            self._run(x, "INSERT INTO job_events(job_id, at, from_state, to_state, attempt, worker_id,"
+                      f" detail) SELECT id, {{now}}, :ev_src, :ev_dst, attempt, worker_id, {detail_sql}"
+                      " FROM jobs WHERE id = :ev_id", ev_src=src, ev_dst=dst, ev_id=job.id, **params)
+            if notify:
+                self._notify(x)
+        return job
+
     # ----- producers -----------------------------------------------------------------------
 
     def enqueue(self, repo: str, snapshot: str | None, rev: str | None = None, priority: int = 0,
@@ -114,14 +135,11 @@ class SqlJobQueue(JobQueue):
     # ----- workers -------------------------------------------------------------------------
 
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        with self._tx() as x:
-            rows = self._run(x, self._claim_sql(), worker=worker_id, lease=lease_seconds)
-            if not rows:
-                return None
-            job = job_of(rows[0])
-            self._event(x, job.id, "queued", "running", job.attempt, worker_id,
-                        f"claimed, lease token {job.lease_token}")
-        return job
+        return self._change(self._claim_sql(), "queued", "running", "'claimed, lease token ' || lease_token",
+                            returning=self._claim_returning(), worker=worker_id, lease=lease_seconds)
+
+    def _claim_returning(self) -> str:
+        return COLS
 
     def heartbeat(self, lease: Lease) -> Fenced:
         return self._fenced_update(lease, "lease_expires_at = {now} + :lease, heartbeat_at = {now}")
@@ -130,24 +148,16 @@ class SqlJobQueue(JobQueue):
         return self._fenced_update(lease, "current_stage = :stage", stage=stage)
 
     def _fenced_update(self, lease: Lease, assignments: str, **params: Any) -> Fenced:
-        with self._tx() as x:
-            rows = self._run(x, f"UPDATE jobs SET {assignments} WHERE {FENCE} RETURNING cancel_requested",
-                             id=lease.job_id, token=lease.token, lease=lease.seconds, **params)
+        rows = self._statement(f"UPDATE jobs SET {assignments} WHERE {FENCE} RETURNING cancel_requested",
+                               id=lease.job_id, token=lease.token, lease=lease.seconds, **params)
         return Fenced(True, bool(rows[0][0])) if rows else Fenced(False)
 
     def _fenced_transition(self, lease: Lease, target: str, assignments: str, detail: str,
                            **params: Any) -> bool:
-        with self._tx() as x:
-            rows = self._run(
-                x, f"UPDATE jobs SET state = :target, lease_expires_at = NULL, {assignments}"
-                f" WHERE {FENCE} RETURNING attempt",
-                target=target, id=lease.job_id, token=lease.token, **params)
-            if not rows:
-                return False
-            self._event(x, lease.job_id, "running", target, int(rows[0][0]), lease.worker_id, detail)
-            if target == JobState.QUEUED:
-                self._notify(x)
-        return True
+        job = self._change(f"UPDATE jobs SET state = :target, lease_expires_at = NULL, {assignments}"
+                           f" WHERE {FENCE}", "running", target, notify=target == JobState.QUEUED,
+                           target=target, id=lease.job_id, token=lease.token, ev_detail=detail, **params)
+        return job is not None
 
     def complete(self, lease: Lease, result: str | None) -> bool:
         return self._fenced_transition(lease, "completed", "finished_at = {now}, current_stage = NULL,"
@@ -201,28 +211,22 @@ class SqlJobQueue(JobQueue):
         retry = target == JobState.QUEUED
         record = json.dumps({"attempt": lease.attempt, "error_class": "transient", "error": error,
                              "worker_id": lease.worker_id, "at": time.time()})
-        with self._tx() as x:
-            # Fenced by the token *and* the expiry: a heartbeat that lands between the sweep's
-            # SELECT and this write keeps the job with its worker.
-            rows = self._run(
-                x, "UPDATE jobs SET state = :target, lease_expires_at = NULL, current_stage = NULL,"
-                " last_error = :error, error_class = 'transient', errors = {append_error},"
-                + (" next_retry_at = {now} + :delay" if retry else " finished_at = {now}")
-                + f" WHERE {FENCE} AND lease_expires_at < {{now}} RETURNING attempt",
-                target=str(target), id=lease.job_id, token=lease.token, error=error,
-                err=record, delay=decision.retry_in)
-            if not rows:
-                return False
-            if retry:
-                detail = f"rescued, retry in {decision.retry_in:.1f}s: {error}"
-            elif cancel_requested:
-                detail = f"rescued, cancel was requested: {error}"
-            else:
-                detail = f"rescued, attempts exhausted ({lease.attempt}/{lease.max_attempts}): {error}"
-            self._event(x, lease.job_id, "running", str(target), int(rows[0][0]), lease.worker_id, detail)
-            if retry:
-                self._notify(x)
-        return True
+        if retry:
+            detail = f"rescued, retry in {decision.retry_in:.1f}s: {error}"
+        elif cancel_requested:
+            detail = f"rescued, cancel was requested: {error}"
+        else:
+            detail = f"rescued, attempts exhausted ({lease.attempt}/{lease.max_attempts}): {error}"
+        # Fenced by the token *and* the expiry: a heartbeat that lands between the sweep's
+        # SELECT and this write keeps the job with its worker.
+        job = self._change(
+            "UPDATE jobs SET state = :target, lease_expires_at = NULL, current_stage = NULL,"
+            " last_error = :error, error_class = 'transient', errors = {append_error},"
+            + (" next_retry_at = {now} + :delay" if retry else " finished_at = {now}")
+            + f" WHERE {FENCE} AND lease_expires_at < {{now}}", "running", str(target), notify=retry,
+            target=str(target), id=lease.job_id, token=lease.token, error=error, err=record,
+            delay=decision.retry_in, ev_detail=detail)
+        return job is not None
 
     # ----- operators -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from codegraph.errors import StoreError
-from codegraph.queue.sql import COLS, Exec, SqlJobQueue
+from codegraph.queue.sql import Exec, SqlJobQueue
 
 # Columns an index store of schema 1 created `jobs`/`job_events` without.
 _UPGRADES = {
@@ -36,7 +36,6 @@ _CLAIM = (
     " next_retry_at = NULL, current_stage = NULL"
     " WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued'"
     " AND (next_retry_at IS NULL OR next_retry_at <= {now}) ORDER BY priority DESC, id LIMIT 1)"
-    f" RETURNING {COLS}"
 )
 
 

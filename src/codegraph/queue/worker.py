@@ -131,8 +131,6 @@ class Worker:
 
     def _running(self) -> int:
         with self._lock:
-            for job_id in [k for k, (_, t) in self._active.items() if not t.is_alive()]:
-                del self._active[job_id]
             return len(self._active)
 
     def _start(self, job: Job) -> None:
@@ -156,10 +154,12 @@ class Worker:
             outcome = run.finish(None, exc)
         finally:
             run.close()
+            with self._lock:  # the slot is free now, not when the thread object is gone
+                self._active.pop(job.id, None)
+            self._slot_free.set()
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         reason = f" ({run.stop_reason})" if run.stop_reason else ""
         self.log(f"job {job.id} {outcome}{reason}")
-        self._slot_free.set()
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.config.grace
