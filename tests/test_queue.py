@@ -283,6 +283,39 @@ def test_a_run_whose_lease_was_taken_stops_and_writes_nothing(
     assert after.state == "running" and after.lease_token == live.token and after.current_stage is None
 
 
+def test_a_worker_retries_transient_errors_and_fails_the_others_by_their_class(queue: JobQueue) -> None:
+    from codegraph.queue.testing import by_rev
+    from codegraph.queue.worker import Worker, WorkerConfig
+
+    ids = {rev: queue.enqueue("/r", f"rev:{rev}", rev=rev)[0].id
+           for rev in ("transient", "permanent", "disk_full", "ok")}
+    config = WorkerConfig(queue.url, concurrency=2, burst=True, lease=5, poll=0.02, policy=FAST)
+    stats = Worker(queue, by_rev, config, log=lambda _: None).run()
+    jobs = {rev: queue.get(job_id) for rev, job_id in ids.items()}
+    assert {rev: (j.state, j.attempt, j.error_class) for rev, j in jobs.items()} == {
+        "transient": ("failed", 3, "transient"), "permanent": ("failed", 1, "permanent"),
+        "disk_full": ("failed", 1, "infrastructure"), "ok": ("completed", 1, None)}
+    assert [e["error"] for e in json.loads(jobs["transient"].errors)] == [
+        "TransientJobError: the database went away"] * 3
+    assert jobs["disk_full"].needs_operator and not jobs["permanent"].needs_operator
+    assert stats.claimed == 6 and stats.outcomes == {"queued": 2, "failed": 3, "completed": 1}
+
+
+def test_heartbeats_keep_a_job_longer_than_its_lease_from_being_rescued(queue: JobQueue) -> None:
+    queue.enqueue("/r", "long")
+    job, _ = claim(queue, "w", lease=0.6)
+    run = JobRun(queue, job, 0.6, queue.url).start_heartbeat()
+    try:
+        deadline = time.monotonic() + 1.8  # three leases long
+        while time.monotonic() < deadline:
+            assert queue.rescue_expired(FAST) == []
+            time.sleep(0.02)
+        assert not run.cancel.is_set() and run.complete({"long": True})
+    finally:
+        run.close()
+    assert queue.get(job.id).state == "completed"
+
+
 # ----- workers as processes ---------------------------------------------------------------------
 
 
@@ -488,3 +521,22 @@ def test_cli_cancel_stops_a_running_job_and_retry_requeues_a_failed_one(
     assert [(e["from_state"], e["to_state"]) for e in trail["events"]] == [
         (None, "queued"), ("queued", "running"), ("running", "failed"), ("failed", "queued")]
     assert trail["errors"][0]["error"] == "unsupported input"
+
+
+def test_the_real_pipeline_runs_as_an_enqueued_job(shop_repo: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    proc = subprocess.run([*CLI, "enqueue", str(shop_repo), "--db", db, "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    job_id = json.loads(proc.stdout)["id"]
+    proc = subprocess.run([*CLI, "worker", "--db", db, "--burst", "--no-vectors", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outcomes"] == {"completed": 1}
+    shown = json.loads(subprocess.run([*CLI, "jobs", "show", str(job_id), "--db", db, "--json"],
+                                      capture_output=True, text=True, timeout=60).stdout)
+    assert shown["state"] == "completed" and shown["result"]["files_indexed"] == 5
+    assert shown["result"]["snapshot"] == shown["snapshot"]  # enqueue keyed the job by the manifest
+    hits = subprocess.run([*CLI, "search", "total_price", "--db", db, "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert json.loads(hits.stdout)["hits"][0]["path"] == "shop/pricing.py"

@@ -374,6 +374,14 @@ def worker(
     stats = _queue_guard(debug, run)
     if as_json:
         _print_json({"claimed": stats.claimed, "outcomes": stats.outcomes, "rescued": stats.rescued})
+    if stats.abandoned:
+        # Their jobs are released and every later write of theirs is fenced off; do not let a
+        # pipeline's process pool hold the exit up.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import os
+
+        os._exit(0)
 
 
 jobs_app = typer.Typer(help="List, inspect, cancel and retry jobs.", no_args_is_help=False)

@@ -40,6 +40,12 @@ def noop(run: JobRun) -> dict[str, Any]:
     return result
 
 
+def by_rev(run: JobRun) -> dict[str, Any] | None:
+    """The job's rev names the runner: "transient", "permanent", "disk_full", else `noop`."""
+    chosen = {"transient": transient, "permanent": permanent, "disk_full": disk_full}.get(run.job.rev or "")
+    return (chosen or noop)(run)
+
+
 def transient(run: JobRun) -> dict[str, Any]:
     raise TransientJobError("the database went away")
 
@@ -52,4 +58,4 @@ def disk_full(run: JobRun) -> dict[str, Any]:
     raise OSError(28, "No space left on device")
 
 
-__all__ = ["InfrastructureJobError", "disk_full", "noop", "permanent", "transient"]
+__all__ = ["InfrastructureJobError", "by_rev", "disk_full", "noop", "permanent", "transient"]

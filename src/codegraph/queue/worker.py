@@ -75,6 +75,7 @@ class WorkerStats:
     claimed: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     rescued: int = 0
+    abandoned: int = 0  # runs still winding down at exit (their jobs were released, fenced off)
 
 
 class Worker:
@@ -175,4 +176,5 @@ class Worker:
                 self.log(f"job {run.job.id} {'released' if released else 'lost'}")
         for _, thread in active:
             thread.join(1.0)  # a stage between two batches notices the cancel event quickly
+        self.stats.abandoned = sum(thread.is_alive() for _, thread in active)
         self.log("stopped")
