@@ -2,7 +2,9 @@
 
 A claim is one statement: the due job with the highest priority is picked and locked with
 `FOR UPDATE SKIP LOCKED` (concurrent claimers skip rows another transaction holds instead of
-waiting for them) and updated in the same statement. Idle workers wait on LISTEN/NOTIFY
+waiting for them) and updated in the same statement. Every write a worker makes is one
+autocommitted statement, so a worker paused mid-job (SIGSTOP, a long GC) never holds a row lock
+that would block the claims and rescues of others. Idle workers wait on LISTEN/NOTIFY
 (`codegraph_jobs`, sent when a job becomes claimable) with polling as the fallback for jobs that
 become due by time (a retry's backoff) and for lost notifications.
 """
@@ -109,7 +111,7 @@ class PostgresJobQueue(SqlJobQueue):
             return list(cursor.fetchall()) if cursor.description else []
 
         try:
-            if block:
+            if block and write:  # reads are single statements: no BEGIN/COMMIT round trips
                 with conn.transaction():
                     yield x
             else:  # autocommit: one statement is its own transaction, without BEGIN/COMMIT trips
