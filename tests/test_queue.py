@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -37,9 +38,10 @@ def _pg_available() -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+@contextmanager
+def database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh queue location: a directory, or a PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
         yield str(tmp_path / "queue")
         return
     if not _pg_available():
@@ -52,6 +54,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with database("postgres", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -314,6 +328,52 @@ def test_heartbeats_keep_a_job_longer_than_its_lease_from_being_rescued(queue: J
     finally:
         run.close()
     assert queue.get(job.id).state == "completed"
+
+
+OLD_JOBS_TABLES = """
+CREATE TABLE jobs (id {serial} PRIMARY KEY, repo TEXT NOT NULL, snapshot TEXT,
+    priority INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3, queued_at {real} NOT NULL, started_at {real},
+    finished_at {real}, next_retry_at {real}, worker_id TEXT, current_stage TEXT, last_error TEXT,
+    error_class TEXT, result TEXT);
+CREATE TABLE job_events (id {serial} PRIMARY KEY, job_id INTEGER NOT NULL, at {real} NOT NULL,
+    from_state TEXT, to_state TEXT NOT NULL, detail TEXT);
+INSERT INTO jobs(repo, state, attempt, queued_at, finished_at) VALUES ('/old', 'completed', 1, 1.0, 2.0);
+"""
+
+
+def test_job_tables_of_the_first_store_schema_are_upgraded_in_place(db_url: str) -> None:
+    if db_url.startswith("postgresql://"):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(OLD_JOBS_TABLES.format(serial="bigserial", real="double precision").encode())
+    else:
+        import sqlite3
+
+        Path(db_url).mkdir()
+        with sqlite3.connect(Path(db_url) / "index.sqlite") as conn:
+            conn.executescript(OLD_JOBS_TABLES.format(serial="INTEGER", real="REAL"))
+    queue = open_queue(db_url)
+    old = queue.get(1)
+    assert old is not None and old.state == "completed" and old.lease_token == 0 and old.errors == "[]"
+    job = queue.enqueue("/new", "s")[0]
+    _, lease = claim(queue)
+    assert lease.job_id == job.id and queue.complete(lease, None)
+    assert [e.worker_id for e in queue.events(job.id)] == [None, "w1", "w1"]
+    queue.close()
+
+
+def test_an_idle_postgres_worker_is_woken_by_notify_not_by_polling(pg_url: str, tmp_path: Path) -> None:
+    queue = open_queue(pg_url)
+    workers = Workers(pg_url, tmp_path, "--lease", "5")
+    try:
+        workers.start("--poll", "60")  # the last --poll wins: polling alone would take a minute
+        wait_until(lambda: "started" in workers.logs(), 30, "the worker")
+        time.sleep(0.3)  # let it reach its wait (a job enqueued sooner is claimed at once anyway)
+        job = queue.enqueue("/repo", "rev:notify")[0]
+        wait_until(lambda: queue.get(job.id).state == "completed", 10, "a NOTIFY wake-up")
+    finally:
+        workers.stop_all()
+        queue.close()
 
 
 # ----- workers as processes ---------------------------------------------------------------------

@@ -113,7 +113,8 @@ class SqliteJobQueue(SqlJobQueue):
         return isinstance(exc, sqlite3.IntegrityError)
 
     def wait_for_work(self, timeout: float) -> None:
-        time.sleep(timeout)
+        if timeout > 0:
+            time.sleep(timeout)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -101,6 +101,10 @@ class Worker:
         if self.handle_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+        try:  # subscribe (PostgreSQL: LISTEN) before the first claim, so no wake-up is missed
+            self.queue.wait_for_work(0)
+        except Exception as exc:
+            self.log(f"queue error: {type(exc).__name__}: {exc}".strip())
         self.log(f"started (concurrency {self.config.concurrency}, lease {self.config.lease:g}s)")
         last_sweep = 0.0
         while not self.stopping.is_set():
