@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from codegraph.jobs import ErrorClass, Job, RetryPolicy, classify, describe
+from codegraph.jobs import Job, RetryPolicy, classify, describe
 from codegraph.queue.base import Fenced, JobQueue, Lease
 
 
@@ -142,4 +142,4 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
-__all__ = ["ErrorClass", "JobRun"]
+__all__ = ["JobRun"]
