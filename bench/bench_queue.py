@@ -111,8 +111,9 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"PostgreSQL {ADMIN.rsplit('@', 1)[1].split('/')[0]}, no-op runner, {os.cpu_count()} CPUs "
-          f"(shared), {args.jobs} jobs per row")
+          f"(load average {load}), {args.jobs} jobs per row")
     with scratch_database() as url, tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         open_queue(url).close()  # create the tables before the workers race to
@@ -128,6 +129,8 @@ def main() -> None:
         for i, (rescued, completed) in enumerate(times, 1):
             print(f"{i:>5}  {rescued:>15.2f}  {completed:>27.2f}")
         print(f"{'max':>5}  {max(r for r, _ in times):>15.2f}  {max(c for _, c in times):>27.2f}")
+        print("(completed elsewhere = rescued + the retry backoff, 1-2 s at the default base of 2 s,"
+              " + one claim and run)")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: P
     job = queue.get(result["job_id"])
     assert job is not None and job.state == "completed" and job.attempt == 1
     assert job.finished_at is not None and job.current_stage is None
-    assert result["job_state"] == "completed"
+    assert result["job_state"] == "completed" and job.snapshot == result["snapshot"]
     assert [(e.from_state, e.to_state) for e in queue.events(job.id)] == [
         (None, "queued"), ("queued", "running"), ("running", "completed")]
     with pytest.raises(IllegalTransition, match="completed -> cancelled"):

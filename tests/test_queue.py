@@ -254,6 +254,20 @@ def test_operator_transitions_are_legal_or_raise_and_change_nothing(queue: JobQu
     assert transitions(queue, done.id) == [(None, "queued"), ("queued", "running"), ("running", "completed")]
 
 
+def test_a_direct_run_takes_its_snapshot_key_unless_that_snapshot_is_already_active(
+    queue: JobQueue,
+) -> None:
+    first = JobRun(queue, queue.start("/r", "cli-1", 30), 30, queue.url)
+    first.set_snapshot("s")
+    assert queue.get(first.job.id).snapshot == "s"
+    assert queue.enqueue("/r", "s") == (queue.get(first.job.id), False)  # finds the running run
+    second = JobRun(queue, queue.start("/r", "cli-2", 30), 30, queue.url)
+    second.set_snapshot("s")
+    assert queue.get(second.job.id).snapshot is None
+    assert [(e.from_state, e.to_state) for e in queue.events(second.job.id)] == [
+        (None, "queued"), ("queued", "running")]
+
+
 def test_a_release_does_not_spend_an_attempt(queue: JobQueue) -> None:
     job = queue.enqueue("/r", "s")[0]
     _, lease = claim(queue)

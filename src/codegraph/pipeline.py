@@ -86,6 +86,7 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
     progress.start("scan", 0)
     snapshot = scan(root, options.excludes, options.max_file_bytes,
                     on_file=lambda: progress.advance("scan"))
+    job.set_snapshot(snapshot.manifest_hash)
     languages: dict[str, tuple[str | None, str | None]] = {}
     modules_by_lang: dict[str, list[str]] = {}
     for f in snapshot.files:

@@ -91,6 +91,11 @@ class JobQueue(ABC):
         ...
 
     @abstractmethod
+    def set_snapshot(self, lease: Lease, snapshot: str) -> bool:
+        """Key a direct run by the snapshot it scanned (fenced), unless another job of that
+        snapshot is active: then the run stays unkeyed. True when the key was set."""
+
+    @abstractmethod
     def complete(self, lease: Lease, result: str | None) -> bool:
         ...
 

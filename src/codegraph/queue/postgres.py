@@ -59,7 +59,10 @@ class PostgresJobQueue(SqlJobQueue):
 
     def _create_schema(self) -> None:
         ddl = resources.files("codegraph.queue").joinpath("postgres_schema.sql").read_text()
-        conn = self._conn()
+        try:
+            conn = self._conn()
+        except psycopg.OperationalError as exc:  # at open: a user error (bad URL, server down)
+            raise StoreError(f"cannot connect to {self._safe_url()}: {exc}".strip()) from exc
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -73,10 +76,8 @@ class PostgresJobQueue(SqlJobQueue):
         return re.sub(r"//[^@/]*@", "//", self.url)  # never print a password
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to {self._safe_url()}: {exc}".strip()) from exc
+        # Later failures stay psycopg.OperationalError: transient, retried by whoever called.
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def _conn(self) -> psycopg.Connection[Any]:
         """An idle pooled connection, or a new one. Worker threads are short-lived (one per job),
@@ -158,7 +159,7 @@ class PostgresJobQueue(SqlJobQueue):
                 self._listener.execute(f"LISTEN {CHANNEL}")
             for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 pass
-        except (psycopg.OperationalError, StoreError):
+        except psycopg.OperationalError:
             self._listener = None  # the polling fallback covers the gap until we reconnect
             threading.Event().wait(timeout)
 

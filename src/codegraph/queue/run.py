@@ -11,6 +11,7 @@ The job stops (its cancel event is set) for one of three reasons, kept in `stop_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -73,6 +74,13 @@ class JobRun:
             if result.cancel_requested:
                 self.stop("cancel_requested")
         return result.ok and not result.cancel_requested
+
+    def set_snapshot(self, key: str) -> None:
+        """Best effort: the key only makes enqueues of this snapshot find this run."""
+        if self.job.snapshot is None:
+            # Metadata only: on a database error the run goes on; its next fenced write decides.
+            with contextlib.suppress(Exception):
+                self.queue.set_snapshot(self.lease, key)
 
     def stop(self, reason: str) -> None:
         with self._lock:

@@ -152,6 +152,19 @@ class SqlJobQueue(JobQueue):
                                id=lease.job_id, token=lease.token, lease=lease.seconds, **params)
         return Fenced(True, bool(rows[0][0])) if rows else Fenced(False)
 
+    def set_snapshot(self, lease: Lease, snapshot: str) -> bool:
+        try:
+            rows = self._statement(
+                f"UPDATE jobs SET snapshot = :snapshot WHERE {FENCE} AND snapshot IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM jobs AS other WHERE other.repo = jobs.repo AND other.snapshot = :snapshot"
+                f" AND other.state IN {ACTIVE_STATES}) RETURNING id",
+                id=lease.job_id, token=lease.token, snapshot=snapshot)
+        except Exception as exc:
+            if self._is_unique_violation(exc):  # an enqueue of that snapshot won the race
+                return False
+            raise
+        return bool(rows)
+
     def _fenced_transition(self, lease: Lease, target: str, assignments: str, detail: str,
                            **params: Any) -> bool:
         job = self._change(f"UPDATE jobs SET state = :target, lease_expires_at = NULL, {assignments}"
