@@ -6,7 +6,10 @@ from __future__ import annotations
 import errno
 import random
 import sqlite3
+import tempfile
+from collections.abc import Callable
 from itertools import product
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -74,7 +77,8 @@ def test_a_failure_is_retried_only_when_transient_and_attempts_remain() -> None:
     (TimeoutError("slow"), ErrorClass.TRANSIENT),
     (ConnectionResetError(errno.ECONNRESET, "reset"), ErrorClass.TRANSIENT),
     (psycopg.OperationalError("server closed the connection unexpectedly"), ErrorClass.TRANSIENT),
-    (sqlite3.OperationalError("database is locked"), ErrorClass.TRANSIENT),
+    (psycopg.errors.AdminShutdown("terminating connection"), ErrorClass.TRANSIENT),
+    (psycopg.errors.DiskFull("could not extend file"), ErrorClass.INFRASTRUCTURE),
     (OSError(errno.EIO, "I/O error"), ErrorClass.TRANSIENT),
     (TransientJobError("x"), ErrorClass.TRANSIENT),
     (OSError(errno.ENOSPC, "No space left on device"), ErrorClass.INFRASTRUCTURE),
@@ -86,3 +90,37 @@ def test_a_failure_is_retried_only_when_transient_and_attempts_remain() -> None:
 ])
 def test_errors_are_classified_by_type_never_by_message(exc: BaseException, expected: ErrorClass) -> None:
     assert classify(exc) == expected
+
+
+def _sqlite_error(setup: Callable[[sqlite3.Connection, sqlite3.Connection], None]) -> sqlite3.Error:
+    with tempfile.TemporaryDirectory() as tmp:
+        a = sqlite3.connect(Path(tmp) / "x.db", timeout=0, isolation_level=None)
+        b = sqlite3.connect(Path(tmp) / "x.db", timeout=0, isolation_level=None)
+        a.execute("CREATE TABLE t(x)")
+        try:
+            setup(a, b)
+        except sqlite3.Error as exc:
+            return exc
+        finally:
+            a.close()
+            b.close()
+    raise AssertionError("no error")
+
+
+def _locked(a: sqlite3.Connection, b: sqlite3.Connection) -> None:
+    a.execute("BEGIN IMMEDIATE")
+    b.execute("BEGIN IMMEDIATE")
+
+
+def _full(a: sqlite3.Connection, b: sqlite3.Connection) -> None:
+    a.execute("PRAGMA max_page_count = 3")
+    for _ in range(100):
+        a.execute("INSERT INTO t VALUES (randomblob(2000))")
+
+
+def test_real_sqlite_errors_are_classified_by_their_result_code() -> None:
+    busy, full = _sqlite_error(_locked), _sqlite_error(_full)
+    assert type(busy) is type(full) is sqlite3.OperationalError  # one type, told apart by code
+    assert classify(busy) == ErrorClass.TRANSIENT
+    assert classify(full) == ErrorClass.INFRASTRUCTURE
+    assert classify(sqlite3.OperationalError("database is locked")) == ErrorClass.PERMANENT  # no code

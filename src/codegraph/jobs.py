@@ -91,33 +91,47 @@ _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY
                                errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ESTALE})
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [TimeoutError, ConnectionError, socket.timeout,
-                                        sqlite3.OperationalError]  # locked / busy database
+# SQLite's primary result codes (the low byte of `sqlite_errorcode`): a number, not a message.
+_SQLITE_INFRA = frozenset({7, 11, 13, 26})  # NOMEM, CORRUPT, FULL, NOTADB
+_SQLITE_TRANSIENT = frozenset({5, 6, 10, 14, 15})  # BUSY, LOCKED, IOERR, CANTOPEN, PROTOCOL
+
+
+def _driver_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(infrastructure, transient) exception types of the database drivers."""
+    infra: list[type[BaseException]] = []
+    transient: list[type[BaseException]] = [TimeoutError, ConnectionError, socket.timeout]
     try:  # lost PostgreSQL connections, server shutdown, serialization failures
         import psycopg
 
-        types += [psycopg.OperationalError, psycopg.errors.SerializationFailure,
-                  psycopg.errors.DeadlockDetected]
+        infra += [psycopg.errors.DiskFull, psycopg.errors.OutOfMemory]
+        transient += [psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                      psycopg.errors.DeadlockDetected]
     except ImportError:  # pragma: no cover - psycopg is a dependency, but keep this module pure
         pass
-    return tuple(types)
+    return tuple(infra), tuple(transient)
 
 
 def classify(exc: BaseException) -> ErrorClass:
-    """By exception type (and errno), never by message text. Unknown types are permanent: a
-    bug does not go away on retry, and a wrong guess costs one failed job, not a retry loop."""
+    """By exception type (and errno / SQLite result code), never by message text. Unknown types
+    are permanent: a bug does not go away on retry, and a wrong guess costs one failed job, not
+    a retry loop."""
     from codegraph.errors import UserError
 
+    infra_types, transient_types = _driver_types()
     if isinstance(exc, JobError):
         return exc.error_class
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, (MemoryError, *infra_types)):
         return ErrorClass.INFRASTRUCTURE
     if isinstance(exc, OSError) and exc.errno in _INFRA_ERRNOS:
         return ErrorClass.INFRASTRUCTURE
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in _SQLITE_INFRA:
+            return ErrorClass.INFRASTRUCTURE
+        return ErrorClass.TRANSIENT if code in _SQLITE_TRANSIENT else ErrorClass.PERMANENT
     if isinstance(exc, UserError):  # invalid repository, unsupported input
         return ErrorClass.PERMANENT
-    if isinstance(exc, _transient_types()):
+    if isinstance(exc, transient_types):
         return ErrorClass.TRANSIENT
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return ErrorClass.TRANSIENT
