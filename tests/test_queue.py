@@ -615,6 +615,11 @@ def test_the_real_pipeline_runs_as_an_enqueued_job(shop_repo: Path, tmp_path: Pa
                                       capture_output=True, text=True, timeout=60).stdout)
     assert shown["state"] == "completed" and shown["result"]["files_indexed"] == 5
     assert shown["result"]["snapshot"] == shown["snapshot"]  # enqueue keyed the job by the manifest
+    listing = subprocess.run([*CLI, "jobs", "--db", db], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and "completed" in listing.stdout
+    human = subprocess.run([*CLI, "jobs", "show", str(job_id), "--db", db], capture_output=True,
+                           text=True, timeout=60)
+    assert human.returncode == 0 and "running -> completed" in human.stdout
     hits = subprocess.run([*CLI, "search", "total_price", "--db", db, "--json"],
                           capture_output=True, text=True, timeout=60)
     assert json.loads(hits.stdout)["hits"][0]["path"] == "shop/pricing.py"

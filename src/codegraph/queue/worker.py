@@ -162,7 +162,8 @@ class Worker:
             with self._lock:  # the slot is free now, not when the thread object is gone
                 self._active.pop(job.id, None)
             self._slot_free.set()
-        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        with self._lock:
+            self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         reason = f" ({run.stop_reason})" if run.stop_reason else ""
         self.log(f"job {job.id} {outcome}{reason}")
 
