@@ -21,7 +21,7 @@ from typing import Any
 
 from codegraph.errors import UserError
 from codegraph.jobs import Job, RetryPolicy
-from codegraph.queue.base import DEFAULT_LEASE_SECONDS, JobQueue
+from codegraph.queue.base import DEFAULT_LEASE_SECONDS, JobQueue, Lease
 from codegraph.queue.run import JobRun
 
 Runner = Callable[[JobRun], dict[str, Any] | None]
@@ -117,6 +117,9 @@ class Worker:
                     self._slot_free.clear()
                     continue
                 job = self.queue.claim(self.config.worker_id, self.config.lease)
+                if job is not None and self.stopping.is_set():  # SIGTERM came during the claim
+                    self.queue.release(Lease.of(job, self.config.lease), "worker shutting down")
+                    break
                 if job is not None:
                     self._start(job)
                     continue
