@@ -185,15 +185,16 @@ def test_git_is_not_required_for_a_plain_directory(tmp_path: Path, monkeypatch: 
 
 def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: Path, tmp_path: Path) -> None:
     from codegraph.jobs import IllegalTransition
-    from codegraph.store import open_store
+    from codegraph.queue import open_queue
 
     result = run(shop_repo, tmp_path / "db")
-    store = open_store(str(tmp_path / "db"))
-    job = store.get_job(result["job_id"])
+    queue = open_queue(str(tmp_path / "db"))
+    job = queue.get(result["job_id"])
     assert job is not None and job.state == "completed" and job.attempt == 1
     assert job.finished_at is not None and job.current_stage is None
-    assert [(e[1], e[2]) for e in store.job_events(job.id)] == [
+    assert result["job_state"] == "completed" and job.snapshot == result["snapshot"]
+    assert [(e.from_state, e.to_state) for e in queue.events(job.id)] == [
         (None, "queued"), ("queued", "running"), ("running", "completed")]
-    with pytest.raises(IllegalTransition, match="completed -> running"):
-        store.transition_job(job.id, "running")
-    assert store.get_job(job.id).state == "completed"  # the illegal write changed nothing
+    with pytest.raises(IllegalTransition, match="completed -> cancelled"):
+        queue.cancel(job.id)
+    assert queue.get(job.id).state == "completed"  # the illegal write changed nothing

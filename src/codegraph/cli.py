@@ -1,4 +1,5 @@
-"""The command line: thin wrappers over `codegraph.pipeline` and `codegraph.query`.
+"""The command line: thin wrappers over `codegraph.pipeline`, `codegraph.query` and
+`codegraph.queue`.
 
 Every command takes --db and --json. Errors the user can fix print one line and exit 2.
 """
@@ -315,6 +316,258 @@ def cache_prune(
         _print_json({"keep": keep, "deleted": deleted})
         return
     out.print("deleted: " + ", ".join(f"{n} {kind}" for kind, n in deleted.items()), highlight=False)
+
+
+# ----- jobs: enqueue, worker, jobs ----------------------------------------------------------
+
+QueueDbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Queue and store: a directory, a .sqlite file or postgresql://… "
+                 "(default: CODEGRAPH_DB, or the nearest .codegraph/ above the current directory)."),
+]
+
+
+def _job_dict(job: Any, events: list[Any] | None = None) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    value = asdict(job)
+    value["errors"] = json.loads(job.errors or "[]")
+    value["result"] = json.loads(job.result) if job.result else None
+    if events is not None:
+        value["events"] = [asdict(e) for e in events]
+    return value
+
+
+def _queue_guard(debug: bool, fn: Callable[[], T]) -> T:
+    """Queue refusals (illegal transition, unknown job, a conflicting job) are user errors."""
+    from codegraph.errors import UserError
+    from codegraph.jobs import IllegalTransition
+    from codegraph.queue import JobConflict
+
+    def run() -> T:
+        try:
+            return fn()
+        except (IllegalTransition, JobConflict) as exc:
+            raise UserError(str(exc)) from exc
+
+    return _guard(debug, run)
+
+
+def _open_queue(db: str | None) -> Any:
+    from codegraph.query import find_db
+    from codegraph.queue import open_queue
+
+    return open_queue(find_db(db))
+
+
+def _get_job(queue: Any, job_id: int) -> Any:
+    from codegraph.errors import UserError
+
+    job = queue.get(job_id)
+    if job is None:
+        raise UserError(f"no job {job_id} in {queue.url}")
+    return job
+
+
+def _when(ts: float | None) -> str:
+    import datetime as dt
+
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def enqueue(
+    path: Annotated[str, typer.Argument(help="Repository or directory to index.")] = ".",
+    rev: Annotated[str | None, typer.Option("--rev", help="The revision meant (a commit in a git "
+                   "repository); default: the files as they are now.")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1)] = 3,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Queue an index run of PATH for a worker. Idempotent: a snapshot that already has a queued
+    or running job gets that job back."""
+    import os
+
+    from codegraph.pipeline import default_db_for
+    from codegraph.queue import enqueue_path, open_queue, repo_root
+
+    def run() -> tuple[Any, bool]:
+        url = db or os.environ.get("CODEGRAPH_DB") or default_db_for(repo_root(path))
+        return enqueue_path(open_queue(url), path, rev, priority, max_attempts)
+
+    job, created = _queue_guard(debug, run)
+    if as_json:
+        _print_json({**_job_dict(job), "created": created})
+    else:
+        out.print(f"job {job.id} {'queued' if created else 'already ' + job.state} "
+                  f"({job.repo} @ {(job.snapshot or '')[:16]})", highlight=False)
+
+
+@app.command()
+def worker(
+    db: QueueDbOption = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once.")] = 1,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once no job is queued.")] = False,
+    lease: Annotated[float, typer.Option("--lease", min=0.1, help="Lease seconds; a job whose "
+                     "worker stops renewing it is rescued after this.")] = 30.0,
+    grace: Annotated[float, typer.Option("--grace", min=0, help="Seconds a running job gets to "
+                     "finish after SIGTERM before it is released.")] = 10.0,
+    no_vectors: Annotated[bool, typer.Option("--no-vectors", help="Skip L4 (embeddings).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes per job.")] = 2,
+    poll: Annotated[float, typer.Option("--poll", min=0.01, hidden=True)] = 1.0,
+    backoff: Annotated[float, typer.Option("--backoff", min=0, hidden=True)] = 2.0,
+    runner: Annotated[str | None, typer.Option("--runner", hidden=True)] = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Claim queued jobs and run them until SIGTERM (or, with --burst, until none is queued)."""
+    from codegraph.jobs import RetryPolicy
+    from codegraph.queue.worker import Worker, WorkerConfig, load_runner, pipeline_runner
+
+    def run() -> Any:
+        queue = _open_queue(db)
+        chosen = load_runner(runner) if runner else pipeline_runner(not no_vectors, workers)
+        config = WorkerConfig(queue.url, concurrency, burst, lease, grace, poll,
+                              RetryPolicy(base=backoff, cap=max(300.0, backoff)))
+        return Worker(queue, chosen, config, handle_signals=True).run()
+
+    stats = _queue_guard(debug, run)
+    if as_json:
+        _print_json({"claimed": stats.claimed, "outcomes": stats.outcomes, "rescued": stats.rescued})
+    if stats.abandoned:
+        # Their jobs are released and every later write of theirs is fenced off; do not let a
+        # pipeline's process pool hold the exit up.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import os
+
+        os._exit(0)
+
+
+jobs_app = typer.Typer(help="List, inspect, cancel and retry jobs.", no_args_is_help=False)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs_list(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option("--state", help="queued, running, completed, failed "
+                     "or cancelled.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    db: QueueDbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """The newest jobs (all, or in one state)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from codegraph.errors import UserError
+    from codegraph.jobs import JobState
+
+    def run() -> list[Any]:
+        if state is not None and state not in {s.value for s in JobState}:
+            raise UserError(f"unknown state {state!r}: one of {', '.join(s.value for s in JobState)}")
+        return _open_queue(db).list(state, limit)  # type: ignore[no-any-return]
+
+    rows = _queue_guard(debug, run)
+    if as_json:
+        _print_json({"jobs": [_job_dict(j) for j in rows]})
+        return
+    if not rows:
+        out.print("no jobs")
+        return
+    table = Table(show_header=True)
+    for col in ("id", "state", "attempt", "stage", "worker", "queued", "repo", "error"):
+        table.add_column(col)
+    for j in rows:
+        table.add_row(str(j.id), j.state, f"{j.attempt}/{j.max_attempts}", j.current_stage or "",
+                      j.worker_id or "", _when(j.queued_at), j.repo,
+                      f"{j.error_class}: {j.last_error}" if j.last_error else "")
+    out.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    db: QueueDbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """One job and its audit trail (every transition, with attempt and worker)."""
+
+    def run() -> tuple[Any, list[Any]]:
+        queue = _open_queue(db)
+        job = _get_job(queue, job_id)
+        return job, queue.events(job_id)
+
+    job, events = _queue_guard(debug, run)
+    if as_json:
+        _print_json(_job_dict(job, events))
+        return
+    out.print(f"[bold]job {job.id}: {job.state}[/bold]" + (" [red](needs an operator)[/red]"
+              if job.needs_operator else "") + (" (cancel requested)" if job.cancel_requested else ""))
+    for label, value in (("repo", job.repo), ("rev", job.rev), ("snapshot", job.snapshot),
+                         ("priority", job.priority), ("attempt", f"{job.attempt}/{job.max_attempts}"),
+                         ("worker", job.worker_id), ("stage", job.current_stage),
+                         ("lease", f"token {job.lease_token}, expires {_when(job.lease_expires_at)}"),
+                         ("queued", _when(job.queued_at)), ("started", _when(job.started_at)),
+                         ("finished", _when(job.finished_at)), ("retry at", _when(job.next_retry_at)),
+                         ("last error", f"{job.error_class}: {job.last_error}" if job.last_error else None)):
+        if value not in (None, "", "-"):
+            out.print(f"  {label:<10} {value}", highlight=False, markup=False)
+    for err in json.loads(job.errors or "[]"):
+        out.print(f"  attempt {err['attempt']}: {err['error_class']}: {err['error']}",
+                  highlight=False, markup=False)
+    out.print("events:")
+    for e in events:
+        out.print(f"  {_when(e.at)}  {e.from_state or '-':>9} -> {e.to_state:<9} attempt {e.attempt}"
+                  f"  {e.worker_id or ''}  {e.detail or ''}", highlight=False, markup=False)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    db: QueueDbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Cancel a queued job now; a running one stops at its next stage boundary."""
+
+    def run() -> Any:
+        queue = _open_queue(db)
+        _get_job(queue, job_id)
+        return queue.cancel(job_id)
+
+    job = _queue_guard(debug, run)
+    if as_json:
+        _print_json(_job_dict(job))
+    elif job.state == "cancelled":
+        out.print(f"job {job.id} cancelled")
+    else:
+        out.print(f"job {job.id} is {job.state}: asked to stop at its next stage boundary")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    db: QueueDbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Put a failed job back in the queue with fresh attempts (its earlier errors are kept)."""
+
+    def run() -> Any:
+        queue = _open_queue(db)
+        _get_job(queue, job_id)
+        return queue.retry(job_id)
+
+    job = _queue_guard(debug, run)
+    if as_json:
+        _print_json(_job_dict(job))
+    else:
+        out.print(f"job {job.id} queued again")
 
 
 def main() -> None:

@@ -5,9 +5,8 @@ This is the entry point the CLI, the tests and the benchmarks share (`codegraph.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 from codegraph import dag
 from codegraph.errors import UserError
 from codegraph.languages import get_language, language_for
+from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
+from codegraph.queue.run import JobRun
 from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, scan
 from codegraph.stages import L1, L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
 from codegraph.store import Store, open_store
@@ -42,6 +43,7 @@ def index(
     progress: ProgressSink | None = None,
     store: Store | None = None,
     full: bool = False,
+    job: JobRun | None = None,
 ) -> dict[str, Any]:
     """Index the current snapshot of `path`; returns the job's result (see README, "--json").
 
@@ -49,7 +51,13 @@ def index(
     read again (size and mtime prove them unchanged) and only what a change affects is
     recomputed. `full=True` rebuilds the snapshot without a base: every file is read and hashed
     and every file resolved again (per-file outputs stored under the same content hash and stage
-    key are still used: they are exactly what recomputing them would give)."""
+    key are still used: they are exactly what recomputing them would give).
+
+    Every run is a job. A worker passes the job it claimed; without one, the run records itself
+    as a job of its own (enqueued and claimed at once) in the queue beside the store. Either way
+    this function ends the job (completed, failed, cancelled or released) with fenced writes, and
+    stops at the next stage boundary once the job's cancel event is set (lease lost, cancel
+    requested, worker shutting down)."""
     options = options or IndexOptions()
     progress = progress or NoProgress()
     root = Path(path).expanduser()
@@ -60,12 +68,29 @@ def index(
     root = root.resolve()
     store = store or open_store(db or os.environ.get("CODEGRAPH_DB") or default_db_for(root))
     t0 = time.perf_counter()
+
+    if job is None:
+        queue = open_queue(store.url)
+        job = JobRun(queue, queue.start(str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
+                                        DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
+        job.start_heartbeat()
+    try:
+        return _run(root, store, options, progress, job, t0, full)
+    except KeyboardInterrupt:
+        job.interrupted("interrupted")
+        raise
+    except BaseException as exc:
+        job.finish(None, exc)
+        raise
+    finally:
+        job.close()
+
+
+def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink, job: JobRun,
+         t0: float, full: bool) -> dict[str, Any]:
     config = options.config
     keys = config.stage_keys()
-
-    job_id = store.create_job(str(root))
-    store.transition_job(job_id, "running", worker_id=f"cli-{os.getpid()}")
-
+    job_id = job.job.id
     base = None if full else store.latest_snapshot(str(root))
     base_files = {r.path: r for r in store.snapshot_files(base.id)} if base is not None else {}
     progress.start("scan", 0)
@@ -73,6 +98,7 @@ def index(
                     on_file=lambda: progress.advance("scan"),
                     known={p: (r.size, r.mtime_ns, r.content_hash) for p, r in base_files.items()},
                     known_scanned_at=base.created_at if base is not None else 0.0)
+    job.set_snapshot(snapshot.manifest_hash)
     change = _diff(base_files, snapshot)
     mode = "full" if base is None else "incremental"
     if base is not None and base.manifest_hash == snapshot.manifest_hash and base.stage_keys == keys:
@@ -80,7 +106,8 @@ def index(
         result = _unchanged_result(store, base, snapshot, root, job_id, keys)
         duration_ms = (time.perf_counter() - t0) * 1000
         result.update(duration_ms=round(duration_ms, 1), **_speedup(store, str(root), mode, duration_ms))
-        return _finish(store, job_id, result)
+        result["job_state"] = job.finish(result, None)
+        return result
 
     languages: dict[str, tuple[str | None, str | None]] = {}
     modules_by_lang: dict[str, list[str]] = {}
@@ -94,7 +121,7 @@ def index(
             languages[p] = (lang_name, module)
     snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id, mode)
 
-    cancel = threading.Event()
+    cancel = job.cancel
     ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress,
                      modules={p: m for p, (_, m) in languages.items()})
     # Resolutions can be carried over only from a base resolved by the same L1.
@@ -103,13 +130,12 @@ def index(
 
     def on_stage(name: str, status: dag.StageStatus | None) -> None:
         if status is None:
-            store.set_job_stage(job_id, name)
+            job.stage(name)  # a fenced write: sets `cancel` when the job must stop
 
     try:
         run = dag.execute(pipeline_stages(config), ctx, cancel, on_stage)
     except KeyboardInterrupt:
         cancel.set()
-        store.transition_job(job_id, "cancelled", detail="interrupted")
         raise
     finally:
         ctx.shutdown()
@@ -161,17 +187,12 @@ def index(
         "duration_ms": round(duration_ms, 1),
         **_speedup(store, str(root), mode, duration_ms),
     }
-    if not run.ok:
-        result["error"] = _describe(run.first_error())
-    return _finish(store, job_id, result)
-
-
-def _finish(store: Store, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
-    if result["state"] == "completed":
-        store.transition_job(job_id, "completed", result=_json(result), current_stage=None)
-    else:
-        store.transition_job(job_id, "failed", detail=result["error"], last_error=result["error"],
-                             error_class="permanent", result=_json(result))
+    error = None if run.ok else run.first_error() or RuntimeError("run did not complete")
+    if error is not None:
+        result["error"] = _describe(error)
+    # The job's final state, as written: failed/queued (a retry) by the error's class, cancelled,
+    # queued (released), or "lost" when another worker owns the job now.
+    result["job_state"] = job.finish(result, error)
     return result
 
 
@@ -226,10 +247,6 @@ def _unchanged_result(
 
 def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else ""
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def _reuse(run: dag.DagRun) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The store interface: everything the pipeline, the queries and the jobs read and write.
+"""The store interface: everything the pipeline and the queries read and write (jobs live in
+`codegraph.queue`).
 
 One implementation per engine (SQLite now; PostgreSQL behind the same methods). Stages never see
 SQL: they hand typed rows to these methods and get typed rows back.
@@ -13,7 +14,6 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from codegraph.jobs import Job
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
 
@@ -254,27 +254,6 @@ class Store(ABC):
 
     @abstractmethod
     def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
-        ...
-
-    @abstractmethod
-    def create_job(self, repo: str, priority: int = 0, max_attempts: int = 3) -> int:
-        ...
-
-    @abstractmethod
-    def get_job(self, job_id: int) -> Job | None:
-        ...
-
-    @abstractmethod
-    def transition_job(self, job_id: int, target: str, detail: str | None = None, **fields: Any) -> Job:
-        """Move a job to `target` if that is legal from its current state: one transaction."""
-        ...
-
-    @abstractmethod
-    def set_job_stage(self, job_id: int, stage: str | None) -> None:
-        ...
-
-    @abstractmethod
-    def job_events(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
         ...
 
     @abstractmethod

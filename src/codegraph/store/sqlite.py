@@ -19,7 +19,6 @@ from typing import Any
 import xxhash
 
 from codegraph.errors import StoreError
-from codegraph.jobs import Job, check_transition
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
 from codegraph.store.base import (
@@ -38,10 +37,6 @@ ABANDONED_AFTER_S = 3600
 DB_FILENAME = "index.sqlite"
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
-_JOB_COLUMNS = (
-    "id, repo, snapshot, priority, state, attempt, max_attempts, queued_at, started_at, "
-    "finished_at, next_retry_at, worker_id, current_stage, last_error, error_class, result"
-)
 
 
 def resolve_sqlite_path(location: str) -> Path:
@@ -596,65 +591,6 @@ class SqliteStore(Store):
             " JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=?", (snapshot_id,),
         ).fetchone()
         return int(symbols), int(edges)
-
-    # ----- jobs --------------------------------------------------------------------------
-
-    def create_job(self, repo: str, priority: int = 0, max_attempts: int = 3) -> int:
-        now = time.time()
-        with self._tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO jobs(repo, priority, state, max_attempts, queued_at)"
-                " VALUES (?, ?, 'queued', ?, ?)",
-                (repo, priority, max_attempts, now),
-            )
-            job_id = int(cur.lastrowid or 0)
-            conn.execute(
-                "INSERT INTO job_events(job_id, at, from_state, to_state) VALUES (?, ?, NULL, 'queued')",
-                (job_id, now),
-            )
-        return job_id
-
-    def get_job(self, job_id: int) -> Job | None:
-        row = self._conn().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return Job(*row) if row else None
-
-    def transition_job(self, job_id: int, target: str, detail: str | None = None, **fields: Any) -> Job:
-        """Move a job to `target` if that is legal from its current state: one transaction."""
-        now = time.time()
-        with self._tx() as conn:
-            row = conn.execute("SELECT state, attempt FROM jobs WHERE id=?", (job_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no job {job_id}")
-            current, attempt = row
-            check_transition(job_id, current, target)
-            updates = dict(fields)
-            if target == "running":
-                updates.setdefault("started_at", now)
-                updates["attempt"] = attempt + 1
-            if target in ("completed", "failed", "cancelled"):
-                updates.setdefault("finished_at", now)
-            assignments = ", ".join(f"{k}=?" for k in updates)
-            conn.execute(
-                f"UPDATE jobs SET state=?{', ' if updates else ''}{assignments} WHERE id=? AND state=?",
-                (target, *updates.values(), job_id, current),
-            )
-            conn.execute(
-                "INSERT INTO job_events(job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
-                (job_id, now, current, target, detail),
-            )
-        job = self.get_job(job_id)
-        assert job is not None
-        return job
-
-    def set_job_stage(self, job_id: int, stage: str | None) -> None:
-        with self._tx() as conn:
-            conn.execute("UPDATE jobs SET current_stage=? WHERE id=?", (stage, job_id))
-
-    def job_events(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
-        return self._conn().execute(
-            "SELECT at, from_state, to_state, detail FROM job_events WHERE job_id=? ORDER BY id",
-            (job_id,),
-        ).fetchall()
 
     # ----- export ------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@
 --   resolution_reads. A snapshot_files row points at its file's resolution; an incremental
 --   update makes new resolutions only for the files it re-resolves and points the rest at the
 --   previous snapshot's.
--- Operations: jobs, job_events.
+-- Operations (jobs, job_events) are the job queue's: codegraph/queue/sqlite_schema.sql.
 
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -177,33 +177,3 @@ CREATE TABLE IF NOT EXISTS resolution_reads (
 );
 CREATE INDEX IF NOT EXISTS resolution_reads_by_key ON resolution_reads(read_key);
 CREATE INDEX IF NOT EXISTS resolution_reads_by_res ON resolution_reads(res_id);
-
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    repo TEXT NOT NULL,
-    snapshot TEXT,
-    priority INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL DEFAULT 3,
-    queued_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    next_retry_at REAL,
-    worker_id TEXT,
-    current_stage TEXT,
-    last_error TEXT,
-    error_class TEXT,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, priority, id);
-
-CREATE TABLE IF NOT EXISTS job_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL,
-    at REAL NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, id);

@@ -1,0 +1,73 @@
+"""Jobs end to end: a durable queue with leases and fencing, on SQLite or PostgreSQL.
+
+`open_queue(url)` picks the backend the way `store.open_store` does: `postgresql://…` is
+PostgreSQL, anything else is the SQLite file of the index store at that location.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from codegraph.errors import StoreError, UserError
+from codegraph.jobs import Job
+from codegraph.queue.base import DEFAULT_LEASE_SECONDS, Fenced, JobConflict, JobEvent, JobQueue, Lease
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def open_queue(url: str) -> JobQueue:
+    try:
+        if is_postgres(url):
+            from codegraph.queue.postgres import PostgresJobQueue
+
+            return PostgresJobQueue(url)
+        if "://" in url and not url.startswith("sqlite://"):
+            raise UserError(f"unsupported --db URL scheme: {url.split('://')[0]}://")
+        from codegraph.queue.sqlite import SqliteJobQueue
+        from codegraph.store.sqlite import resolve_sqlite_path
+
+        return SqliteJobQueue(resolve_sqlite_path(url))
+    except StoreError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def repo_root(path: str | Path) -> Path:
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UserError(f"no such directory: {path}")
+    if not root.is_dir():
+        raise UserError(f"not a directory: {path}")
+    return root.resolve()
+
+
+def snapshot_key(root: Path, rev: str | None) -> str:
+    """What makes two enqueues "the same snapshot": the commit a rev names (a git repository),
+    the rev itself (anything else), or without a rev the manifest hash of the files as they are
+    now — the same hash the run records."""
+    if rev is None:
+        from codegraph.snapshot import scan
+
+        return scan(root).manifest_hash
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
+                               f"{rev}^{{commit}}"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return f"rev:{rev}"
+    if proc.returncode == 0:
+        return f"rev:{proc.stdout.strip()}"
+    if (root / ".git").exists():
+        raise UserError(f"{root}: no commit named {rev!r}")
+    return f"rev:{rev}"
+
+
+def enqueue_path(queue: JobQueue, path: str | Path, rev: str | None = None, priority: int = 0,
+                 max_attempts: int = 3) -> tuple[Job, bool]:
+    root = repo_root(path)
+    return queue.enqueue(str(root), snapshot_key(root, rev), rev, priority, max_attempts)
+
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "Fenced", "JobConflict", "JobEvent", "JobQueue", "Lease",
+           "enqueue_path", "open_queue", "snapshot_key"]
