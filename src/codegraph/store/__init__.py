@@ -9,9 +9,12 @@ from codegraph.store.base import Store
 def open_store(url: str, create: bool = True) -> Store:
     """`postgresql://…` for PostgreSQL; `sqlite:///path`, a `.sqlite` file or a directory otherwise."""
     if url.startswith(("postgresql://", "postgres://")):
-        raise UserError(
-            "the PostgreSQL store is not available in this version; use a SQLite path for --db"
-        )
+        from codegraph.store.postgres import PostgresStore
+
+        try:
+            return PostgresStore(url, create=create)
+        except StoreError as exc:
+            raise UserError(str(exc)) from exc
     if "://" in url and not url.startswith("sqlite://"):
         raise UserError(f"unsupported --db URL scheme: {url.split('://')[0]}://")
     from codegraph.store.sqlite import SqliteStore, resolve_sqlite_path

@@ -1,0 +1,710 @@
+"""The server store: PostgreSQL through psycopg 3, one connection per thread.
+
+Same semantics as `sqlite.py`: per-file outputs keyed by (content hash, stage key) and shared by
+every snapshot, per-snapshot graph rows, each batch of outputs one transaction together with the
+marker that says what it covers. Bulk rows (snapshot files, symbols, edges, lexical terms, chunks)
+go in with COPY; small upserts with `executemany` (pipelined: one round trip per batch).
+
+The schema is created and upgraded by numbered migrations (`postgres_NNNN_*.sql`), applied in
+order under a transaction-level advisory lock, so any number of processes may open a fresh
+database at once. Lexical search is FTS5's BM25, reproduced in `bm25.py` over term tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+import xxhash
+
+from codegraph.errors import StoreError
+from codegraph.jobs import Job, check_transition
+from codegraph.model import Chunk, Edge
+from codegraph.snapshot import Snapshot
+from codegraph.store import bm25
+from codegraph.store.base import (
+    ChunkRow,
+    FileRow,
+    LexicalDoc,
+    SnapshotInfo,
+    Store,
+    SymbolRow,
+    payload_checksum,
+)
+
+# Any constant works; it only has to be the same in every codegraph process.
+MIGRATION_LOCK = 0x636F_6465_6772_6170  # "codegrap"
+_MIGRATION_FILE = re.compile(r"postgres_(\d{4})_(\w+)\.sql")
+_JOB_COLUMNS = (
+    "id, repo, snapshot, priority, state, attempt, max_attempts, queued_at, started_at, "
+    "finished_at, next_retry_at, worker_id, current_stage, last_error, error_class, result"
+)
+_JOB_FIELDS = frozenset(_JOB_COLUMNS.replace(" ", "").split(",")) - {"id", "state"}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with this codegraph, oldest first."""
+    found = []
+    for entry in resources.files("codegraph.store").iterdir():
+        m = _MIGRATION_FILE.fullmatch(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text()))
+    return sorted(found, key=lambda mig: mig.version)
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int | None:
+    """The highest applied migration, or None for a database codegraph has never used."""
+    (table,) = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone() or (False,)
+    if not table:
+        return None
+    (version,) = conn.execute("SELECT max(version) FROM schema_migrations").fetchone() or (None,)
+    return None if version is None else int(version)
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+    """Apply the pending migrations in order; returns their versions (empty: up to date).
+
+    One transaction holding `pg_advisory_xact_lock`: concurrent callers wait, then find the work
+    done. A failed migration rolls back whole, leaving the previous version in place."""
+    known = migrations()
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        newest = max((m.version for m in known), default=0)
+        if done and max(done) > newest:
+            raise StoreError(
+                f"the database has schema version {max(done)}; this codegraph knows up to {newest}"
+                " (upgrade codegraph)"
+            )
+        for mig in known:
+            if mig.version in done:
+                continue
+            conn.execute(mig.sql.encode())  # no parameters: several statements in one call
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name) VALUES (%s, %s)", (mig.version, mig.name)
+            )
+            applied.append(mig.version)
+    return applied
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and results."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode (transactions are explicit), or a one-line StoreError."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {reason}") from exc
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(data: bytes) -> str:
+    return bytes(data).decode("utf-8", "surrogatepass")
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, create: bool = True) -> None:
+        self._conninfo = url
+        self.url = redact(url)
+        self._local = threading.local()
+        conn = self._conn()
+        try:
+            version = schema_version(conn)
+            if version is None and not create:
+                raise StoreError(f"no codegraph index in {self.url}")
+            if version != max((m.version for m in migrations()), default=0):
+                migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.url} is not a usable codegraph store: {exc}") from exc
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = connect(self._conninfo)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._conn()
+        with conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ----- repos and snapshots -----------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        root: str,
+        name: str,
+        snapshot: Snapshot,
+        languages: dict[str, tuple[str | None, str | None]],
+        stage_keys: dict[str, str],
+        job_id: int | None,
+    ) -> int:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO repos(root, name) VALUES (%s, %s) ON CONFLICT (root) DO NOTHING", (root, name)
+            )
+            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=%s", (root,)).fetchone() or (0,)
+            (snapshot_id,) = conn.execute(
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (repo_id, snapshot.manifest_hash, json.dumps(stage_keys, sort_keys=True), job_id,
+                 time.time()),
+            ).fetchone() or (0,)
+            with conn.cursor() as cur, cur.copy(
+                "COPY snapshot_files (snapshot_id, path, content_hash, size, mtime_ns, language, module)"
+                " FROM STDIN"
+            ) as copy:
+                for f in snapshot.files:
+                    copy.write_row((snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns,
+                                    *languages[f.path]))
+            self._insert_problems(
+                conn, snapshot_id,
+                [(e.path, "failed", e.reason) for e in snapshot.failed]
+                + [(e.path, "skipped", e.reason) for e in snapshot.skipped],
+            )
+        return int(snapshot_id)
+
+    @staticmethod
+    def _insert_problems(
+        conn: psycopg.Connection[Any], snapshot_id: int, problems: Sequence[tuple[str, str, str]]
+    ) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO file_problems(snapshot_id, path, outcome, reason) VALUES (%s, %s, %s, %s)",
+                [(snapshot_id, *p) for p in problems],
+            )
+
+    def add_file_problems(self, snapshot_id: int, problems: Sequence[tuple[str, str, str]]) -> None:
+        with self._tx() as conn:
+            self._insert_problems(conn, snapshot_id, problems)
+
+    def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
+        """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "UPDATE snapshots SET complete=true WHERE id=%s RETURNING repo_id", (snapshot_id,)
+            ).fetchone()
+            if row is None:
+                return
+            old = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s ORDER BY id DESC",
+                    (row[0], snapshot_id),
+                ).fetchall()[keep - 1 :]
+            ]
+            if old:
+                for table in ("symbols", "edges", "file_deps", "snapshot_files", "file_problems"):
+                    conn.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", (old,))
+                conn.execute("DELETE FROM snapshots WHERE id = ANY(%s)", (old,))
+
+    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
+        sql = (
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at"
+            " FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete"
+        )
+        params: tuple[Any, ...] = ()
+        if repo_root is not None:
+            sql += " AND r.root=%s"
+            params = (repo_root,)
+        row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        return SnapshotInfo(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5])
+
+    def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
+        rows = self._conn().execute(
+            "SELECT path, content_hash, language, module FROM snapshot_files"
+            " WHERE snapshot_id=%s ORDER BY path",
+            (snapshot_id,),
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    # ----- L1 ----------------------------------------------------------------------------
+
+    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        wanted = sorted(set(hashes))
+        rows = self._conn().execute(
+            f"SELECT content_hash FROM {table} WHERE stage_key=%s AND content_hash = ANY(%s)",
+            (stage_key, wanted),
+        )
+        return {h for (h,) in rows}
+
+    def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("ir_outputs", stage_key, hashes)
+
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
+        # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ir_outputs(content_hash, stage_key, payload, error, checksum)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET payload=excluded.payload, error=excluded.error, checksum=excluded.checksum",
+                [(h, stage_key, payload, error, payload_checksum(payload))
+                 for h, payload, error in sorted(rows, key=lambda r: r[0])],
+            )
+
+    def snapshot_ir(
+        self, snapshot_id: int, stage_key: str
+    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
+        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
+        return self._conn().execute(
+            "SELECT f.path, f.content_hash, o.payload, o.error, o.checksum"
+            " FROM snapshot_files f"
+            " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=%s"
+            " WHERE f.snapshot_id=%s AND f.language IS NOT NULL ORDER BY f.path",
+            (stage_key, snapshot_id),
+        ).fetchall()
+
+    def replace_graph(
+        self,
+        snapshot_id: int,
+        symbols: Iterable[SymbolRow],
+        edges: Iterable[Edge],
+        file_deps: Iterable[tuple[str, str, str]],
+    ) -> None:
+        with self._tx() as conn:
+            for table in ("symbols", "edges", "file_deps"):
+                conn.execute(f"DELETE FROM {table} WHERE snapshot_id=%s", (snapshot_id,))
+            with conn.cursor() as cur:
+                with cur.copy(
+                    "COPY symbols (snapshot_id, qname, name, kind, path, start_line, end_line,"
+                    " signature, docstring) FROM STDIN"
+                ) as copy:
+                    for s in symbols:
+                        copy.write_row((snapshot_id, *s))
+                with cur.copy(
+                    "COPY edges (snapshot_id, kind, src, src_path, dst, dst_path, line) FROM STDIN"
+                ) as copy:
+                    for e in edges:
+                        copy.write_row((snapshot_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line))
+                with cur.copy("COPY file_deps (snapshot_id, importer, dependency, name) FROM STDIN") as copy:
+                    for d in file_deps:
+                        copy.write_row((snapshot_id, *d))
+
+    # ----- L2 ----------------------------------------------------------------------------
+
+    def existing_chunk_sets(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("chunk_sets", stage_key, hashes)
+
+    def put_chunks(
+        self, stage_key: str, rows: Sequence[tuple[str, list[Chunk] | None, str | None]]
+    ) -> None:
+        rows = sorted(rows, key=lambda r: r[0])
+        texts = sorted({c.text_hash: c.text for _, chunks, _ in rows for c in chunks or []}.items())
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM chunks WHERE stage_key=%s AND content_hash = ANY(%s)",
+                (stage_key, [h for h, _, _ in rows]),
+            )
+            cur.executemany(
+                "INSERT INTO texts(text_hash, text) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(h, _utf8(t)) for h, t in texts],
+            )
+            with cur.copy(
+                "COPY chunks (content_hash, stage_key, ordinal, start_line, end_line, symbol, text_hash)"
+                " FROM STDIN"
+            ) as copy:
+                for content_hash, chunks, _ in rows:
+                    for c in chunks or []:
+                        copy.write_row((content_hash, stage_key, c.ordinal, c.start_line, c.end_line,
+                                        c.symbol, c.text_hash))
+            cur.executemany(
+                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET chunk_count=excluded.chunk_count, error=excluded.error",
+                [(h, stage_key, len(chunks or []), error) for h, chunks, error in rows],
+            )
+
+    def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f JOIN chunks c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=%s WHERE f.snapshot_id=%s",
+            (stage_key, snapshot_id),
+        ).fetchone() or (0,)
+        return int(n)
+
+    _CHUNK_COLUMNS = "c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
+
+    def chunks_of_files(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str]
+    ) -> list[ChunkRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._CHUNK_COLUMNS} FROM unnest(%s::text[]) WITH ORDINALITY AS p(path, n)"
+            " JOIN snapshot_files f ON f.snapshot_id=%s AND f.path=p.path"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN texts t ON t.text_hash=c.text_hash ORDER BY p.n, c.ordinal",
+            (list(paths), snapshot_id, stage_key),
+        ).fetchall()
+        return [ChunkRow(int(r[0]), *r[1:7], _text(r[7])) for r in rows]
+
+    def chunks_by_ids(self, snapshot_id: int, ids: Sequence[tuple[int, str]]) -> list[ChunkRow]:
+        """Chunk rows for (chunk id, path) pairs, in the order given."""
+        rows = self._conn().execute(
+            f"SELECT {self._CHUNK_COLUMNS}"
+            " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS q(id, path, n)"
+            " JOIN chunks c ON c.id=q.id JOIN texts t ON t.text_hash=c.text_hash"
+            " JOIN snapshot_files f ON f.snapshot_id=%s AND f.path=q.path ORDER BY q.n",
+            ([i for i, _ in ids], [p for _, p in ids], snapshot_id),
+        ).fetchall()
+        return [ChunkRow(int(r[0]), *r[1:7], _text(r[7])) for r in rows]
+
+    # ----- L3 ----------------------------------------------------------------------------
+
+    def existing_lexical(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("lexical_docs", stage_key, hashes)
+
+    def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
+        # The last document of a content hash wins, as with the SQLite store's REPLACE.
+        unique = sorted({d.content_hash: d for d in docs}.values(), key=lambda d: d.content_hash)
+        terms = bm25.tokenize_documents([(d.body, d.subtokens) for d in unique])  # outside the tx
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM lexical_docs WHERE stage_key=%s AND content_hash = ANY(%s)",
+                (stage_key, [d.content_hash for d in unique]),
+            )
+            ids = cur.execute(
+                "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
+                " SELECT h, %s, b, s, bl, sl"
+                " FROM unnest(%s::text[], %s::bytea[], %s::bytea[], %s::int[], %s::int[])"
+                "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n RETURNING doc_id, content_hash",
+                (stage_key, [d.content_hash for d in unique], [_utf8(d.body) for d in unique],
+                 [_utf8(d.subtokens) for d in unique], [t.body_len for t in terms],
+                 [t.sub_len for t in terms]),
+            ).fetchall()
+            doc_ids = {h: doc_id for doc_id, h in ids}
+            with cur.copy("COPY lexical_terms (doc_id, term, tf_body, tf_sub) FROM STDIN") as copy:
+                for doc, doc_terms in zip(unique, terms, strict=True):
+                    doc_id = doc_ids[doc.content_hash]
+                    for term, (tf_body, tf_sub) in doc_terms.terms.items():
+                        copy.write_row((doc_id, term, tf_body, tf_sub))
+
+    def lexical_search(
+        self, snapshot_id: int, stage_key: str, match: str, limit: int
+    ) -> list[tuple[str, float]]:
+        """(path, BM25 score; higher is better) of the best matching files of the snapshot.
+
+        Statistics (document count, average length, documents per phrase) cover every stored
+        document, as FTS5's do over its whole table; only the ranked files are the snapshot's."""
+        phrases = [bm25.tokenize_phrase(p) for p in bm25.parse_match(match)]
+        conn = self._conn()
+        n_rows, n_tokens = conn.execute(
+            "SELECT count(*), coalesce(sum(body_len + sub_len), 0)::bigint FROM lexical_docs"
+        ).fetchone() or (0, 0)
+        if not n_rows or not any(phrases):
+            return []
+        avgdl = int(n_tokens) / int(n_rows)
+        single = sorted({p[0] for p in phrases if len(p) == 1})
+        hits = dict(conn.execute(
+            "SELECT term, count(*) FROM lexical_terms WHERE term = ANY(%s) GROUP BY term", (single,)
+        ).fetchall())
+        # (path -> doc length, {single-token phrase term: (tf body, tf subtokens)})
+        docs: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
+        for path, doc_len, term, tf_body, tf_sub in conn.execute(
+            "SELECT f.path, d.body_len + d.sub_len, t.term, t.tf_body, t.tf_sub FROM lexical_terms t"
+            " JOIN lexical_docs d ON d.doc_id=t.doc_id AND d.stage_key=%s"
+            " JOIN snapshot_files f ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
+            " WHERE t.term = ANY(%s)",
+            (stage_key, snapshot_id, single),
+        ):
+            docs.setdefault(path, (doc_len, {}))[1][term] = (tf_body, tf_sub)
+        multi = {tuple(p): self._phrase_hits(p, stage_key, snapshot_id) for p in phrases if len(p) > 1}
+        for _, in_snapshot in multi.values():
+            for path, (doc_len, _) in in_snapshot.items():
+                docs.setdefault(path, (doc_len, {}))
+        idfs = []
+        for p in phrases:
+            n_hit = hits.get(p[0], 0) if len(p) == 1 else len(multi[tuple(p)][0]) if p else 0
+            idfs.append(bm25.idf(int(n_rows), n_hit))
+        scored: dict[str, float] = {}
+        for path, (doc_len, tfs) in docs.items():
+            freqs = []
+            for p in phrases:
+                if len(p) == 1:
+                    freqs.append(tfs.get(p[0], (0, 0)))
+                elif p:
+                    freqs.append(multi[tuple(p)][1].get(path, (0, (0, 0)))[1])
+                else:
+                    freqs.append((0, 0))
+            scored[path] = bm25.score(idfs, freqs, doc_len, avgdl)
+        return bm25.rank(scored, limit)
+
+    def _phrase_hits(
+        self, tokens: list[str], stage_key: str, snapshot_id: int
+    ) -> tuple[set[int], dict[str, tuple[int, tuple[int, int]]]]:
+        """A multi-token phrase (rare: Unicode the tokenizer splits inside a query word): the
+        documents holding it anywhere, and per snapshot path (doc length, per-column counts).
+        Positions are not stored, so candidates (all tokens present) are re-tokenized."""
+        conn = self._conn()
+        candidates = conn.execute(
+            "SELECT d.doc_id, d.body, d.subtokens, d.body_len + d.sub_len FROM lexical_docs d"
+            " WHERE (SELECT count(*) FROM lexical_terms t WHERE t.doc_id=d.doc_id AND t.term = ANY(%s))"
+            " = %s",
+            (sorted(set(tokens)), len(set(tokens))),
+        ).fetchall()
+        holding: dict[int, tuple[int, tuple[int, int]]] = {}
+        for doc_id, body, sub, doc_len in candidates:
+            counts = bm25.phrase_counts(_text(body), _text(sub), tokens)
+            if counts != (0, 0):
+                holding[doc_id] = (doc_len, counts)
+        in_snapshot: dict[str, tuple[int, tuple[int, int]]] = {}
+        if holding:
+            for path, doc_id in conn.execute(
+                "SELECT f.path, d.doc_id FROM lexical_docs d JOIN snapshot_files f"
+                " ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
+                " WHERE d.stage_key=%s AND d.doc_id = ANY(%s)",
+                (snapshot_id, stage_key, sorted(holding)),
+            ):
+                in_snapshot[path] = holding[doc_id]
+        return set(holding), in_snapshot
+
+    # ----- L4 ----------------------------------------------------------------------------
+
+    def texts_without_embedding(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[str, str]]:
+        rows = self._conn().execute(
+            "SELECT DISTINCT t.text_hash, t.text FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE f.snapshot_id=%s AND NOT EXISTS (SELECT 1 FROM embeddings e"
+            "   WHERE e.text_hash=c.text_hash AND e.model_key=%s)"
+            " ORDER BY t.text_hash",
+            (chunk_key, snapshot_id, model_key),
+        ).fetchall()
+        return [(h, _text(t)) for h, t in rows]
+
+    def put_embeddings(self, model_key: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO embeddings(text_hash, model_key, vector) VALUES (%s, %s, %s)"
+                " ON CONFLICT (text_hash, model_key) DO UPDATE SET vector=excluded.vector",
+                [(h, model_key, v) for h, v in sorted(rows, key=lambda r: r[0])],
+            )
+
+    def snapshot_vectors(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[int, str, bytes]]:
+        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+        return self._conn().execute(
+            "SELECT c.id, f.path, e.vector FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchall()
+
+    def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+            " WHERE f.snapshot_id=%s",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchone() or (0,)
+        return int(n)
+
+    # ----- graph queries -----------------------------------------------------------------
+
+    _SYMBOL_COLUMNS = "qname, name, kind, path, start_line, end_line, signature, docstring"
+
+    def find_symbols(self, snapshot_id: int, name: str) -> list[SymbolRow]:
+        conn = self._conn()
+        rows = conn.execute(
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s AND qname=%s"
+            " ORDER BY path, start_line",
+            (snapshot_id, name),
+        ).fetchall()
+        if not rows:
+            rows = conn.execute(
+                f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s"
+                " AND (path=%s OR name=%s) ORDER BY path, start_line",
+                (snapshot_id, name, name),
+            ).fetchall()
+        return [SymbolRow(*r) for r in rows]
+
+    def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s AND path=%s"
+            " ORDER BY start_line, qname",
+            (snapshot_id, path),
+        ).fetchall()
+        return [SymbolRow(*r) for r in rows]
+
+    def edges_where(self, snapshot_id: int, kind: str, column: str, values: Sequence[str]) -> list[Edge]:
+        if column not in ("src", "dst", "src_path", "dst_path"):
+            raise ValueError(column)
+        rows = self._conn().execute(
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS v(value, n)"
+            f" JOIN edges e ON e.snapshot_id=%s AND e.kind=%s AND e.{column}=v.value"
+            " ORDER BY v.n, e.src_path, e.line, e.src, e.dst",
+            (list(values), snapshot_id, kind),
+        ).fetchall()
+        return [Edge(*r) for r in rows]
+
+    def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
+        conn = self._conn()
+        (symbols,) = conn.execute(
+            "SELECT count(*) FROM symbols WHERE snapshot_id=%s", (snapshot_id,)
+        ).fetchone() or (0,)
+        (edges,) = conn.execute(
+            "SELECT count(*) FROM edges WHERE snapshot_id=%s", (snapshot_id,)
+        ).fetchone() or (0,)
+        return int(symbols), int(edges)
+
+    # ----- jobs (moving to codegraph.queue; kept simple until then) ----------------------
+
+    def create_job(self, repo: str, priority: int = 0, max_attempts: int = 3) -> int:
+        now = time.time()
+        with self._tx() as conn:
+            (job_id,) = conn.execute(
+                "INSERT INTO jobs(repo, priority, state, max_attempts, queued_at)"
+                " VALUES (%s, %s, 'queued', %s, %s) RETURNING id",
+                (repo, priority, max_attempts, now),
+            ).fetchone() or (0,)
+            conn.execute(
+                "INSERT INTO job_events(job_id, at, from_state, to_state) VALUES (%s, %s, NULL, 'queued')",
+                (job_id, now),
+            )
+        return int(job_id)
+
+    def get_job(self, job_id: int) -> Job | None:
+        row = self._conn().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=%s", (job_id,)).fetchone()
+        return Job(*row) if row else None
+
+    def transition_job(self, job_id: int, target: str, detail: str | None = None, **fields: Any) -> Job:
+        """Move a job to `target` if that is legal from its current state: one transaction."""
+        now = time.time()
+        unknown = set(fields) - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"unknown job fields: {sorted(unknown)}")
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT state, attempt FROM jobs WHERE id=%s FOR UPDATE", (job_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no job {job_id}")
+            current, attempt = row
+            check_transition(job_id, current, target)
+            updates = dict(fields)
+            if target == "running":
+                updates.setdefault("started_at", now)
+                updates["attempt"] = attempt + 1
+            if target in ("completed", "failed", "cancelled"):
+                updates.setdefault("finished_at", now)
+            assignments = "".join(f", {k}=%s" for k in updates)
+            conn.execute(
+                f"UPDATE jobs SET state=%s{assignments} WHERE id=%s AND state=%s",
+                (target, *updates.values(), job_id, current),
+            )
+            conn.execute(
+                "INSERT INTO job_events(job_id, at, from_state, to_state, detail)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (job_id, now, current, target, detail),
+            )
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def set_job_stage(self, job_id: int, stage: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET current_stage=%s WHERE id=%s", (stage, job_id))
+
+    def job_events(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
+        return self._conn().execute(
+            "SELECT at, from_state, to_state, detail FROM job_events WHERE job_id=%s ORDER BY id",
+            (job_id,),
+        ).fetchall()
+
+    # ----- export ------------------------------------------------------------------------
+
+    def export_rows(self, snapshot_id: int, stage_keys: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+        """Every fact of a snapshot, without row ids or timestamps, in a canonical order.
+
+        The same rows, in the same order, as `SqliteStore.export_rows` (text sorts by code point
+        in both); ties the SQLite order leaves open are broken by the remaining columns."""
+        conn = self._conn()
+        sid = (snapshot_id,)
+        yield from (("file", *r) for r in conn.execute(
+            "SELECT path, content_hash, coalesce(language, ''), coalesce(module, '')"
+            " FROM snapshot_files WHERE snapshot_id=%s ORDER BY path", sid))
+        yield from (("problem", *r) for r in conn.execute(
+            "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=%s"
+            " ORDER BY path, outcome, reason", sid))
+        yield from (("symbol", *r) for r in conn.execute(
+            "SELECT qname, kind, path, start_line, end_line, signature, docstring FROM symbols"
+            " WHERE snapshot_id=%s ORDER BY path, start_line, qname, kind, end_line, signature,"
+            " docstring", sid))
+        yield from (("edge", *r) for r in conn.execute(
+            "SELECT kind, src, src_path, dst, dst_path, line FROM edges WHERE snapshot_id=%s"
+            " ORDER BY src_path, line, kind, src, dst, dst_path", sid))
+        yield from (("dep", *r) for r in conn.execute(
+            "SELECT importer, dependency, name FROM file_deps WHERE snapshot_id=%s"
+            " ORDER BY importer, dependency, name", sid))
+        l2 = stage_keys.get("L2_chunk")
+        yield from (("chunk", *r) for r in conn.execute(
+            "SELECT f.path, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash"
+            " FROM snapshot_files f JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, snapshot_id)))
+        l3 = stage_keys.get("L3_lexical")
+        for path, content_hash, body, subtokens in conn.execute(
+            "SELECT f.path, f.content_hash, d.body, d.subtokens FROM snapshot_files f"
+            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path",
+            (l3, snapshot_id),
+        ):
+            yield ("lexical", path, content_hash, _digest(_text(body), _text(subtokens)))
+        l4 = stage_keys.get("L4_vector")
+        if l4 is not None:
+            for path, ordinal, text_hash, vector in conn.execute(
+                "SELECT f.path, c.ordinal, c.text_hash, e.vector FROM snapshot_files f"
+                " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+                " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+                " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, l4, snapshot_id),
+            ):
+                yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(bytes(vector)))
+
+
+def _digest(*parts: str) -> str:
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
