@@ -118,7 +118,8 @@ def connect(url: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        # libpq may quote the URL back: never print its password.
+        reason = redact(" ".join(str(exc).split()).replace(url, redact(url))) or type(exc).__name__
         raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {reason}") from exc
 
 

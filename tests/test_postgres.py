@@ -1,0 +1,214 @@
+"""The PostgreSQL store: migrations, errors, and equality with the SQLite store (same export bytes,
+same rankings, same scores)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xxhash
+
+import codegraph
+from codegraph.errors import StoreError, UserError
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import L3, IndexConfig
+from codegraph.store import open_store, postgres
+from codegraph.store.bm25 import parse_match, tokenize_documents, tokenize_phrase
+from codegraph.store.postgres import Migration
+from conftest import SHOP, pg_database, write_tree
+
+CLI = [sys.executable, "-m", "codegraph.cli"]
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
+SUBSET = ("json", "http", "email", "urllib", "logging", "xml/dom")  # 57 files, ~1.1 MB
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CODEGRAPH_DB"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+# ----- migrations --------------------------------------------------------------------------
+
+
+def test_concurrent_migrations_from_threads_and_processes_apply_each_version_once() -> None:
+    with pg_database() as url:
+        procs = [subprocess.Popen([*CLI, "db", "migrate", "--db", url, "--json"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        barrier = threading.Barrier(4)
+        results: list[list[int]] = []
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                conn = postgres.connect(url)
+                with conn:
+                    barrier.wait()
+                    results.append(postgres.migrate(conn))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 0, stderr
+            results.append(json.loads(stdout)["applied"])
+        assert errors == []
+        newest = [m.version for m in postgres.migrations()]
+        assert sorted(results, key=len)[-1] == newest  # exactly one caller applied everything
+        assert [r for r in results if r] == [newest]
+        with postgres.connect(url) as conn:
+            rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert [v for (v,) in rows] == newest
+
+
+def test_pending_migrations_apply_in_order_and_a_newer_schema_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pg_database() as url:
+        open_store(url).close()  # first use creates the schema
+        shipped = postgres.migrations()
+        later = [Migration(shipped[-1].version + 2, "two", "ALTER TABLE t_extra ADD COLUMN b int;"),
+                 Migration(shipped[-1].version + 1, "one", "CREATE TABLE t_extra (a int);")]
+        monkeypatch.setattr(postgres, "migrations", lambda: sorted([*shipped, *later], key=lambda m: m.version))
+        store = open_store(url)  # applies the pending two, in version order
+        with postgres.connect(url) as conn:
+            assert conn.execute("SELECT a, b FROM t_extra").fetchall() == []
+        store.close()
+        monkeypatch.setattr(postgres, "migrations", lambda: shipped)
+        with pytest.raises(UserError, match=r"schema version 3; .* \(upgrade codegraph\)"):
+            open_store(url)
+
+
+def test_unreachable_or_bad_urls_are_one_line_user_errors(tmp_path: Path) -> None:
+    for url in ("postgresql://postgres@127.0.0.1:1/nothing", "postgresql://a:secret@[broken"):
+        with pytest.raises(UserError, match="cannot connect to PostgreSQL") as info:
+            open_store(url)
+        assert "secret" not in str(info.value) and "\n" not in str(info.value)
+    proc = cli("index", str(tmp_path), "--db", "postgresql://postgres@127.0.0.1:1/x", "--no-vectors")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = cli("db", "migrate")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: no store given: pass --db or set CODEGRAPH_DB"
+
+
+def test_a_database_without_an_index_is_not_created_by_readers() -> None:
+    with pg_database() as url:
+        with pytest.raises(UserError, match="no codegraph index"):
+            codegraph.open(url)
+        with postgres.connect(url) as conn:
+            assert postgres.schema_version(conn) is None
+        with pytest.raises(StoreError):
+            postgres.PostgresStore(url, create=False)
+
+
+# ----- BM25 equal to FTS5 -------------------------------------------------------------------
+
+
+def test_match_expressions_parse_back_into_their_phrases() -> None:
+    from codegraph import lexical
+
+    terms = ['a"b', "NEAR", "x y", "café"]
+    assert parse_match(lexical.fts_query(terms)) == terms
+    with pytest.raises(ValueError):
+        parse_match("a OR b")
+
+
+def test_tokens_are_fts5_unicode61_tokens() -> None:
+    text = "Café NAÏVE straße İstanbul ǅemal x_y_Z __init__ 123abc a.b-c ﬁle Ωmega \u00e9\u0301"
+    (doc,) = tokenize_documents([(text, "x y")])
+    assert doc.terms["cafe"] == (1, 0) and doc.terms["naive"] == (1, 0)
+    assert doc.terms["x_y_z"] == (1, 0) and doc.terms["x"] == (0, 1)
+    assert doc.body_len == sum(b for b, _ in doc.terms.values())
+    assert tokenize_phrase("parse_HTTP header") == ["parse_http", "header"]
+
+
+@pytest.fixture(scope="module")
+def twin_stores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """SHOP plus 57 standard-library files, indexed into SQLite and into PostgreSQL."""
+    root = tmp_path_factory.mktemp("subset")
+    repo = write_tree(root / "repo", SHOP)
+    for package in SUBSET:
+        shutil.copytree(STDLIB / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with pg_database() as pg_url:
+        sqlite_url = str(root / "db")
+        results = [codegraph.index(str(repo), url, options=NO_VECTORS) for url in (sqlite_url, pg_url)]
+        assert [r["state"] for r in results] == ["completed", "completed"]
+        yield sqlite_url, pg_url, results
+
+
+def test_sqlite_and_postgres_export_byte_identical_indexes(twin_stores) -> None:  # type: ignore[no-untyped-def]
+    sqlite_url, pg_url, (sq, pg) = twin_stores
+    assert sq["files_indexed"] == pg["files_indexed"] >= 60
+    assert (sq["symbols"], sq["edges"], sq["chunks"]) == (pg["symbols"], pg["edges"], pg["chunks"])
+    exports = [cli("export", "--db", url) for url in (sqlite_url, pg_url)]
+    assert all(p.returncode == 0 for p in exports), [p.stderr for p in exports]
+    assert len(exports[0].stdout) > 100_000
+    assert exports[0].stdout == exports[1].stdout
+
+
+QUERIES = ("json decoder", "parse header", "send_header", "email message attachment", "urlopen",
+           "getLogger handler", "Element attribute", "total price tax", "self", "the", "xyzzy nothing")
+
+
+def test_sqlite_and_postgres_rank_the_same_hits_with_the_same_scores(twin_stores) -> None:  # type: ignore[no-untyped-def]
+    sqlite_url, pg_url, _ = twin_stores
+    sq, pg = codegraph.open(sqlite_url), codegraph.open(pg_url)
+    for query in QUERIES:
+        sq_hits = [h.as_dict() for h in sq.search(query, mode="lexical", limit=10)]
+        pg_hits = [h.as_dict() for h in pg.search(query, mode="lexical", limit=10)]
+        assert sq_hits == pg_hits, query
+    assert sq.search("json decoder", mode="lexical")[0].path.startswith("json/")
+    # Unrounded: the same doubles, including multi-token phrases and repeated terms.
+    for match in ('"raw_decode" OR "decoder" OR "json"', '"def parse"', '"return self" OR "header"',
+                  '"email" OR "email"', '"é"', '"x.y"'):
+        assert (sq.store.lexical_search(sq.snapshot.id, sq.snapshot.stage_keys[L3], match, 50)
+                == pg.store.lexical_search(pg.snapshot.id, pg.snapshot.stage_keys[L3], match, 50)), match
+
+
+# ----- vectors ------------------------------------------------------------------------------
+
+
+def _fake_embed(texts: list[str], model_name: str = "") -> np.ndarray:
+    """Deterministic unit vectors from the text's hash: exercises storage and search, no model."""
+    out = np.empty((len(texts), 16), dtype=np.float32)
+    for i, text in enumerate(texts):
+        v = np.random.default_rng(xxhash.xxh3_64_intdigest(text.encode())).standard_normal(16)
+        out[i] = v / np.linalg.norm(v)
+    return out
+
+
+def test_vector_search_is_exact_cosine_over_stored_float32_vectors(
+    shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegraph import embed
+
+    monkeypatch.setattr(embed, "embed", _fake_embed)
+    result = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig()))
+    assert result["state"] == "completed", result.get("error")
+    assert result["vectors"] == result["chunks"] > 0
+    idx = codegraph.open(store_url)
+    chunks = idx.store.chunks_of_files(idx.snapshot.id, idx.snapshot.stage_keys["L2_chunk"],
+                                       [f.path for f in idx.store.snapshot_files(idx.snapshot.id)])
+    target = next(c for c in chunks if c.path == "shop/pricing.py")
+    # The query embeds to exactly the target chunk's vector: cosine 1.0, ranked first.
+    monkeypatch.setattr(embed, "embed", lambda texts, model_name="": _fake_embed([target.text]))
+    hits = idx.search("anything", mode="vector", limit=3)
+    assert (hits[0].path, hits[0].start_line, hits[0].score) == (target.path, target.start_line, 1.0)
+    assert hits[1].score <= hits[0].score and len(hits) == 3
+    assert idx.search("anything", mode="hybrid", limit=3)
+    again = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig()))
+    assert again["embedded"] == 0 and again["vectors"] == result["vectors"]  # the embedding cache
+    assert sum(1 for row in idx.export() if row[0] == "vector") == result["vectors"]
