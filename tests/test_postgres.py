@@ -82,7 +82,8 @@ def test_pending_migrations_apply_in_order_and_a_newer_schema_is_refused(
         shipped = postgres.migrations()
         later = [Migration(shipped[-1].version + 2, "two", "ALTER TABLE t_extra ADD COLUMN b int;"),
                  Migration(shipped[-1].version + 1, "one", "CREATE TABLE t_extra (a int);")]
-        monkeypatch.setattr(postgres, "migrations", lambda: sorted([*shipped, *later], key=lambda m: m.version))
+        everything = sorted([*shipped, *later], key=lambda m: m.version)
+        monkeypatch.setattr(postgres, "migrations", lambda: everything)
         store = open_store(url)  # applies the pending two, in version order
         with postgres.connect(url) as conn:
             assert conn.execute("SELECT a, b FROM t_extra").fetchall() == []
@@ -101,7 +102,8 @@ def test_unreachable_or_bad_urls_are_one_line_user_errors(tmp_path: Path) -> Non
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = cli("db", "migrate")
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: no store given: pass --db or set CODEGRAPH_DB"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: no store given: pass --db or set CODEGRAPH_DB"
 
 
 def test_a_database_without_an_index_is_not_created_by_readers() -> None:
