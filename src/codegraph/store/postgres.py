@@ -397,7 +397,8 @@ class PostgresStore(Store):
         terms = bm25.tokenize_documents([(d.body, d.subtokens) for d in unique])  # outside the tx
         with self._tx() as conn, conn.cursor() as cur:
             cur.execute(
-                "DELETE FROM lexical_docs WHERE stage_key=%s AND content_hash = ANY(%s)",
+                "WITH old AS (DELETE FROM lexical_docs WHERE stage_key=%s AND content_hash = ANY(%s)"
+                " RETURNING doc_id) DELETE FROM lexical_terms WHERE doc_id IN (SELECT doc_id FROM old)",
                 (stage_key, [d.content_hash for d in unique]),
             )
             ids = cur.execute(

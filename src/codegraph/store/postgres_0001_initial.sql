@@ -95,8 +95,10 @@ CREATE TABLE lexical_docs (
     UNIQUE (content_hash, stage_key)
 );
 
+-- No foreign key to lexical_docs: its per-row check would double the cost of writing terms;
+-- put_lexical deletes a replaced document's terms itself, in the same transaction.
 CREATE TABLE lexical_terms (
-    doc_id bigint NOT NULL REFERENCES lexical_docs(doc_id) ON DELETE CASCADE,
+    doc_id bigint NOT NULL,
     term text COLLATE "C" NOT NULL,
     tf_body integer NOT NULL,            -- occurrences in body
     tf_sub integer NOT NULL,             -- occurrences in subtokens
