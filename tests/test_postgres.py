@@ -21,7 +21,6 @@ from codegraph.errors import StoreError, UserError
 from codegraph.pipeline import IndexOptions
 from codegraph.stages import L3, IndexConfig
 from codegraph.store import open_store, postgres
-from codegraph.store.bm25 import parse_match, tokenize_documents, tokenize_phrase
 from codegraph.store.postgres import Migration
 from conftest import SHOP, pg_database, write_tree
 
@@ -119,31 +118,15 @@ def test_a_database_without_an_index_is_not_created_by_readers() -> None:
 # ----- BM25 equal to FTS5 -------------------------------------------------------------------
 
 
-def test_match_expressions_parse_back_into_their_phrases() -> None:
-    from codegraph import lexical
-
-    terms = ['a"b', "NEAR", "x y", "café"]
-    assert parse_match(lexical.fts_query(terms)) == terms
-    with pytest.raises(ValueError):
-        parse_match("a OR b")
-
-
-def test_tokens_are_fts5_unicode61_tokens() -> None:
-    text = "Café NAÏVE straße İstanbul ǅemal x_y_Z __init__ 123abc a.b-c ﬁle Ωmega \u00e9\u0301"
-    (doc,) = tokenize_documents([(text, "x y")])
-    assert doc.terms["cafe"] == (1, 0) and doc.terms["naive"] == (1, 0)
-    assert doc.terms["x_y_z"] == (1, 0) and doc.terms["x"] == (0, 1)
-    assert doc.body_len == sum(b for b, _ in doc.terms.values())
-    assert tokenize_phrase("parse_HTTP header") == ["parse_http", "header"]
-
-
 @pytest.fixture(scope="module")
 def twin_stores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """SHOP plus 57 standard-library files, indexed into SQLite and into PostgreSQL."""
+    """SHOP, 57 standard-library files and a file with NUL, indexed into SQLite and PostgreSQL."""
     root = tmp_path_factory.mktemp("subset")
     repo = write_tree(root / "repo", SHOP)
     for package in SUBSET:
         shutil.copytree(STDLIB / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    # A NUL byte past the binary sniff: PostgreSQL text cannot hold it, so file text is bytea.
+    (repo / "late_nul.py").write_bytes(b"# pad\n" * 2000 + b'def nul(x="a\x00b"):\n    """\x00"""\n')
     with pg_database() as pg_url:
         sqlite_url = str(root / "db")
         results = [codegraph.index(str(repo), url, options=NO_VECTORS) for url in (sqlite_url, pg_url)]
@@ -159,6 +142,7 @@ def test_sqlite_and_postgres_export_byte_identical_indexes(twin_stores) -> None:
     assert all(p.returncode == 0 for p in exports), [p.stderr for p in exports]
     assert len(exports[0].stdout) > 100_000
     assert exports[0].stdout == exports[1].stdout
+    assert '"late_nul.nul"' in exports[1].stdout
 
 
 QUERIES = ("json decoder", "parse header", "send_header", "email message attachment", "urlopen",

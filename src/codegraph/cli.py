@@ -29,8 +29,9 @@ out = Console(soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Store: a directory or .sqlite file (default: PATH/.codegraph, "
-                 "or CODEGRAPH_DB, or the nearest .codegraph/ above the current directory)."),
+    typer.Option("--db", help="Store: a directory, a .sqlite file or a postgresql:// URL (default: "
+                 "PATH/.codegraph, or CODEGRAPH_DB, or the nearest .codegraph/ above the current "
+                 "directory)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]

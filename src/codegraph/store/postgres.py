@@ -309,7 +309,7 @@ class PostgresStore(Store):
                     " signature, docstring) FROM STDIN"
                 ) as copy:
                     for s in symbols:
-                        copy.write_row((snapshot_id, *s))
+                        copy.write_row((snapshot_id, *s[:6], _utf8(s.signature), _utf8(s.docstring)))
                 with cur.copy(
                     "COPY edges (snapshot_id, kind, src, src_path, dst, dst_path, line) FROM STDIN"
                 ) as copy:
@@ -559,7 +559,7 @@ class PostgresStore(Store):
                 " AND (path=%s OR name=%s) ORDER BY path, start_line",
                 (snapshot_id, name, name),
             ).fetchall()
-        return [SymbolRow(*r) for r in rows]
+        return [_symbol(r) for r in rows]
 
     def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
         rows = self._conn().execute(
@@ -567,7 +567,7 @@ class PostgresStore(Store):
             " ORDER BY start_line, qname",
             (snapshot_id, path),
         ).fetchall()
-        return [SymbolRow(*r) for r in rows]
+        return [_symbol(r) for r in rows]
 
     def edges_where(self, snapshot_id: int, kind: str, column: str, values: Sequence[str]) -> list[Edge]:
         if column not in ("src", "dst", "src_path", "dst_path"):
@@ -670,7 +670,7 @@ class PostgresStore(Store):
         yield from (("problem", *r) for r in conn.execute(
             "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=%s"
             " ORDER BY path, outcome, reason", sid))
-        yield from (("symbol", *r) for r in conn.execute(
+        yield from (("symbol", *r[:5], _text(r[5]), _text(r[6])) for r in conn.execute(
             "SELECT qname, kind, path, start_line, end_line, signature, docstring FROM symbols"
             " WHERE snapshot_id=%s ORDER BY path, start_line, qname, kind, end_line, signature,"
             " docstring", sid))
@@ -702,6 +702,10 @@ class PostgresStore(Store):
                 " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, l4, snapshot_id),
             ):
                 yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(bytes(vector)))
+
+
+def _symbol(row: tuple[Any, ...]) -> SymbolRow:
+    return SymbolRow(*row[:6], _text(row[6]), _text(row[7]))
 
 
 def _digest(*parts: str) -> str:

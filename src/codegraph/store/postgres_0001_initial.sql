@@ -76,7 +76,8 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_by_text ON chunks(text_hash);
 
--- File text is stored as UTF-8 bytes (bytea): PostgreSQL text cannot hold NUL, source files can.
+-- File text (here, lexical bodies, symbol signatures and docstrings) is stored as UTF-8 bytes
+-- (bytea): PostgreSQL text cannot hold NUL, and a source file can (past its first 8 KiB).
 CREATE TABLE texts (
     text_hash text COLLATE "C" PRIMARY KEY,
     text bytea NOT NULL
@@ -123,8 +124,8 @@ CREATE TABLE symbols (
     path text COLLATE "C" NOT NULL,
     start_line integer NOT NULL,
     end_line integer NOT NULL,
-    signature text COLLATE "C" NOT NULL,
-    docstring text COLLATE "C" NOT NULL
+    signature bytea NOT NULL,            -- UTF-8 slices of the file, as texts.text
+    docstring bytea NOT NULL
 );
 CREATE INDEX symbols_by_qname ON symbols(snapshot_id, qname);
 CREATE INDEX symbols_by_name ON symbols(snapshot_id, name);
