@@ -115,6 +115,51 @@ def test_a_database_without_an_index_is_not_created_by_readers() -> None:
             postgres.PostgresStore(url, create=False)
 
 
+# ----- concurrent writers -------------------------------------------------------------------
+
+
+def test_concurrent_writers_of_the_same_outputs_replace_them_whole() -> None:
+    """Two workers that compute the same file's outputs at once: both commit, no duplicates."""
+    from codegraph.model import Chunk
+    from codegraph.store.base import LexicalDoc
+
+    docs = [LexicalDoc(f"h{i}", f"def f{i}(): return parse_header_{i}", f"parse header {i}")
+            for i in range(20)]
+    chunk_rows = [(f"h{i}", [Chunk(o, o + 1, o + 1, f"f{i}", f"t{i}-{o}", f"text {i} {o}")
+                             for o in range(5)], None) for i in range(20)]
+    with pg_database() as url:
+        store = open_store(url)
+        barrier = threading.Barrier(3)
+        errors: list[BaseException] = []
+
+        def writer(offset: int) -> None:
+            try:
+                barrier.wait()
+                for round_ in range(8):
+                    # Overlapping, differently ordered batches.
+                    k = (offset + round_) % 3
+                    store.put_lexical("L3", docs[k:] + docs[:k])
+                    store.put_chunks("L2", chunk_rows[k:] + chunk_rows[:k])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                store.close()
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.existing_lexical("L3", [d.content_hash for d in docs]) == {d.content_hash for d in docs}
+        with postgres.connect(url) as conn:
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM lexical_docs), (SELECT count(*) FROM lexical_terms),"
+                " (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_sets)").fetchone()
+        # per doc: def, f<i>, return, parse_header_<i> in the body; parse, header, <i> as parts
+        assert counts == (20, 20 * 7, 100, 20)
+
+
 # ----- BM25 equal to FTS5 -------------------------------------------------------------------
 
 

@@ -327,9 +327,19 @@ class PostgresStore(Store):
     def put_chunks(
         self, stage_key: str, rows: Sequence[tuple[str, list[Chunk] | None, str | None]]
     ) -> None:
-        rows = sorted(rows, key=lambda r: r[0])
+        # One row per content hash (the last wins, as the SQLite store's REPLACE), sorted by key.
+        rows = sorted({r[0]: r for r in rows}.values(), key=lambda r: r[0])
         texts = sorted({c.text_hash: c.text for _, chunks, _ in rows for c in chunks or []}.items())
         with self._tx() as conn, conn.cursor() as cur:
+            # The marker first: its row locks make a concurrent writer of the same file wait for
+            # this commit, then replace these chunks whole (instead of colliding with them).
+            # Every writer locks markers, then texts, each in key order: no deadlock.
+            cur.executemany(
+                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET chunk_count=excluded.chunk_count, error=excluded.error",
+                [(h, stage_key, len(chunks or []), error) for h, chunks, error in rows],
+            )
             cur.execute(
                 "DELETE FROM chunks WHERE stage_key=%s AND content_hash = ANY(%s)",
                 (stage_key, [h for h, _, _ in rows]),
@@ -346,12 +356,6 @@ class PostgresStore(Store):
                     for c in chunks or []:
                         copy.write_row((content_hash, stage_key, c.ordinal, c.start_line, c.end_line,
                                         c.symbol, c.text_hash))
-            cur.executemany(
-                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
-                " SET chunk_count=excluded.chunk_count, error=excluded.error",
-                [(h, stage_key, len(chunks or []), error) for h, chunks, error in rows],
-            )
 
     def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
         (n,) = self._conn().execute(
@@ -396,21 +400,22 @@ class PostgresStore(Store):
         unique = sorted({d.content_hash: d for d in docs}.values(), key=lambda d: d.content_hash)
         terms = bm25.tokenize_documents([(d.body, d.subtokens) for d in unique])  # outside the tx
         with self._tx() as conn, conn.cursor() as cur:
-            cur.execute(
-                "WITH old AS (DELETE FROM lexical_docs WHERE stage_key=%s AND content_hash = ANY(%s)"
-                " RETURNING doc_id) DELETE FROM lexical_terms WHERE doc_id IN (SELECT doc_id FROM old)",
-                (stage_key, [d.content_hash for d in unique]),
-            )
+            # Upsert, in key order: a concurrent writer of the same document waits on its row,
+            # then replaces it and its terms (a delete-then-insert would collide instead).
             ids = cur.execute(
                 "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
                 " SELECT h, %s, b, s, bl, sl"
                 " FROM unnest(%s::text[], %s::bytea[], %s::bytea[], %s::int[], %s::int[])"
-                "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n RETURNING doc_id, content_hash",
+                "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n"
+                " ON CONFLICT (content_hash, stage_key) DO UPDATE SET body=excluded.body,"
+                "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len"
+                " RETURNING doc_id, content_hash",
                 (stage_key, [d.content_hash for d in unique], [_utf8(d.body) for d in unique],
                  [_utf8(d.subtokens) for d in unique], [t.body_len for t in terms],
                  [t.sub_len for t in terms]),
             ).fetchall()
             doc_ids = {h: doc_id for doc_id, h in ids}
+            cur.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)", (sorted(doc_ids.values()),))
             with cur.copy("COPY lexical_terms (doc_id, term, tf_body, tf_sub) FROM STDIN") as copy:
                 for doc, doc_terms in zip(unique, terms, strict=True):
                     doc_id = doc_ids[doc.content_hash]
