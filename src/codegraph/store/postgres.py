@@ -12,12 +12,12 @@ database at once. Lexical search is FTS5's BM25, reproduced in `bm25.py` over te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -131,6 +131,18 @@ def _text(data: bytes) -> str:
     return bytes(data).decode("utf-8", "surrogatepass")
 
 
+class _Owned:
+    """A thread's connection, closed when the thread (or the store) is gone: stage threads never
+    call close(), and a server's connection slots are few."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
 class PostgresStore(Store):
     def __init__(self, url: str, create: bool = True) -> None:
         self._conninfo = url
@@ -147,22 +159,22 @@ class PostgresStore(Store):
             raise StoreError(f"{self.url} is not a usable codegraph store: {exc}") from exc
 
     def _conn(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = connect(self._conninfo)
-            self._local.conn = conn
-        return conn
+        holder: _Owned | None = getattr(self._local, "conn", None)
+        if holder is None or holder.conn.closed:
+            holder = _Owned(connect(self._conninfo))
+            self._local.conn = holder
+        return holder.conn
 
-    @contextmanager
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self._conn()
         with conn.transaction():
             yield conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        holder: _Owned | None = getattr(self._local, "conn", None)
+        if holder is not None:
+            holder.conn.close()
             self._local.conn = None
 
     # ----- repos and snapshots -----------------------------------------------------------
