@@ -417,7 +417,7 @@ class PostgresStore(Store):
             ids = cur.execute(
                 "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
                 " SELECT h, %s, b, s, bl, sl"
-                " FROM unnest(%s::text[], %s::bytea[], %s::bytea[], %s::int[], %s::int[])"
+                " FROM unnest(%s::text[], %b::bytea[], %b::bytea[], %s::int[], %s::int[])"
                 "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n"
                 " ON CONFLICT (content_hash, stage_key) DO UPDATE SET body=excluded.body,"
                 "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len"
