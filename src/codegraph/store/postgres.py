@@ -100,7 +100,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
         for mig in known:
             if mig.version in done:
                 continue
-            conn.execute(mig.sql.encode())  # no parameters: several statements in one call
+            conn.execute(mig.sql)  # no parameters, so several statements may go in one call
             conn.execute(
                 "INSERT INTO schema_migrations(version, name) VALUES (%s, %s)", (mig.version, mig.name)
             )
@@ -110,7 +110,8 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and results."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -467,21 +468,22 @@ class PostgresStore(Store):
         for _, in_snapshot in multi.values():
             for path, (doc_len, _) in in_snapshot.items():
                 docs.setdefault(path, (doc_len, {}))
-        idfs = []
-        for p in phrases:
-            n_hit = hits.get(p[0], 0) if len(p) == 1 else len(multi[tuple(p)][0]) if p else 0
-            idfs.append(bm25.idf(int(n_rows), n_hit))
-        scored: dict[str, float] = {}
-        for path, (doc_len, tfs) in docs.items():
-            freqs = []
-            for p in phrases:
-                if len(p) == 1:
-                    freqs.append(tfs.get(p[0], (0, 0)))
-                elif p:
-                    freqs.append(multi[tuple(p)][1].get(path, (0, (0, 0)))[1])
-                else:
-                    freqs.append((0, 0))
-            scored[path] = bm25.score(idfs, freqs, doc_len, avgdl)
+
+        def n_hit(p: list[str]) -> int:
+            if len(p) == 1:
+                return int(hits.get(p[0], 0))
+            return len(multi[tuple(p)][0]) if p else 0  # an empty phrase matches nothing
+
+        def freq(p: list[str], path: str, tfs: dict[str, tuple[int, int]]) -> tuple[int, int]:
+            if len(p) == 1:
+                return tfs.get(p[0], (0, 0))
+            return multi[tuple(p)][1].get(path, (0, (0, 0)))[1] if p else (0, 0)
+
+        idfs = [bm25.idf(int(n_rows), n_hit(p)) for p in phrases]
+        scored = {
+            path: bm25.score(idfs, [freq(p, path, tfs) for p in phrases], doc_len, avgdl)
+            for path, (doc_len, tfs) in docs.items()
+        }
         return bm25.rank(scored, limit)
 
     def _phrase_hits(
@@ -491,11 +493,12 @@ class PostgresStore(Store):
         documents holding it anywhere, and per snapshot path (doc length, per-column counts).
         Positions are not stored, so candidates (all tokens present) are re-tokenized."""
         conn = self._conn()
+        distinct = sorted(set(tokens))
         candidates = conn.execute(
             "SELECT d.doc_id, d.body, d.subtokens, d.body_len + d.sub_len FROM lexical_docs d"
-            " WHERE (SELECT count(*) FROM lexical_terms t WHERE t.doc_id=d.doc_id AND t.term = ANY(%s))"
-            " = %s",
-            (sorted(set(tokens)), len(set(tokens))),
+            " WHERE d.doc_id IN (SELECT doc_id FROM lexical_terms WHERE term = ANY(%s)"
+            "   GROUP BY doc_id HAVING count(*) = %s)",
+            (distinct, len(distinct)),
         ).fetchall()
         holding: dict[int, tuple[int, tuple[int, int]]] = {}
         for doc_id, body, sub, doc_len in candidates:
