@@ -10,7 +10,9 @@ import subprocess
 import sys
 import sysconfig
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ CLI = [sys.executable, "-m", "codegraph.cli"]
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
 SUBSET = ("json", "http", "email", "urllib", "logging", "xml/dom")  # 57 files, ~1.1 MB
+Twins = tuple[str, str, list[dict[str, Any]]]  # SQLite location, PostgreSQL URL, the two results
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -164,7 +167,7 @@ def test_concurrent_writers_of_the_same_outputs_replace_them_whole() -> None:
 
 
 @pytest.fixture(scope="module")
-def twin_stores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def twin_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twins]:
     """SHOP, 57 standard-library files and a file with NUL, indexed into SQLite and PostgreSQL."""
     root = tmp_path_factory.mktemp("subset")
     repo = write_tree(root / "repo", SHOP)
@@ -179,7 +182,7 @@ def twin_stores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
         yield sqlite_url, pg_url, results
 
 
-def test_sqlite_and_postgres_export_byte_identical_indexes(twin_stores) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_and_postgres_export_byte_identical_indexes(twin_stores: Twins) -> None:
     sqlite_url, pg_url, (sq, pg) = twin_stores
     assert sq["files_indexed"] == pg["files_indexed"] >= 60
     assert (sq["symbols"], sq["edges"], sq["chunks"]) == (pg["symbols"], pg["edges"], pg["chunks"])
@@ -194,7 +197,7 @@ QUERIES = ("json decoder", "parse header", "send_header", "email message attachm
            "getLogger handler", "Element attribute", "total price tax", "self", "the", "xyzzy nothing")
 
 
-def test_sqlite_and_postgres_rank_the_same_hits_with_the_same_scores(twin_stores) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_and_postgres_rank_the_same_hits_with_the_same_scores(twin_stores: Twins) -> None:
     sqlite_url, pg_url, _ = twin_stores
     sq, pg = codegraph.open(sqlite_url), codegraph.open(pg_url)
     for query in QUERIES:

@@ -390,7 +390,7 @@ class PostgresStore(Store):
             " JOIN texts t ON t.text_hash=c.text_hash ORDER BY p.n, c.ordinal",
             (list(paths), snapshot_id, stage_key),
         ).fetchall()
-        return [ChunkRow(int(r[0]), *r[1:7], _text(r[7])) for r in rows]
+        return [_chunk(r) for r in rows]
 
     def chunks_by_ids(self, snapshot_id: int, ids: Sequence[tuple[int, str]]) -> list[ChunkRow]:
         """Chunk rows for (chunk id, path) pairs, in the order given."""
@@ -401,7 +401,7 @@ class PostgresStore(Store):
             " JOIN snapshot_files f ON f.snapshot_id=%s AND f.path=q.path ORDER BY q.n",
             ([i for i, _ in ids], [p for _, p in ids], snapshot_id),
         ).fetchall()
-        return [ChunkRow(int(r[0]), *r[1:7], _text(r[7])) for r in rows]
+        return [_chunk(r) for r in rows]
 
     # ----- L3 ----------------------------------------------------------------------------
 
@@ -724,8 +724,12 @@ class PostgresStore(Store):
                 yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(bytes(vector)))
 
 
-def _symbol(row: tuple[Any, ...]) -> SymbolRow:
-    return SymbolRow(*row[:6], _text(row[6]), _text(row[7]))
+def _symbol(r: tuple[Any, ...]) -> SymbolRow:
+    return SymbolRow(r[0], r[1], r[2], r[3], r[4], r[5], _text(r[6]), _text(r[7]))
+
+
+def _chunk(r: tuple[Any, ...]) -> ChunkRow:
+    return ChunkRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], _text(r[7]))
 
 
 def _digest(*parts: str) -> str:
