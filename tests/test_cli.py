@@ -37,7 +37,7 @@ def test_index_search_and_graph_from_the_command_line(shop_repo: Path, store_url
     assert {r["src"] for r in json.loads(proc.stdout)["results"]} == {
         "shop.models.Base.save", "shop.models.Customer.validate"}
 
-    human = cli("index", str(shop_repo), "--db", db, "--no-vectors")
+    human = cli("index", str(shop_repo), "--db", db, "--no-vectors", "--full")
     assert human.returncode == 0 and "5 of 5 files indexed" in human.stdout
     assert "L1_ir" in human.stderr  # progress bars go to stderr
 

@@ -72,7 +72,9 @@ def _corrupt_ir(db: str) -> None:
 def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, store_url: str) -> None:
     first = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(vectors=False)))
     _corrupt_ir(store_url)
-    again = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(vectors=False)))
+    # --full: every file is resolved again, so every stored IR is read (and checked).
+    again = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(vectors=False)),
+                            full=True)
     assert again["state"] == "completed", again.get("error")
     assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])
     assert work(again)["L1_ir"] == 3

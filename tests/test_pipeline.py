@@ -123,7 +123,16 @@ def test_unreadable_file_is_reported(
 
 def test_reindexing_unchanged_files_reuses_every_per_file_output(shop_repo: Path, store_url: str) -> None:
     first = run(shop_repo, store_url)
-    second = run(shop_repo, store_url)
+    unchanged = run(shop_repo, store_url)
+    # Nothing changed: the latest snapshot already is this one; no stage has work to do.
+    assert (unchanged["mode"], unchanged["stages"], unchanged["affected_files"]) == ("incremental", [], [])
+    assert unchanged["changed_files"] == {"added": [], "modified": [], "deleted": []}
+    assert unchanged["snapshot_id"] == first["snapshot_id"]
+    assert (unchanged["symbols"], unchanged["edges"], unchanged["chunks"]) == (
+        first["symbols"], first["edges"], first["chunks"])
+    # A rebuild still finds every per-file output stored under the same content and stage key.
+    second = codegraph.index(str(shop_repo), store_url, options=NO_VECTORS, full=True)
+    assert second["mode"] == "full" and len(second["affected_files"]) == 5
     stages = {s["name"]: s for s in second["stages"]}
     assert stages["L1_ir"]["files_parsed"] == 0
     assert stages["L3_lexical"]["documents_written"] == 0

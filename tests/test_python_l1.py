@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from codegraph.languages.python import PYTHON
 from codegraph.languages.python.resolve import module_names
+from codegraph.model import Edge
 
 
 def extract(src: str):
@@ -121,11 +123,18 @@ def test_module_names_follow_packages_and_name_a_package_root() -> None:
     }
 
 
-def _resolve(repo: Path):
+@dataclass
+class _Whole:
+    edges: list[Edge]
+    file_deps: dict[str, set[tuple[str, str]]]
+
+
+def _resolve(repo: Path) -> _Whole:
     paths = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.py"))
     irs = {p: PYTHON.extract((repo / p).read_text()) for p in paths}
     modules = module_names(paths, repo.name)
-    return PYTHON.resolve(modules, irs)
+    results = list(PYTHON.resolve(modules, irs.__getitem__, paths))
+    return _Whole([e for r in results for e in r.edges], {r.path: r.deps for r in results})
 
 
 def test_cross_file_resolution_of_the_shop_package(shop_repo: Path) -> None:

@@ -107,10 +107,15 @@ def index(
         int, typer.Option("--max-file-bytes", min=1, help="Larger files are skipped.")
     ] = 2 * 1024 * 1024,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes.")] = 2,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything instead of updating "
+                                       "incrementally from the last indexed snapshot.")] = False,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Index the current snapshot of PATH (L1 IR ∥ L3 lexical → L2 chunks → L4 vectors)."""
+    """Index the current snapshot of PATH (L1 IR ∥ L3 lexical → L2 chunks → L4 vectors).
+
+    An indexed PATH is updated incrementally: only changed files, and the files that use what
+    changed, are recomputed."""
     from codegraph.pipeline import IndexOptions
     from codegraph.pipeline import index as run_index
     from codegraph.stages import IndexConfig
@@ -121,10 +126,10 @@ def index(
 
     def run() -> dict[str, Any]:
         if as_json:
-            return run_index(path, db, options)
+            return run_index(path, db, options, full=full)
         progress = _RichProgress()
         try:
-            return run_index(path, db, options, progress)
+            return run_index(path, db, options, progress, full=full)
         finally:
             if progress.started:
                 progress.progress.stop()
@@ -139,7 +144,8 @@ def index(
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    table = Table(title=f"job {result['job_id']}: {result['state']}", show_header=True)
+    title = f"job {result['job_id']}: {result['state']} ({result['mode']})"
+    table = Table(title=title, show_header=True)
     for col in ("stage", "status", "seconds"):
         table.add_column(col)
     for stage in result["stages"]:
@@ -152,6 +158,14 @@ def _print_summary(result: dict[str, Any]) -> None:
         f"{result['embedded']} texts embedded · {result['duration_ms'] / 1000:.1f} s",
         highlight=False,
     )
+    if result["mode"] == "incremental":
+        changed = result["changed_files"]
+        speedup = f" · {result['speedup']}x faster than the last full build" if result.get("speedup") else ""
+        out.print(
+            f"changed: {len(changed['added'])} added, {len(changed['modified'])} modified, "
+            f"{len(changed['deleted'])} deleted · {len(result['affected_files'])} files re-resolved"
+            f"{speedup}", highlight=False,
+        )
     for failure in result["files_failed"][:10]:
         out.print(f"  [yellow]failed[/yellow] {failure['path']}: {failure['reason']}", highlight=False)
     if len(result["files_failed"]) > 10:

@@ -8,6 +8,7 @@ reused by every snapshot (and every path) that contains those bytes. Names insid
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import msgspec
@@ -89,3 +90,19 @@ class Edge(msgspec.Struct, frozen=True, array_like=True):
 class FileError(msgspec.Struct, frozen=True):
     path: str
     reason: str
+
+
+# A fact of a snapshot that one file's resolution depended on: (path of the file it belongs to,
+# key), or ("", key) for facts about the module namespace. Keys are the language's business.
+Read = tuple[str, str]
+
+
+@dataclass
+class FileResolution:
+    """One file's cross-file result within a snapshot (the per-file unit of L1's second half)."""
+
+    path: str
+    edges: list[Edge]
+    deps: set[tuple[str, str]]  # (dependency path, symbol name or "" for the whole module)
+    reads: set[Read] = field(default_factory=set)  # facts of *other* files the result used
+    unresolved_calls: int = 0

@@ -16,9 +16,10 @@ from typing import Any
 from codegraph import dag
 from codegraph.errors import UserError
 from codegraph.languages import get_language, language_for
-from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, scan
-from codegraph.stages import L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
+from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, scan
+from codegraph.stages import L1, L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
 from codegraph.store import Store, open_store
+from codegraph.store.base import FileRow, SnapshotInfo
 
 DEFAULT_DB_DIRNAME = ".codegraph"
 
@@ -40,8 +41,15 @@ def index(
     options: IndexOptions | None = None,
     progress: ProgressSink | None = None,
     store: Store | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Index the current snapshot of `path`; returns the job's result (see README, "--json")."""
+    """Index the current snapshot of `path`; returns the job's result (see README, "--json").
+
+    Incremental by default: against the repo's latest complete snapshot, unchanged files are not
+    read again (size and mtime prove them unchanged) and only what a change affects is
+    recomputed. `full=True` rebuilds the snapshot without a base: every file is read and hashed
+    and every file resolved again (per-file outputs stored under the same content hash and stage
+    key are still used: they are exactly what recomputing them would give)."""
     options = options or IndexOptions()
     progress = progress or NoProgress()
     root = Path(path).expanduser()
@@ -58,9 +66,22 @@ def index(
     job_id = store.create_job(str(root))
     store.transition_job(job_id, "running", worker_id=f"cli-{os.getpid()}")
 
+    base = None if full else store.latest_snapshot(str(root))
+    base_files = {r.path: r for r in store.snapshot_files(base.id)} if base is not None else {}
     progress.start("scan", 0)
     snapshot = scan(root, options.excludes, options.max_file_bytes,
-                    on_file=lambda: progress.advance("scan"))
+                    on_file=lambda: progress.advance("scan"),
+                    known={p: (r.size, r.mtime_ns, r.content_hash) for p, r in base_files.items()},
+                    known_scanned_at=base.created_at if base is not None else 0.0)
+    change = _diff(base_files, snapshot)
+    mode = "full" if base is None else "incremental"
+    if base is not None and base.manifest_hash == snapshot.manifest_hash and base.stage_keys == keys:
+        # Nothing changed: the latest snapshot is this one, complete.
+        result = _unchanged_result(store, base, snapshot, root, job_id, keys)
+        duration_ms = (time.perf_counter() - t0) * 1000
+        result.update(duration_ms=round(duration_ms, 1), **_speedup(store, str(root), mode, duration_ms))
+        return _finish(store, job_id, result)
+
     languages: dict[str, tuple[str | None, str | None]] = {}
     modules_by_lang: dict[str, list[str]] = {}
     for f in snapshot.files:
@@ -71,10 +92,14 @@ def index(
     for lang_name, paths in modules_by_lang.items():
         for p, module in get_language(lang_name).module_names(paths, root.name).items():
             languages[p] = (lang_name, module)
-    snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id)
+    snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id, mode)
 
     cancel = threading.Event()
-    ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress)
+    ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress,
+                     modules={p: m for p, (_, m) in languages.items()})
+    # Resolutions can be carried over only from a base resolved by the same L1.
+    if base is not None and base.stage_keys.get(L1) == keys[L1]:
+        ctx.base, ctx.base_files = base, base_files
 
     def on_stage(name: str, status: dag.StageStatus | None) -> None:
         if status is None:
@@ -89,28 +114,37 @@ def index(
     finally:
         ctx.shutdown()
 
-    if ctx.file_errors:
-        store.add_file_problems(snapshot_id, [(e.path, "failed", e.reason) for e in ctx.file_errors])
+    problems = [(path, "failed", f"{stage}: {error}")
+                for path, stage, error in store.stage_errors(snapshot_id, keys[L1], keys[L2])]
+    problems += [(e.path, "failed", e.reason) for e in ctx.file_errors]
+    if problems:
+        store.add_file_problems(snapshot_id, problems)
     counters: dict[str, Any] = {}
     for outcome in run.outcomes:
         counters.update(outcome.counters)
+    duration_ms = (time.perf_counter() - t0) * 1000
     if run.ok:
-        store.complete_snapshot(snapshot_id)
+        store.complete_snapshot(snapshot_id, duration_ms)
     symbols, edges = store.graph_counts(snapshot_id)
     result: dict[str, Any] = {
         "job_id": job_id,
         "state": "completed" if run.ok else "failed",
+        "mode": mode,
         "repo": str(root),
         "db": store.url,
         "snapshot": snapshot.manifest_hash,
         "snapshot_id": snapshot_id,
         "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
-        "files_indexed": len(snapshot.files) - len({e.path for e in ctx.file_errors}),
+        "files_indexed": len(snapshot.files) - len({path for path, _, _ in problems}),
+        "files_read": snapshot.files_read,
         "files_failed": sorted(
-            ({"path": e.path, "reason": e.reason} for e in [*snapshot.failed, *ctx.file_errors]),
+            [{"path": e.path, "reason": e.reason} for e in snapshot.failed]
+            + [{"path": path, "reason": reason} for path, _, reason in problems],
             key=lambda e: (e["path"], e["reason"]),
         ),
         "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
+        "changed_files": change,
+        "affected_files": ctx.affected_files,
         "symbols": symbols,
         "edges": edges,
         "unresolved_calls": counters.get("unresolved_calls", 0),
@@ -124,16 +158,70 @@ def index(
         ],
         "reused": _reuse(run),
         "warnings": list(ctx.warnings),
-        "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
+        "duration_ms": round(duration_ms, 1),
+        **_speedup(store, str(root), mode, duration_ms),
     }
-    if run.ok:
+    if not run.ok:
+        result["error"] = _describe(run.first_error())
+    return _finish(store, job_id, result)
+
+
+def _finish(store: Store, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
+    if result["state"] == "completed":
         store.transition_job(job_id, "completed", result=_json(result), current_stage=None)
     else:
-        error = run.first_error()
-        store.transition_job(job_id, "failed", detail=_describe(error), last_error=_describe(error),
+        store.transition_job(job_id, "failed", detail=result["error"], last_error=result["error"],
                              error_class="permanent", result=_json(result))
-        result["error"] = _describe(error)
     return result
+
+
+def _diff(base_files: dict[str, FileRow], snapshot: Snapshot) -> dict[str, list[str]]:
+    now = {f.path: f.content_hash for f in snapshot.files}
+    return {
+        "added": sorted(p for p in now if p not in base_files),
+        "modified": sorted(p for p, h in now.items() if p in base_files and base_files[p].content_hash != h),
+        "deleted": sorted(p for p in base_files if p not in now),
+    }
+
+
+def _speedup(store: Store, repo: str, mode: str, duration_ms: float) -> dict[str, Any]:
+    """Measured: the repo's last full build's recorded duration over this run's."""
+    if mode != "incremental":
+        return {"speedup": None}
+    full_ms = store.last_full_duration(repo)
+    if full_ms is None:
+        return {"speedup": None}
+    return {"speedup": round(full_ms / max(duration_ms, 0.001), 2), "full_build_ms": round(full_ms, 1)}
+
+
+def _unchanged_result(
+    store: Store, base: SnapshotInfo, snapshot: Snapshot, root: Path, job_id: int, keys: dict[str, str]
+) -> dict[str, Any]:
+    symbols, edges = store.graph_counts(base.id)
+    problems = store.stage_errors(base.id, keys[L1], keys[L2])
+    return {
+        "job_id": job_id, "state": "completed", "mode": "incremental", "repo": str(root),
+        "db": store.url, "snapshot": snapshot.manifest_hash, "snapshot_id": base.id,
+        "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
+        "files_indexed": len(snapshot.files) - len({path for path, _, _ in problems}),
+        "files_read": snapshot.files_read,
+        "files_failed": sorted(
+            [{"path": e.path, "reason": e.reason} for e in snapshot.failed]
+            + [{"path": path, "reason": f"{stage}: {error}"} for path, stage, error in problems],
+            key=lambda e: (e["path"], e["reason"]),
+        ),
+        "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
+        "changed_files": {"added": [], "modified": [], "deleted": []},
+        "affected_files": [],
+        "symbols": symbols, "edges": edges,
+        "unresolved_calls": store.unresolved_calls(base.id),
+        "chunks": store.snapshot_chunk_count(base.id, keys[L2]),
+        "embedded": 0,
+        "vectors": store.count_embedded(base.id, keys[L2], keys[L4]) if L4 in keys else 0,
+        "stages": [],
+        "reused": {"stages": list(keys), "files": {}},
+        "warnings": [],
+    }
 
 
 def _describe(error: BaseException | None) -> str:

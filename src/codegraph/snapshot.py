@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import tokenize
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -41,12 +42,18 @@ class Snapshot:
     files: list[SourceFile] = field(default_factory=list)
     failed: list[FileError] = field(default_factory=list)
     skipped: list[FileError] = field(default_factory=list)
+    started_at: float = 0.0  # wall clock when the scan began: later mtimes are not trusted
+    files_read: int = 0  # how many files had to be read and hashed (the rest: stat proved them)
 
     @property
     def manifest_hash(self) -> str:
+        """Identity of everything the index records about the tree: files and their problems."""
         h = xxhash.xxh3_128()
         for f in sorted(self.files, key=lambda f: f.path):
-            h.update(f"{f.path}\0{f.content_hash}\n".encode())
+            h.update(f"{f.path}\0{f.content_hash}\n".encode("utf-8", "surrogateescape"))
+        for kind, problems in (("failed", self.failed), ("skipped", self.skipped)):
+            for e in sorted(problems, key=lambda e: (e.path, e.reason)):
+                h.update(f"{kind}\0{e.path}\0{e.reason}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
 
@@ -159,15 +166,27 @@ def list_files(root: Path) -> list[str]:
     return git if git is not None else list(_walk_files(root))
 
 
+# A file whose mtime is this close to (or after) the previous scan's start may have changed again
+# within one timestamp tick after it was read (git's "racily clean" problem): it is re-read.
+RACY_WINDOW_NS = 2_000_000_000
+
+
 def scan(
     root: Path,
     excludes: list[str] | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     on_file: Callable[[], None] | None = None,
+    known: Mapping[str, tuple[int, int, str]] | None = None,
+    known_scanned_at: float = 0.0,
 ) -> Snapshot:
+    """`known`: path -> (size, mtime_ns, content hash) from the previous scan (started at
+    `known_scanned_at`). A file whose size and mtime still match, and whose mtime is safely older
+    than that scan, is not read again: its recorded hash is taken."""
     root = root.resolve()
     exclude = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *(excludes or [])])
-    snapshot = Snapshot(root)
+    snapshot = Snapshot(root, started_at=time.time())
+    known = known or {}
+    trust_before_ns = int(known_scanned_at * 1e9) - RACY_WINDOW_NS
     for rel in list_files(root):
         if on_file is not None:
             on_file()
@@ -188,7 +207,13 @@ def scan(
                     FileError(rel, f"too large: {st.st_size} bytes > limit {max_file_bytes}")
                 )
                 continue
+            seen = known.get(rel)
+            if (seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns
+                    and st.st_mtime_ns < trust_before_ns):
+                snapshot.files.append(SourceFile(rel, seen[2], st.st_size, st.st_mtime_ns))
+                continue
             data = full.read_bytes()
+            snapshot.files_read += 1
         except RuntimeError:  # pathlib's report of a symlink loop on older Pythons
             snapshot.failed.append(FileError(rel, "symlink loop"))
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +26,19 @@ import numpy as np
 from codegraph import embed, lexical
 from codegraph.chunking import chunk_plain_text
 from codegraph.dag import StageCancelled
-from codegraph.languages import all_languages, get_language, language_for
+from codegraph.languages import Language, all_languages, get_language, language_for
 from codegraph.model import Chunk, FileError, FileIR
 from codegraph.snapshot import SourceFile, read_text
-from codegraph.store.base import LexicalDoc, Store, SymbolRow, payload_checksum
+from codegraph.store.base import (
+    FileRow,
+    LexicalDoc,
+    ResolvedFile,
+    SnapshotInfo,
+    Store,
+    SymbolRow,
+    payload_checksum,
+    read_key,
+)
 
 _ENCODE_IR = msgspec.msgpack.Encoder()
 _DECODE_IR = msgspec.msgpack.Decoder(FileIR)
@@ -39,6 +48,7 @@ _DECODE_CHUNKS = msgspec.msgpack.Decoder(list[Chunk])
 L1, L2, L3, L4 = "L1_ir", "L2_chunk", "L3_lexical", "L4_vector"
 LEXICAL_VERSION = "lex-1"
 CHUNKER_VERSION = "chunk-1"
+INLINE_MAX_FILES = 24  # at most this many files to parse or chunk: no worker processes
 EMBED_BATCH = 32  # texts per transaction: the most a kill can cost L4 (~2 s)
 
 
@@ -88,6 +98,11 @@ class RunContext:
     keys: dict[str, str]
     cancel: threading.Event
     progress: ProgressSink = field(default_factory=NoProgress)
+    modules: dict[str, str | None] = field(default_factory=dict)  # path -> module name
+    # Incremental: the snapshot this one is diffed against (None: resolve every file).
+    base: SnapshotInfo | None = None
+    base_files: dict[str, FileRow] = field(default_factory=dict)
+    affected_files: list[str] = field(default_factory=list)
     _pool: ProcessPoolExecutor | None = None
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
     file_errors: list[FileError] = field(default_factory=list)
@@ -186,7 +201,13 @@ def _unique_by_hash(files: Sequence[SourceFile], wanted: set[str]) -> list[tuple
 
 
 def _run_batches(ctx: RunContext, fn: Any, todo: list[tuple[str, str]], *args: Any) -> Iterator[BatchResult]:
-    """Farm batches out to the worker pool; yield each batch's results as it completes."""
+    """Farm batches out to the worker pool; yield each batch's results as it completes. A few
+    files (a typical incremental update) are done in this process: starting workers costs more."""
+    if len(todo) <= INLINE_MAX_FILES:
+        for batch in _batches(todo, ctx.config.batch_files):
+            ctx.check_cancelled()
+            yield fn(str(ctx.root), list(batch), *args)
+        return
     futures: list[Future[Any]] = [
         ctx.pool().submit(fn, str(ctx.root), list(batch), *args)
         for batch in _batches(todo, ctx.config.batch_files)
@@ -204,71 +225,157 @@ def _run_batches(ctx: RunContext, fn: Any, todo: list[tuple[str, str]], *args: A
 
 
 class IRStage:
+    """Per file: parse (content-keyed, workers). Per snapshot: resolve names across files; with a
+    base snapshot, only the files that changed and the files that read a changed fact."""
+
     name = L1
     depends_on: tuple[str, ...] = ()
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L1]
         code_files = [f for f in ctx.files if language_for(f.path) is not None]
-        existing = ctx.store.existing_ir(key, (f.content_hash for f in code_files))
-        todo = _unique_by_hash(code_files, {f.content_hash for f in code_files} - existing)
+        hashes = {f.content_hash for f in code_files}
+        existing = ctx.store.existing_ir(key, hashes)
+        todo = _unique_by_hash(code_files, hashes - existing)
         ctx.progress.start(self.name, len(code_files))
         ctx.progress.advance(self.name, len(code_files) - len(todo))
+        fresh: dict[str, tuple[bytes | None, str | None, str | None]] = {}
         for results in _run_batches(ctx, _extract_batch, todo):
-            ctx.store.put_ir(key, [(h, payload, error) for _, h, payload, error in results])
+            rows = [(h, payload, error) for _, h, payload, error in results]
+            ctx.store.put_ir(key, rows)
+            fresh.update((h, (payload, error, payload_checksum(payload))) for h, payload, error in rows)
             ctx.progress.advance(self.name, len(results))
         ctx.check_cancelled()
-        resolved = self.resolve(ctx)
+        resolved = _Resolution(ctx, fresh).run()
         repaired = resolved["files_repaired"]
         return {"files_parsed": len(todo) + repaired,
                 "files_reused": len(code_files) - len(todo) - repaired, **resolved}
 
-    def resolve(self, ctx: RunContext) -> dict[str, Any]:
-        """Cross-file: module names, then each language resolves its own files."""
-        rows = ctx.store.snapshot_ir(ctx.snapshot_id, ctx.keys[L1])
-        irs_by_lang: dict[str, dict[str, FileIR]] = {}
-        syntax_errors = 0
-        repaired = 0
-        for path, content_hash, payload, error, checksum in rows:
-            lang = language_for(path)
-            if lang is None:
-                continue
-            ir = _verified_ir(payload, checksum) if payload is not None else None
-            if payload is not None and ir is None:
-                # A damaged stored output is never used: say so, recompute it, store it again.
-                ctx.warn(f"corrupt L1 output for {path} ({content_hash}): recomputed")
-                (_, _, payload, error), = _extract_batch(str(ctx.root), [(path, content_hash)])
-                ctx.store.put_ir(ctx.keys[L1], [(content_hash, payload, error)])
-                ir = _DECODE_IR.decode(payload) if payload is not None else None
-                repaired += 1
-            if ir is None:
-                ctx.fail_file(path, "L1", error or "no IR")
-                continue
-            syntax_errors += ir.syntax_errors > 0
-            irs_by_lang.setdefault(lang.name, {})[path] = ir
-        symbols: list[SymbolRow] = []
-        edges = []
-        deps: list[tuple[str, str, str]] = []
-        unresolved = 0
-        # Module names were fixed when the snapshot was recorded: one source of truth.
-        all_modules = {row.path: row.module or "" for row in ctx.store.snapshot_files(ctx.snapshot_id)}
-        for lang_name, irs in irs_by_lang.items():
+
+class _Resolution:
+    """The second half of L1 for one snapshot."""
+
+    def __init__(self, ctx: RunContext, fresh: dict[str, tuple[bytes | None, str | None, str | None]]):
+        self.ctx = ctx
+        self.key = ctx.keys[L1]
+        self.rows = dict(fresh)  # content hash -> stored IR row, fetched on demand
+        self.repaired = 0
+        self.syntax_errors = 0
+
+    def ir(self, path: str, content_hash: str) -> FileIR:
+        """A file's IR; a damaged stored one is recomputed (and said so), never used."""
+        row = self.rows.get(content_hash)
+        if row is None:
+            row = self.ctx.store.ir_rows(self.key, [content_hash]).get(content_hash, (None, "no IR", None))
+            self.rows[content_hash] = row
+        payload, error, checksum = row
+        if payload is None:
+            return _EMPTY_IR  # its error is reported from the store (`stage_errors`)
+        ir = _verified_ir(payload, checksum)
+        if ir is None:
+            self.ctx.warn(f"corrupt L1 output for {path} ({content_hash}): recomputed")
+            (_, _, payload, error), = _extract_batch(str(self.ctx.root), [(path, content_hash)])
+            self.ctx.store.put_ir(self.key, [(content_hash, payload, error)])
+            self.rows[content_hash] = (payload, error, payload_checksum(payload))
+            self.repaired += 1
+            return _DECODE_IR.decode(payload) if payload is not None else _EMPTY_IR
+        return ir
+
+    def run(self) -> dict[str, Any]:
+        ctx = self.ctx
+        by_lang: dict[str, dict[str, str]] = {}
+        for f in ctx.files:
+            lang = language_for(f.path)
+            if lang is not None:
+                by_lang.setdefault(lang.name, {})[f.path] = ctx.modules.get(f.path) or ""
+        hashes = {f.path: f.content_hash for f in ctx.files}
+        if ctx.base is None:
+            # Every file will be resolved: fetch all IRs in one go rather than one by one.
+            self.rows.update(ctx.store.ir_rows(self.key, [h for h in hashes.values() if h not in self.rows]))
+        affected: list[str] = []
+        for lang_name, modules in sorted(by_lang.items()):
             lang = get_language(lang_name)
-            modules = {path: all_modules[path] for path in irs}
-            for path, ir in irs.items():
-                module = modules[path]
+            try:
+                todo = sorted(modules) if ctx.base is None else self.affected(lang, modules, hashes)
+            except _BaseUnusable as exc:
+                ctx.warn(f"resolving every {lang_name} file: {exc}")
+                todo = sorted(modules)
+            affected.extend(todo)
+            carried = sorted(set(modules) - set(todo))
+            if carried:
+                assert ctx.base is not None
+                ctx.store.carry_resolutions(ctx.snapshot_id, ctx.base.id, carried)
+
+            def load(path: str) -> FileIR:
+                return self.ir(path, hashes[path])
+
+            batch: list[ResolvedFile] = []
+            for res in lang.resolve(modules, load, todo):
+                ctx.check_cancelled()
+                ir = load(res.path)
+                self.syntax_errors += ir.syntax_errors > 0
+                module = modules[res.path]
+                symbols = []
                 for s in ir.symbols:
                     qname = f"{module}.{s.local_name}" if s.local_name else module
-                    symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, path,
+                    symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, res.path,
                                              s.start_line, s.end_line, s.signature, s.docstring))
-            resolution = lang.resolve(modules, irs)
-            edges.extend(resolution.edges)
-            unresolved += resolution.unresolved_calls
-            for importer, used in resolution.file_deps.items():
-                deps.extend((importer, dep, name) for dep, name in sorted(used))
-        ctx.store.replace_graph(ctx.snapshot_id, symbols, edges, deps)
-        return {"symbols": len(symbols), "edges": len(edges), "unresolved_calls": unresolved,
-                "files_with_syntax_errors": syntax_errors, "files_repaired": repaired}
+                batch.append(ResolvedFile(
+                    res.path, hashes[res.path], symbols, res.edges, sorted(res.deps),
+                    sorted({read_key(p, k) for p, k in res.reads}), res.unresolved_calls))
+                if len(batch) >= RESOLVE_BATCH:
+                    ctx.store.put_resolutions(ctx.snapshot_id, batch)
+                    batch = []
+            ctx.store.put_resolutions(ctx.snapshot_id, batch)
+        ctx.affected_files = sorted(affected)
+        symbols, edges = ctx.store.graph_counts(ctx.snapshot_id)
+        return {"files_resolved": len(affected), "symbols": symbols, "edges": edges,
+                "unresolved_calls": ctx.store.unresolved_calls(ctx.snapshot_id),
+                "files_with_syntax_errors": self.syntax_errors, "files_repaired": self.repaired}
+
+    def affected(self, lang: Language, modules: dict[str, str], hashes: dict[str, str]) -> list[str]:
+        """The files to re-resolve against the base snapshot: changed ones, and those whose
+        recorded reads include a fact that changed (the early cutoff: a body-only edit changes
+        no fact another file can read, so it re-resolves no other file)."""
+        ctx = self.ctx
+        base = {path: row for path, row in ctx.base_files.items() if row.language == lang.name}
+        changed = {p for p, module in modules.items()
+                    if p not in base or base[p].content_hash != hashes[p] or base[p].module != module
+                    or base[p].res_id is None}
+        deleted = set(base) - set(modules)
+        facts: set[int] = set()
+        for path in changed | deleted:
+            old = self._old_interface(lang, path, base[path]) if path in base else {}
+            new = self._interface(lang, path, modules[path], hashes[path]) if path in modules else {}
+            facts.update(read_key(path, k) for k in old.keys() | new.keys()
+                         if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+        before = lang.namespace({p: r.module or "" for p, r in base.items()})
+        after = lang.namespace(modules)
+        facts.update(read_key("", k) for k in before.keys() | after.keys()
+                     if before.get(k, _ABSENT) != after.get(k, _ABSENT))
+        readers = ctx.store.readers(ctx.base.id, facts) if facts and ctx.base else set()
+        return sorted(changed | (readers & set(modules)))
+
+    def _interface(self, lang: Language, path: str, module: str, content_hash: str) -> Mapping[str, Hashable]:
+        return lang.interface(path, module, self.ir(path, content_hash))
+
+    def _old_interface(self, lang: Language, path: str, row: FileRow) -> Mapping[str, Hashable]:
+        if row.content_hash not in self.rows:
+            found = self.ctx.store.ir_rows(self.key, [row.content_hash])
+            if row.content_hash not in found:
+                # Without the old facts the diff could miss a removed name: resolve everything.
+                raise _BaseUnusable(f"the base snapshot's L1 output for {path} is gone")
+            self.rows.update(found)
+        return self._interface(lang, path, row.module or "", row.content_hash)
+
+
+class _BaseUnusable(Exception):
+    pass
+
+
+_ABSENT = object()
+_EMPTY_IR = FileIR([], [], [], None, 0)
+RESOLVE_BATCH = 256  # files per transaction when recording resolutions
 
 
 # ----- L3 -----------------------------------------------------------------------------------
@@ -317,10 +424,9 @@ class ChunkStage:
             ctx, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
         ):
             rows: list[tuple[str, list[Chunk] | None, str | None]] = []
-            for path, content_hash, payload, error in results:
-                if payload is None:
-                    ctx.fail_file(path, "L2", error or "no chunks")
-                    rows.append((content_hash, None, error))
+            for _path, content_hash, payload, error in results:
+                if payload is None:  # reported from the store, by this run and every later one
+                    rows.append((content_hash, None, error or "no chunks"))
                 else:
                     rows.append((content_hash, _DECODE_CHUNKS.decode(payload), None))
             ctx.store.put_chunks(key, rows)

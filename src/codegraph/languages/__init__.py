@@ -8,23 +8,17 @@ and listing it in `_LANGUAGES`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Protocol
 
-from codegraph.model import Chunk, Edge, FileIR
-
-
-class Resolution(Protocol):
-    edges: list[Edge]
-    # importer path -> set of (dependency path, symbol name or "" for the whole module)
-    file_deps: dict[str, set[tuple[str, str]]]
-    unresolved_calls: int
+from codegraph.model import Chunk, FileIR, FileResolution
 
 
 class Language(Protocol):
     name: str
     extensions: tuple[str, ...]
-    # Bumped whenever extraction output changes for the same input; part of every L1 cache key.
+    # Bumped whenever extraction or resolution output changes for the same input; part of
+    # every L1 cache key.
     version: str
     # Bumped whenever chunking changes for the same input; part of every L2 cache key.
     chunk_version: str
@@ -38,8 +32,22 @@ class Language(Protocol):
         indexed directory's name, for languages where the root itself can be a module)."""
         ...
 
-    def resolve(self, modules: Mapping[str, str], irs: Mapping[str, FileIR]) -> Resolution:
-        """Cross-file resolution over one snapshot: path -> module name, path -> IR."""
+    def resolve(
+        self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
+    ) -> Iterator[FileResolution]:
+        """Cross-file resolution of `paths` within a snapshot whose files of this language are
+        `modules` (path -> module name). `load_ir` is called only for files a lookup reaches.
+        Each result must be a function of the snapshot alone (not of which paths were asked, or
+        in which order) and must list in `reads` every fact of other files it depended on."""
+        ...
+
+    def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
+        """Facts of the snapshot as a whole (read under path ""), e.g. which file is module M."""
+        ...
+
+    def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
+        """The facts of one file, by read key, that other files' resolutions may read: a file
+        whose reads all have equal values in two snapshots resolves identically in both."""
         ...
 
 

@@ -26,6 +26,8 @@ class SnapshotInfo:
     manifest_hash: str
     stage_keys: dict[str, str]
     created_at: float
+    mode: str = "full"
+    duration_ms: float | None = None
 
 
 class FileRow(NamedTuple):
@@ -33,6 +35,28 @@ class FileRow(NamedTuple):
     content_hash: str
     language: str | None
     module: str | None
+    size: int = 0
+    mtime_ns: int = 0
+    res_id: int | None = None  # its cross-file resolution, once L1 recorded it
+
+
+class ResolvedFile(NamedTuple):
+    """L1's per-file cross-file output, as stored: symbols with their qualified names, the
+    resolution, and its reads as 64-bit keys (see `read_key`)."""
+
+    path: str
+    content_hash: str
+    symbols: list[SymbolRow]
+    edges: list[Edge]
+    deps: list[tuple[str, str]]
+    read_keys: list[int]
+    unresolved_calls: int
+
+
+def read_key(path: str, key: str) -> int:
+    """A fact's identity in the reverse-dependency index: a signed 64-bit hash (a collision
+    can only cause an extra re-resolution, never a missed one)."""
+    return xxhash.xxh3_64_intdigest(f"{path}\0{key}".encode("utf-8", "surrogatepass")) - (1 << 63)
 
 
 class SymbolRow(NamedTuple):
@@ -84,13 +108,19 @@ class Store(ABC):
         languages: dict[str, tuple[str | None, str | None]],
         stage_keys: dict[str, str],
         job_id: int | None,
+        mode: str = "full",
     ) -> int:
         ...
 
     @abstractmethod
-    def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
-        """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
+    def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
+        """Mark the snapshot complete with its measured duration; drop this repo's older
+        snapshots beyond `keep` and the resolutions no remaining snapshot points at."""
         ...
+
+    @abstractmethod
+    def last_full_duration(self, repo_root: str) -> float | None:
+        """The measured duration (ms) of the repo's latest complete full build, if any."""
 
     @abstractmethod
     def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
@@ -109,19 +139,30 @@ class Store(ABC):
         ...
 
     @abstractmethod
-    def snapshot_ir(
-        self, snapshot_id: int, stage_key: str
-    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
-        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
+    def ir_rows(
+        self, stage_key: str, hashes: Sequence[str]
+    ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
+        """content hash -> (payload, error, stored checksum) for the given contents."""
 
     @abstractmethod
-    def replace_graph(
-        self,
-        snapshot_id: int,
-        symbols: Iterable[SymbolRow],
-        edges: Iterable[Edge],
-        file_deps: Iterable[tuple[str, str, str]],
-    ) -> None:
+    def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
+        """(path, stage, error) of every file of the snapshot whose stored L1 or L2 output is an
+        error: reported by every run, whichever run computed it."""
+
+    @abstractmethod
+    def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
+        """Record new resolutions and point the snapshot's files at them: one transaction."""
+
+    @abstractmethod
+    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
+        """Point the snapshot's `paths` at the resolutions they have in the base snapshot."""
+
+    @abstractmethod
+    def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
+        """Paths of the snapshot whose resolution read any of the facts `read_keys`."""
+
+    @abstractmethod
+    def unresolved_calls(self, snapshot_id: int) -> int:
         ...
 
     @abstractmethod

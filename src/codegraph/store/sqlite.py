@@ -26,14 +26,18 @@ from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    ResolvedFile,
     SnapshotInfo,
     Store,
     SymbolRow,
     payload_checksum,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+ABANDONED_AFTER_S = 3600
 DB_FILENAME = "index.sqlite"
+# Cross-file rows belong to a snapshot through the resolution its file points at.
+_IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
 _JOB_COLUMNS = (
     "id, repo, snapshot, priority, state, attempt, max_attempts, queued_at, started_at, "
     "finished_at, next_retry_at, worker_id, current_stage, last_error, error_class, result"
@@ -131,19 +135,20 @@ class SqliteStore(Store):
         languages: dict[str, tuple[str | None, str | None]],
         stage_keys: dict[str, str],
         job_id: int | None,
+        mode: str = "full",
     ) -> int:
         with self._tx() as conn:
             conn.execute("INSERT OR IGNORE INTO repos(root, name) VALUES (?, ?)", (root, name))
             (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=?", (root,)).fetchone()
             cur = conn.execute(
-                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at, mode)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (repo_id, snapshot.manifest_hash, json.dumps(stage_keys, sort_keys=True),
-                 job_id, time.time()),
+                 job_id, snapshot.started_at or time.time(), mode),
             )
             snapshot_id = int(cur.lastrowid or 0)
             conn.executemany(
-                "INSERT INTO snapshot_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO snapshot_files VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     (snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns, *languages[f.path])
                     for f in snapshot.files
@@ -163,29 +168,47 @@ class SqliteStore(Store):
                 ((snapshot_id, path, outcome, reason) for path, outcome, reason in problems),
             )
 
-    def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
-        """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
+    def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
         with self._tx() as conn:
-            conn.execute("UPDATE snapshots SET complete=1 WHERE id=?", (snapshot_id,))
+            conn.execute("UPDATE snapshots SET complete=1, duration_ms=? WHERE id=?",
+                         (duration_ms, snapshot_id))
             (repo_id,) = conn.execute(
                 "SELECT repo_id FROM snapshots WHERE id=?", (snapshot_id,)
             ).fetchone()
             old = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM snapshots WHERE repo_id=? AND id<? ORDER BY id DESC",
+                    "SELECT id FROM snapshots WHERE repo_id=? AND id<? AND complete=1 ORDER BY id DESC",
                     (repo_id, snapshot_id),
                 ).fetchall()[keep - 1 :]
             ]
+            # A run that never completed is abandoned after an hour (a live one may still be
+            # writing its snapshot: never pull the rows from under it).
+            old += [r[0] for r in conn.execute(
+                "SELECT id FROM snapshots WHERE repo_id=? AND id<? AND complete=0 AND created_at<?",
+                (repo_id, snapshot_id, time.time() - ABANDONED_AFTER_S))]
             for sid in old:
-                for table in ("symbols", "edges", "file_deps", "snapshot_files", "file_problems"):
+                for table in ("snapshot_files", "file_problems"):
                     conn.execute(f"DELETE FROM {table} WHERE snapshot_id=?", (sid,))
                 conn.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+            # The latest full build's measured duration outlives its snapshot: the speedup's baseline.
+            conn.execute(
+                "UPDATE repos SET full_build_ms=? WHERE id=? AND"
+                " (SELECT mode FROM snapshots WHERE id=?)='full'", (duration_ms, repo_id, snapshot_id))
+            dead = [r for (r,) in conn.execute(
+                "SELECT res_id FROM resolutions WHERE res_id NOT IN"
+                " (SELECT res_id FROM snapshot_files WHERE res_id IS NOT NULL)")]
+            for table in ("symbols", "edges", "file_deps", "resolution_reads", "resolutions"):
+                conn.executemany(f"DELETE FROM {table} WHERE res_id=?", ((r,) for r in dead))
+
+    def last_full_duration(self, repo_root: str) -> float | None:
+        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=?", (repo_root,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
         sql = (
-            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at"
-            " FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete=1"
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
+            " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete=1"
         )
         params: tuple[Any, ...] = ()
         if repo_root is not None:
@@ -194,11 +217,11 @@ class SqliteStore(Store):
         row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
         if row is None:
             return None
-        return SnapshotInfo(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+        return SnapshotInfo(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
 
     def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
         rows = self._conn().execute(
-            "SELECT path, content_hash, language, module FROM snapshot_files"
+            "SELECT path, content_hash, language, module, size, mtime_ns, res_id FROM snapshot_files"
             " WHERE snapshot_id=? ORDER BY path",
             (snapshot_id,),
         ).fetchall()
@@ -223,40 +246,92 @@ class SqliteStore(Store):
                 ((h, stage_key, payload, error, payload_checksum(payload)) for h, payload, error in rows),
             )
 
-    def snapshot_ir(
-        self, snapshot_id: int, stage_key: str
-    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
-        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
-        return self._conn().execute(
-            "SELECT f.path, f.content_hash, CAST(o.payload AS BLOB), o.error, o.checksum"
-            " FROM snapshot_files f"
-            " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=?"
-            " WHERE f.snapshot_id=? AND f.language IS NOT NULL ORDER BY f.path",
-            (stage_key, snapshot_id),
-        ).fetchall()
+    def ir_rows(
+        self, stage_key: str, hashes: Sequence[str]
+    ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
+        conn = self._conn()
+        out = {}
+        for i in range(0, len(hashes), 500):
+            part = list(hashes[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for h, payload, error, checksum in conn.execute(
+                "SELECT content_hash, CAST(payload AS BLOB), error, checksum FROM ir_outputs"
+                f" WHERE stage_key=? AND content_hash IN ({marks})", (stage_key, *part),
+            ):
+                out[h] = (payload, error, checksum)
+        return out
 
-    def replace_graph(
-        self,
-        snapshot_id: int,
-        symbols: Iterable[SymbolRow],
-        edges: Iterable[Edge],
-        file_deps: Iterable[tuple[str, str, str]],
-    ) -> None:
+    def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT f.path, 'L1', o.error FROM snapshot_files f JOIN ir_outputs o"
+            " ON o.content_hash=f.content_hash AND o.stage_key=?"
+            " WHERE f.snapshot_id=? AND o.error IS NOT NULL", (l1_key, snapshot_id),
+        ).fetchall()
+        rows += conn.execute(
+            "SELECT f.path, 'L2', c.error FROM snapshot_files f JOIN chunk_sets c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " WHERE f.snapshot_id=? AND c.error IS NOT NULL", (l2_key, snapshot_id),
+        ).fetchall()
+        return sorted(rows)
+
+    def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
         with self._tx() as conn:
-            for table in ("symbols", "edges", "file_deps"):
-                conn.execute(f"DELETE FROM {table} WHERE snapshot_id=?", (snapshot_id,))
+            for r in rows:
+                cur = conn.execute(
+                    "INSERT INTO resolutions(path, content_hash, symbols, edges, unresolved_calls)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (r.path, r.content_hash, len(r.symbols), len(r.edges), r.unresolved_calls),
+                )
+                res_id = cur.lastrowid
+                conn.executemany(
+                    "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((res_id, *s) for s in r.symbols),
+                )
+                conn.executemany(
+                    "INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line) for e in r.edges),
+                )
+                conn.executemany(
+                    "INSERT INTO file_deps VALUES (?, ?, ?, ?)",
+                    ((res_id, r.path, dep, name) for dep, name in r.deps),
+                )
+                conn.executemany(
+                    "INSERT INTO resolution_reads VALUES (?, ?)", ((res_id, k) for k in r.read_keys)
+                )
+                conn.execute(
+                    "UPDATE snapshot_files SET res_id=? WHERE snapshot_id=? AND path=?",
+                    (res_id, snapshot_id, r.path),
+                )
+
+    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
+        with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((snapshot_id, *s) for s in symbols),
+                "UPDATE snapshot_files SET res_id=(SELECT b.res_id FROM snapshot_files b"
+                " WHERE b.snapshot_id=? AND b.path=?) WHERE snapshot_id=? AND path=?",
+                ((base_snapshot_id, p, snapshot_id, p) for p in paths),
             )
-            conn.executemany(
-                "INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((snapshot_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line) for e in edges),
-            )
-            conn.executemany(
-                "INSERT INTO file_deps VALUES (?, ?, ?, ?)",
-                ((snapshot_id, *d) for d in file_deps),
-            )
+
+    def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
+        keys = sorted(set(read_keys))
+        conn = self._conn()
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(p for (p,) in conn.execute(
+                "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+                f" ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
+                (snapshot_id, *part),
+            ))
+        return out
+
+    def unresolved_calls(self, snapshot_id: int) -> int:
+        (n,) = self._conn().execute(
+            "SELECT coalesce(sum(r.unresolved_calls), 0) FROM snapshot_files f"
+            " JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=?", (snapshot_id,),
+        ).fetchone()
+        return int(n)
 
     # ----- L2 ----------------------------------------------------------------------------
 
@@ -421,22 +496,22 @@ class SqliteStore(Store):
         conn = self._conn()
         cols = "qname, name, kind, path, start_line, end_line, signature, docstring"
         rows = conn.execute(
-            f"SELECT {cols} FROM symbols WHERE snapshot_id=? AND qname=? ORDER BY path, start_line",
-            (snapshot_id, name),
+            f"SELECT {cols} FROM symbols WHERE qname=? AND {_IN_SNAPSHOT} ORDER BY path, start_line",
+            (name, snapshot_id),
         ).fetchall()
         if not rows:
             rows = conn.execute(
-                f"SELECT {cols} FROM symbols WHERE snapshot_id=? AND (path=? OR name=?)"
+                f"SELECT {cols} FROM symbols WHERE (path=? OR name=?) AND {_IN_SNAPSHOT}"
                 " ORDER BY path, start_line",
-                (snapshot_id, name, name),
+                (name, name, snapshot_id),
             ).fetchall()
         return [SymbolRow(*r) for r in rows]
 
     def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
         rows = self._conn().execute(
             "SELECT qname, name, kind, path, start_line, end_line, signature, docstring"
-            " FROM symbols WHERE snapshot_id=? AND path=? ORDER BY start_line, qname",
-            (snapshot_id, path),
+            f" FROM symbols WHERE path=? AND {_IN_SNAPSHOT} ORDER BY start_line, qname",
+            (path, snapshot_id),
         ).fetchall()
         return [SymbolRow(*r) for r in rows]
 
@@ -450,20 +525,17 @@ class SqliteStore(Store):
                 Edge(*r)
                 for r in conn.execute(
                     "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
-                    f" WHERE snapshot_id=? AND kind=? AND {column}=?"
+                    f" WHERE kind=? AND {column}=? AND {_IN_SNAPSHOT}"
                     " ORDER BY src_path, line, src, dst",
-                    (snapshot_id, kind, value),
+                    (kind, value, snapshot_id),
                 )
             )
         return out
 
     def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
-        conn = self._conn()
-        (symbols,) = conn.execute(
-            "SELECT count(*) FROM symbols WHERE snapshot_id=?", (snapshot_id,)
-        ).fetchone()
-        (edges,) = conn.execute(
-            "SELECT count(*) FROM edges WHERE snapshot_id=?", (snapshot_id,)
+        (symbols, edges) = self._conn().execute(
+            "SELECT coalesce(sum(r.symbols), 0), coalesce(sum(r.edges), 0) FROM snapshot_files f"
+            " JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=?", (snapshot_id,),
         ).fetchone()
         return int(symbols), int(edges)
 
@@ -538,14 +610,17 @@ class SqliteStore(Store):
             "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=?"
             " ORDER BY path, outcome, reason", (snapshot_id,)))
         yield from (("symbol", *r) for r in conn.execute(
-            "SELECT qname, kind, path, start_line, end_line, signature, docstring FROM symbols"
-            " WHERE snapshot_id=? ORDER BY path, start_line, qname, kind, end_line", (snapshot_id,)))
+            "SELECT s.qname, s.kind, s.path, s.start_line, s.end_line, s.signature, s.docstring"
+            " FROM snapshot_files f JOIN symbols s ON s.res_id=f.res_id WHERE f.snapshot_id=?"
+            " ORDER BY s.path, s.start_line, s.qname, s.kind, s.end_line", (snapshot_id,)))
         yield from (("edge", *r) for r in conn.execute(
-            "SELECT kind, src, src_path, dst, dst_path, line FROM edges WHERE snapshot_id=?"
-            " ORDER BY src_path, line, kind, src, dst, dst_path", (snapshot_id,)))
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            " FROM snapshot_files f JOIN edges e ON e.res_id=f.res_id WHERE f.snapshot_id=?"
+            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path", (snapshot_id,)))
         yield from (("dep", *r) for r in conn.execute(
-            "SELECT importer, dependency, name FROM file_deps WHERE snapshot_id=?"
-            " ORDER BY importer, dependency, name", (snapshot_id,)))
+            "SELECT d.importer, d.dependency, d.name"
+            " FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id WHERE f.snapshot_id=?"
+            " ORDER BY d.importer, d.dependency, d.name", (snapshot_id,)))
         l2 = stage_keys.get("L2_chunk")
         yield from (("chunk", *r) for r in conn.execute(
             "SELECT f.path, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash"

@@ -1,8 +1,11 @@
--- codegraph embedded store, schema version 1.
+-- codegraph embedded store, schema version 2.
 -- Ground state: repos, snapshots, snapshot_files.
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
 --   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
--- Per-snapshot derived state (cross-file): symbols, edges, file_deps.
+-- Cross-file derived state, per file *resolution* (res_id): symbols, edges, file_deps,
+--   resolution_reads. A snapshot_files row points at its file's resolution; an incremental
+--   update makes new resolutions only for the files it re-resolves and points the rest at the
+--   previous snapshot's.
 -- Operations: jobs, job_events.
 
 CREATE TABLE IF NOT EXISTS meta (
@@ -13,7 +16,8 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS repos (
     id INTEGER PRIMARY KEY,
     root TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL
+    name TEXT NOT NULL,
+    full_build_ms REAL                   -- the latest full build's measured duration
 );
 
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -23,6 +27,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     stage_keys TEXT NOT NULL,           -- JSON: stage name -> cache key used to build it
     job_id INTEGER,
     created_at REAL NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'full',   -- 'full' | 'incremental'
+    duration_ms REAL,                    -- measured, set when complete: the speedup's baseline
     complete INTEGER NOT NULL DEFAULT 0 -- 1 once every stage has recorded its outputs
 );
 CREATE INDEX IF NOT EXISTS snapshots_by_repo ON snapshots(repo_id, complete, id);
@@ -35,9 +41,11 @@ CREATE TABLE IF NOT EXISTS snapshot_files (
     mtime_ns INTEGER NOT NULL,
     language TEXT,                       -- NULL: no language plug-in, text only
     module TEXT,                         -- qualified module name, for languages that have one
+    res_id INTEGER,                      -- its cross-file resolution (L1), once recorded
     PRIMARY KEY (snapshot_id, path)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS snapshot_files_by_hash ON snapshot_files(content_hash);
+CREATE INDEX IF NOT EXISTS snapshot_files_by_res ON snapshot_files(res_id);
 
 CREATE TABLE IF NOT EXISTS file_problems (
     snapshot_id INTEGER NOT NULL,
@@ -104,9 +112,19 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (text_hash, model_key)
 ) WITHOUT ROWID;
 
--- Cross-file results of one snapshot.
+-- Cross-file results: one resolution of one file in one snapshot context, shared by every later
+-- snapshot in which none of the facts it read changed.
+CREATE TABLE IF NOT EXISTS resolutions (
+    res_id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    symbols INTEGER NOT NULL,
+    edges INTEGER NOT NULL,
+    unresolved_calls INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS symbols (
-    snapshot_id INTEGER NOT NULL,
+    res_id INTEGER NOT NULL,
     qname TEXT NOT NULL,
     name TEXT NOT NULL,                  -- last component, for lookups by short name
     kind TEXT NOT NULL,
@@ -116,12 +134,13 @@ CREATE TABLE IF NOT EXISTS symbols (
     signature TEXT NOT NULL,
     docstring TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS symbols_by_qname ON symbols(snapshot_id, qname);
-CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(snapshot_id, name);
-CREATE INDEX IF NOT EXISTS symbols_by_path ON symbols(snapshot_id, path);
+CREATE INDEX IF NOT EXISTS symbols_by_res ON symbols(res_id);
+CREATE INDEX IF NOT EXISTS symbols_by_qname ON symbols(qname);
+CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name);
+CREATE INDEX IF NOT EXISTS symbols_by_path ON symbols(path);
 
 CREATE TABLE IF NOT EXISTS edges (
-    snapshot_id INTEGER NOT NULL,
+    res_id INTEGER NOT NULL,
     kind TEXT NOT NULL,                  -- imports | calls | inherits
     src TEXT NOT NULL,
     src_path TEXT NOT NULL,
@@ -129,19 +148,31 @@ CREATE TABLE IF NOT EXISTS edges (
     dst_path TEXT NOT NULL,
     line INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS edges_by_src ON edges(snapshot_id, kind, src);
-CREATE INDEX IF NOT EXISTS edges_by_dst ON edges(snapshot_id, kind, dst);
-CREATE INDEX IF NOT EXISTS edges_by_src_path ON edges(snapshot_id, kind, src_path);
-CREATE INDEX IF NOT EXISTS edges_by_dst_path ON edges(snapshot_id, kind, dst_path);
+CREATE INDEX IF NOT EXISTS edges_by_res ON edges(res_id);
+CREATE INDEX IF NOT EXISTS edges_by_src ON edges(kind, src);
+CREATE INDEX IF NOT EXISTS edges_by_dst ON edges(kind, dst);
+CREATE INDEX IF NOT EXISTS edges_by_src_path ON edges(kind, src_path);
+CREATE INDEX IF NOT EXISTS edges_by_dst_path ON edges(kind, dst_path);
 
--- The reverse-dependency index: importer uses (dependency file, name; '' = the whole module).
+-- What the importer uses: (dependency file, name; '' = the whole module). For queries.
 CREATE TABLE IF NOT EXISTS file_deps (
-    snapshot_id INTEGER NOT NULL,
+    res_id INTEGER NOT NULL,
     importer TEXT NOT NULL,
     dependency TEXT NOT NULL,
     name TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS file_deps_by_dependency ON file_deps(snapshot_id, dependency);
+CREATE INDEX IF NOT EXISTS file_deps_by_res ON file_deps(res_id);
+CREATE INDEX IF NOT EXISTS file_deps_by_dependency ON file_deps(dependency);
+
+-- The reverse-dependency index of incremental updates: every fact of another file (or of the
+-- module namespace) a resolution read, directly or through re-export chains, as a 64-bit hash
+-- of (path, key). A changed fact finds the resolutions to redo through this index.
+CREATE TABLE IF NOT EXISTS resolution_reads (
+    res_id INTEGER NOT NULL,
+    read_key INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resolution_reads_by_key ON resolution_reads(read_key);
+CREATE INDEX IF NOT EXISTS resolution_reads_by_res ON resolution_reads(res_id);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

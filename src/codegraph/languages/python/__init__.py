@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 
 from codegraph.languages.python import chunk as _chunk
 from codegraph.languages.python import extract as _extract
 from codegraph.languages.python import resolve as _resolve
-from codegraph.model import Chunk, FileIR
+from codegraph.model import Chunk, FileIR, FileResolution
 
 
 class Python:
     name = "python"
     extensions = (".py",)
-    version = "py-1"  # of extract + the IR format: part of L1's cache key
+    version = "py-2"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-chunk-1"  # of chunk: part of L2's cache key
 
     def extract(self, text: str) -> FileIR:
@@ -26,9 +26,15 @@ class Python:
         return _resolve.module_names(paths, root_name)
 
     def resolve(
-        self, modules: Mapping[str, str], irs: Mapping[str, FileIR]
-    ) -> _resolve.PythonResolution:
-        return _resolve.resolve(modules, irs)
+        self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
+    ) -> Iterator[FileResolution]:
+        return _resolve.resolve(modules, load_ir, paths)
+
+    def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
+        return {f"mod:{name}": path for name, path in _resolve.module_table(modules).items()}
+
+    def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
+        return _resolve.interface(path, module, ir)
 
 
 PYTHON = Python()

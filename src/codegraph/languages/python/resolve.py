@@ -1,7 +1,15 @@
-"""Cross-file resolution for Python over one snapshot.
+"""Cross-file resolution for Python, one file at a time, recording what each answer depended on.
 
-Input: every Python file's module name and per-file IR. Output: resolved edges (imports, calls,
-inheritance) and the reverse-dependency facts (which file uses which file and name).
+Input: the module name of every Python file of the snapshot and a loader for any file's IR (called
+only for the files a lookup actually reaches). Output per resolved file: its edges (imports, calls,
+inheritance), the files and names it uses (`deps`, for the `importers`/`dependents` queries), and
+its *reads*: every fact of another file, or of the module namespace, that its answers depended on,
+directly or through any chain of re-exports. Incremental updates re-resolve a file only when one of
+its reads changed (see `interface`), which is what makes them exact.
+
+Every answer is a function of the asked question and the snapshot alone, never of the order in
+which files are resolved: a lookup that had to cut an import cycle above itself is not memoised,
+so resolving a subset of files gives the same results as resolving all of them.
 
 What is resolved (see ARCHITECTURE.md, "Name resolution"): module-level names bound by
 definitions, `import` / `from … import` (absolute and relative, aliases, `*` with `__all__`),
@@ -14,10 +22,15 @@ that replace functions, and names that come from outside the snapshot (they stay
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from codegraph.model import Edge, FileIR, Symbol, SymbolKind
+from codegraph.model import Edge, FileIR, FileResolution, Read, Symbol, SymbolKind
+
+# Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
+# and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
+# module namespace ("" as path) "mod:<name>" (which file is module <name>).
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ class SymbolRef:
 
 Target = ModuleRef | SymbolRef
 
-_PENDING = object()
+_NO_CUT = 1 << 30
 
 
 def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
@@ -58,57 +71,43 @@ def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
     return out
 
 
-@dataclass
+def module_table(modules: Mapping[str, str]) -> dict[str, str]:
+    """Module name -> the file that is that module. Two files with one name: the one nearest the
+    root wins, then the first by path."""
+    table: dict[str, str] = {}
+    for path in sorted(modules, key=lambda p: (p.count("/"), p)):
+        table.setdefault(modules[path], path)
+    return table
+
+
+def _absolute(module_name: str, is_package: bool, level: int, name: str) -> str:
+    if level == 0:
+        return name
+    package = module_name.split(".") if is_package else module_name.split(".")[:-1]
+    if module_name == "__init__":
+        package = []
+    base = package[: len(package) - (level - 1)] if level - 1 <= len(package) else []
+    return ".".join([*base, name] if name else base)
+
+
 class _Module:
-    name: str
-    path: str
-    ir: FileIR
-    is_package: bool
-    symbols: dict[str, Symbol] = field(default_factory=dict)  # local name -> first definition
-    # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
-    bindings: dict[str, dict[str, tuple[str, str | None]]] = field(default_factory=dict)
-    stars: list[str] = field(default_factory=list)
+    """One file's name tables. Every lookup goes through a method that records the read."""
 
-
-@dataclass
-class PythonResolution:
-    edges: list[Edge]
-    file_deps: dict[str, set[tuple[str, str]]]
-    unresolved_calls: int
-
-
-class _Resolver:
-    def __init__(self, modules: Mapping[str, str], irs: Mapping[str, FileIR]) -> None:
-        self.by_path = {
-            path: _Module(modules[path], path, irs[path], path.endswith("__init__.py"))
-            for path in sorted(irs)
-        }
-        # Two files with one module name: the one nearest the root wins, then the first by path.
-        self.by_name: dict[str, _Module] = {}
-        for path in sorted(irs, key=lambda p: (p.count("/"), p)):
-            self.by_name.setdefault(modules[path], self.by_path[path])
-        for module in self.by_path.values():
-            self._index(module)
-        self._exports: dict[tuple[str, str], object] = {}
-        self._bases: dict[SymbolRef, list[SymbolRef] | object] = {}
-
-    # ----- per-module tables -------------------------------------------------------------
-
-    def absolute(self, module: _Module, level: int, name: str) -> str:
-        if level == 0:
-            return name
-        package = module.name.split(".") if module.is_package else module.name.split(".")[:-1]
-        if module.name == "__init__":
-            package = []
-        base = package[: len(package) - (level - 1)] if level - 1 <= len(package) else []
-        return ".".join([*base, name] if name else base)
-
-    def _index(self, module: _Module) -> None:
-        for symbol in module.ir.symbols:
-            module.symbols.setdefault(symbol.local_name, symbol)
-        for imp in module.ir.imports:
-            target = self.absolute(module, imp.level, imp.module)
-            scope = module.bindings.setdefault(imp.scope, {})
+    def __init__(self, name: str, path: str, ir: FileIR, trace: Callable[[Read], None]) -> None:
+        self.name = name
+        self.path = path
+        self.ir = ir
+        self.is_package = path.endswith("__init__.py")
+        self._trace = trace
+        self.symbols: dict[str, Symbol] = {}  # local name -> first definition
+        # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
+        self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
+        self.stars: list[str] = []
+        for symbol in ir.symbols:
+            self.symbols.setdefault(symbol.local_name, symbol)
+        for imp in ir.imports:
+            target = _absolute(name, self.is_package, imp.level, imp.module)
+            scope = self.bindings.setdefault(imp.scope, {})
             if imp.name is None:
                 if imp.alias:
                     scope[imp.alias] = (target, None)
@@ -117,48 +116,132 @@ class _Resolver:
                     scope.setdefault(top, (top, None))
             elif imp.name == "*":
                 if imp.scope == "":
-                    module.stars.append(target)
+                    self.stars.append(target)
             else:
                 scope[imp.alias or imp.name] = (target, imp.name)
+
+    def interface(self) -> dict[str, Hashable]:
+        """Every fact another file's resolution can read from this one, by read key."""
+        facts: dict[str, Hashable] = {"name": self.name, "stars": tuple(self.stars),
+                                      "all": None if self.ir.all_names is None
+                                      else tuple(self.ir.all_names)}
+        for local, symbol in self.symbols.items():
+            facts[f"sym:{local}"] = (symbol.kind, symbol.bases)
+        for scope, names in self.bindings.items():
+            for bound, binding in names.items():
+                facts[f"bind:{scope}:{bound}"] = binding
+        return facts
+
+    def symbol(self, local: str) -> Symbol | None:
+        self._trace((self.path, f"sym:{local}"))
+        return self.symbols.get(local)
+
+    def binding(self, scope: str, name: str) -> tuple[str, str | None] | None:
+        self._trace((self.path, f"bind:{scope}:{name}"))
+        return self.bindings.get(scope, {}).get(name)
+
+    def star_imports(self) -> list[str]:
+        self._trace((self.path, "stars"))
+        return self.stars
+
+    def all_names(self) -> list[str] | None:
+        self._trace((self.path, "all"))
+        return self.ir.all_names
+
+    def module_name(self) -> str:
+        self._trace((self.path, "name"))
+        return self.name
+
+
+class _Resolver:
+    def __init__(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> None:
+        self.modules = modules
+        self.load_ir = load_ir
+        self.by_name = module_table(modules)
+        self._loaded: dict[str, _Module] = {}
+        self._frames: list[set[Read]] = [set()]
+        self._active: dict[Hashable, int] = {}
+        self._cut = _NO_CUT
+        self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
+
+    def _trace(self, read: Read) -> None:
+        self._frames[-1].add(read)
+
+    def by_path(self, path: str) -> _Module:
+        module = self._loaded.get(path)
+        if module is None:
+            module = _Module(self.modules[path], path, self.load_ir(path), self._trace)
+            self._loaded[path] = module
+        return module
+
+    def module_named(self, name: str) -> _Module | None:
+        self._trace(("", f"mod:{name}"))
+        path = self.by_name.get(name)
+        return self.by_path(path) if path is not None else None
+
+    def has_module(self, name: str) -> bool:
+        self._trace(("", f"mod:{name}"))
+        return name in self.by_name
+
+    def _memoised(self, key: Hashable, compute: Callable[[], Any], on_cycle: Any) -> Any:
+        """Memoise `compute` under `key`, cutting cycles, so that the answer never depends on who
+        asked first: a result that relied on cutting a cycle at an *enclosing* question is
+        recomputed next time instead of being remembered."""
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._frames[-1] |= hit[1]
+            return hit[0]
+        active = self._active.get(key)
+        if active is not None:
+            self._cut = min(self._cut, active)
+            return on_cycle
+        depth = len(self._frames)
+        self._active[key] = depth
+        self._frames.append(set())
+        outer_cut, self._cut = self._cut, _NO_CUT
+        try:
+            result = compute()
+        finally:
+            reads = self._frames.pop()
+            del self._active[key]
+            cut = self._cut
+        self._frames[-1] |= reads
+        if cut >= depth:
+            self._memo[key] = (result, frozenset(reads))
+            cut = _NO_CUT
+        self._cut = min(outer_cut, cut)
+        return result
 
     # ----- lookups -----------------------------------------------------------------------
 
     def export(self, module_name: str, name: str) -> Target | None:
         """What `module_name.name` is, following re-exports; None when unknown or external."""
-        key = (module_name, name)
-        cached = self._exports.get(key)
-        if cached is _PENDING:
-            return None  # an import cycle: cut it here
-        if key in self._exports:
-            return cached  # type: ignore[return-value]
-        self._exports[key] = _PENDING
-        result = self._export(module_name, name)
-        self._exports[key] = result
-        return result
+        return self._memoised(("export", module_name, name),
+                              lambda: self._export(module_name, name), None)
 
     def _export(self, module_name: str, name: str) -> Target | None:
-        module = self.by_name.get(module_name)
+        module = self.module_named(module_name)
         submodule = f"{module_name}.{name}" if module_name else name
         if module is None:
-            return ModuleRef(submodule) if submodule in self.by_name else None
-        symbol = module.symbols.get(name)
-        if symbol is not None and "." not in name:
+            return ModuleRef(submodule) if self.has_module(submodule) else None
+        if "." not in name and module.symbol(name) is not None:
             return SymbolRef(module.path, name)
-        binding = module.bindings.get("", {}).get(name)
+        binding = module.binding("", name)
         if binding is not None:
             found = self._binding(binding)
             if found is not None:
                 return found
-        if submodule in self.by_name:
+        if self.has_module(submodule):
             return ModuleRef(submodule)
         return self._through_stars(module, name)
 
     def _through_stars(self, module: _Module, name: str) -> Target | None:
         """A name bound by `from m import *`: m's `__all__` if literal, else its public names."""
-        for star in module.stars:
-            star_module = self.by_name.get(star)
-            if star_module is not None and star_module.ir.all_names is not None:
-                if name not in star_module.ir.all_names:
+        for star in module.star_imports():
+            star_module = self.module_named(star)
+            all_names = star_module.all_names() if star_module is not None else None
+            if all_names is not None:
+                if name not in all_names:
                     continue
             elif name.startswith("_"):
                 continue
@@ -170,9 +253,9 @@ class _Resolver:
     def _binding(self, binding: tuple[str, str | None]) -> Target | None:
         target, name = binding
         if name is None:
-            return ModuleRef(target) if target in self.by_name else None
+            return ModuleRef(target) if self.has_module(target) else None
         found = self.export(target, name)
-        if found is None and f"{target}.{name}" in self.by_name:
+        if found is None and self.has_module(f"{target}.{name}"):
             return ModuleRef(f"{target}.{name}")
         return found
 
@@ -181,24 +264,24 @@ class _Resolver:
         parts = scope.split(".") if scope else []
         while parts:
             prefix = ".".join(parts)
-            enclosing = module.symbols.get(prefix)
+            enclosing = module.symbol(prefix)
             if enclosing is not None and enclosing.kind != SymbolKind.CLASS:
                 nested = f"{prefix}.{name}"
-                if nested in module.symbols:
+                if module.symbol(nested) is not None:
                     return SymbolRef(module.path, nested)
-                binding = module.bindings.get(prefix, {}).get(name)
+                binding = module.binding(prefix, name)
                 if binding is not None:
                     return self._binding(binding)
             parts.pop()
-        if name in module.symbols:
+        if module.symbol(name) is not None:
             return SymbolRef(module.path, name)
-        binding = module.bindings.get("", {}).get(name)
+        binding = module.binding("", name)
         if binding is not None:
             return self._binding(binding)
         return self._through_stars(module, name)
 
     def symbol(self, ref: SymbolRef) -> Symbol | None:
-        return self.by_path[ref.path].symbols.get(ref.local)
+        return self.by_path(ref.path).symbol(ref.local)
 
     def member(self, target: Target, name: str) -> Target | None:
         if isinstance(target, ModuleRef):
@@ -219,20 +302,20 @@ class _Resolver:
             seen.add(current)
             if not (skip_self and current == cls):
                 member = f"{current.local}.{name}"
-                if member in self.by_path[current.path].symbols:
+                if self.by_path(current.path).symbol(member) is not None:
                     return SymbolRef(current.path, member)
             todo[0:0] = self.bases(current)
         return None
 
     def bases(self, cls: SymbolRef) -> list[SymbolRef]:
-        cached = self._bases.get(cls)
-        if cached is _PENDING:
+        result: list[SymbolRef] = self._memoised(("bases", cls), lambda: self._bases(cls), [])
+        return result
+
+    def _bases(self, cls: SymbolRef) -> list[SymbolRef]:
+        module = self.by_path(cls.path)
+        symbol = module.symbol(cls.local)
+        if symbol is None:
             return []
-        if cached is not None:
-            return cached  # type: ignore[return-value]
-        self._bases[cls] = _PENDING
-        module = self.by_path[cls.path]
-        symbol = module.symbols[cls.local]
         scope = cls.local.rpartition(".")[0]
         out = []
         for base in symbol.bases:
@@ -241,7 +324,6 @@ class _Resolver:
                 base_symbol = self.symbol(found)
                 if base_symbol is not None and base_symbol.kind == SymbolKind.CLASS:
                     out.append(found)
-        self._bases[cls] = out
         return out
 
     def enclosing_class(self, module: _Module, scope: str) -> SymbolRef | None:
@@ -250,7 +332,7 @@ class _Resolver:
         while parts:
             parts.pop()
             prefix = ".".join(parts)
-            symbol = module.symbols.get(prefix)
+            symbol = module.symbol(prefix)
             if symbol is not None and symbol.kind == SymbolKind.CLASS:
                 return SymbolRef(module.path, prefix)
             if symbol is not None:
@@ -281,55 +363,65 @@ class _Resolver:
 
     def qualified(self, ref: Target) -> tuple[str, str]:
         if isinstance(ref, ModuleRef):
-            return ref.name, self.by_name[ref.name].path
-        return f"{self.by_path[ref.path].name}.{ref.local}", ref.path
+            self._trace(("", f"mod:{ref.name}"))
+            return ref.name, self.by_name[ref.name]
+        return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
-    def resolve(self) -> PythonResolution:
+    def resolve_file(self, path: str) -> FileResolution:
+        self._frames = [set()]
+        self._cut = _NO_CUT
+        module = self.by_path(path)
         edges: set[Edge] = set()
-        deps: dict[str, set[tuple[str, str]]] = {}
+        deps: set[tuple[str, str]] = set()
         unresolved = 0
-        for module in self.by_path.values():
-            file_deps = deps.setdefault(module.path, set())
-            for imp in module.ir.imports:
-                target_module = self.absolute(module, imp.level, imp.module)
-                imported: Target | None
-                if imp.name is None or imp.name == "*":
-                    imported = ModuleRef(target_module) if target_module in self.by_name else None
-                else:
-                    imported = self._binding((target_module, imp.name))
-                    if imported is None and target_module in self.by_name:
-                        imported = ModuleRef(target_module)
-                if target_module in self.by_name:
-                    file_deps.add((self.by_name[target_module].path,
-                                   "" if imp.name in (None, "*") else imp.name))
-                if imported is not None:
-                    dst, dst_path = self.qualified(imported)
-                    if dst_path != module.path:
-                        file_deps.add((dst_path, "" if isinstance(imported, ModuleRef)
-                                       else dst.rpartition(".")[2]))
-                    edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
-            for call in module.ir.calls:
-                target = self.dotted(module, call.scope, call.callee)
-                if not isinstance(target, SymbolRef):
-                    unresolved += 1
-                    continue
-                src = f"{module.name}.{call.scope}" if call.scope else module.name
-                dst, dst_path = self.qualified(target)
-                edges.add(Edge("calls", src, module.path, dst, dst_path, call.line))
-            for symbol in module.ir.symbols:
-                if symbol.kind != SymbolKind.CLASS:
-                    continue
-                cls = SymbolRef(module.path, symbol.local_name)
-                if module.symbols.get(symbol.local_name) is not symbol:
-                    continue
-                for base in self.bases(cls):
-                    dst, dst_path = self.qualified(base)
-                    edges.add(Edge("inherits", self.qualified(cls)[0], module.path, dst, dst_path,
-                                   symbol.start_line))
-            file_deps.discard((module.path, ""))
-        ordered = sorted(edges, key=lambda e: (e.src_path, e.line, e.kind, e.src, e.dst))
-        return PythonResolution(ordered, deps, unresolved)
+        for imp in module.ir.imports:
+            target_module = _absolute(module.name, module.is_package, imp.level, imp.module)
+            imported: Target | None
+            if imp.name is None or imp.name == "*":
+                imported = ModuleRef(target_module) if self.has_module(target_module) else None
+            else:
+                imported = self._binding((target_module, imp.name))
+                if imported is None and self.has_module(target_module):
+                    imported = ModuleRef(target_module)
+            if self.has_module(target_module):
+                deps.add((self.by_name[target_module], "" if imp.name in (None, "*") else imp.name))
+            if imported is not None:
+                dst, dst_path = self.qualified(imported)
+                if dst_path != module.path:
+                    deps.add((dst_path, "" if isinstance(imported, ModuleRef)
+                              else dst.rpartition(".")[2]))
+                edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
+        for call in module.ir.calls:
+            target = self.dotted(module, call.scope, call.callee)
+            if not isinstance(target, SymbolRef):
+                unresolved += 1
+                continue
+            src = f"{module.name}.{call.scope}" if call.scope else module.name
+            dst, dst_path = self.qualified(target)
+            edges.add(Edge("calls", src, module.path, dst, dst_path, call.line))
+        for symbol in module.ir.symbols:
+            if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
+                continue
+            cls = SymbolRef(module.path, symbol.local_name)
+            for base in self.bases(cls):
+                dst, dst_path = self.qualified(base)
+                edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
+                               dst_path, symbol.start_line))
+        deps.discard((module.path, ""))
+        reads = {read for read in self._frames[0] if read[0] != path}
+        ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
+        return FileResolution(path, ordered, deps, reads, unresolved)
 
 
-def resolve(modules: Mapping[str, str], irs: Mapping[str, FileIR]) -> PythonResolution:
-    return _Resolver(modules, irs).resolve()
+def resolve(
+    modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
+) -> Iterator[FileResolution]:
+    """Resolve `paths` of a snapshot whose files are `modules` (path -> module name)."""
+    resolver = _Resolver(modules, load_ir)
+    for path in paths:
+        yield resolver.resolve_file(path)
+
+
+def interface(path: str, module_name: str, ir: FileIR) -> dict[str, Hashable]:
+    """The facts of one file that other files' resolutions can read (see `Read`)."""
+    return _Module(module_name, path, ir, lambda read: None).interface()
