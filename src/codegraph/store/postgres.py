@@ -1,9 +1,10 @@
 """The server store: PostgreSQL through psycopg 3, one connection per thread.
 
 Same semantics as `sqlite.py`: per-file outputs keyed by (content hash, stage key) and shared by
-every snapshot, per-snapshot graph rows, each batch of outputs one transaction together with the
-marker that says what it covers. Bulk rows (snapshot files, symbols, edges, lexical terms, chunks)
-go in with COPY; small upserts with `executemany` (pipelined: one round trip per batch).
+every snapshot, cross-file rows per file resolution (shared by the snapshots that point at it),
+each batch of outputs one transaction together with the marker that says what it covers. Bulk
+rows (snapshot files, resolutions with their symbols, edges, deps and reads, lexical terms,
+chunks) go in with COPY; small upserts with `executemany` (pipelined: one round trip per batch).
 
 The schema is created and upgraded by numbered migrations (`postgres_NNNN_*.sql`), applied in
 order under a transaction-level advisory lock, so any number of processes may open a fresh
@@ -34,6 +35,7 @@ from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    ResolvedFile,
     SnapshotInfo,
     Store,
     SymbolRow,
@@ -48,6 +50,9 @@ _JOB_COLUMNS = (
     "finished_at, next_retry_at, worker_id, current_stage, last_error, error_class, result"
 )
 _JOB_FIELDS = frozenset(_JOB_COLUMNS.replace(" ", "").split(",")) - {"id", "state"}
+ABANDONED_AFTER_S = 3600
+# Cross-file rows belong to a snapshot through the resolution its file points at.
+_IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=%s)"
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,7 @@ class PostgresStore(Store):
         languages: dict[str, tuple[str | None, str | None]],
         stage_keys: dict[str, str],
         job_id: int | None,
+        mode: str = "full",
     ) -> int:
         with self._tx() as conn:
             conn.execute(
@@ -195,10 +201,10 @@ class PostgresStore(Store):
             )
             (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=%s", (root,)).fetchone() or (0,)
             (snapshot_id,) = conn.execute(
-                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at, mode)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                 (repo_id, snapshot.manifest_hash, json.dumps(stage_keys, sort_keys=True), job_id,
-                 time.time()),
+                 snapshot.started_at or time.time(), mode),
             ).fetchone() or (0,)
             with conn.cursor() as cur, cur.copy(
                 "COPY snapshot_files (snapshot_id, path, content_hash, size, mtime_ns, language, module)"
@@ -228,30 +234,50 @@ class PostgresStore(Store):
         with self._tx() as conn:
             self._insert_problems(conn, snapshot_id, problems)
 
-    def complete_snapshot(self, snapshot_id: int, keep: int = 2) -> None:
-        """Mark the snapshot complete; drop the cross-file rows of this repo's older snapshots."""
+    def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
         with self._tx() as conn:
             row = conn.execute(
-                "UPDATE snapshots SET complete=true WHERE id=%s RETURNING repo_id", (snapshot_id,)
+                "UPDATE snapshots SET complete=true, duration_ms=%s WHERE id=%s RETURNING repo_id, mode",
+                (duration_ms, snapshot_id),
             ).fetchone()
             if row is None:
                 return
+            repo_id, mode = row
             old = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s ORDER BY id DESC",
-                    (row[0], snapshot_id),
+                    "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s AND complete ORDER BY id DESC",
+                    (repo_id, snapshot_id),
                 ).fetchall()[keep - 1 :]
             ]
+            # A run that never completed is abandoned after an hour (a live one may still be
+            # writing its snapshot: never pull the rows from under it).
+            old += [r[0] for r in conn.execute(
+                "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s AND NOT complete AND created_at<%s",
+                (repo_id, snapshot_id, time.time() - ABANDONED_AFTER_S))]
             if old:
-                for table in ("symbols", "edges", "file_deps", "snapshot_files", "file_problems"):
+                for table in ("snapshot_files", "file_problems"):
                     conn.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", (old,))
                 conn.execute("DELETE FROM snapshots WHERE id = ANY(%s)", (old,))
+            # The latest full build's measured duration outlives its snapshot: the speedup's baseline.
+            if mode == "full":
+                conn.execute("UPDATE repos SET full_build_ms=%s WHERE id=%s", (duration_ms, repo_id))
+            # Resolutions no remaining snapshot points at (an anti-join over the res_id index).
+            dead = [r for (r,) in conn.execute(
+                "DELETE FROM resolutions r WHERE NOT EXISTS"
+                " (SELECT 1 FROM snapshot_files f WHERE f.res_id=r.res_id) RETURNING r.res_id")]
+            if dead:
+                for table in ("symbols", "edges", "file_deps", "resolution_reads"):
+                    conn.execute(f"DELETE FROM {table} WHERE res_id = ANY(%s)", (dead,))
+
+    def last_full_duration(self, repo_root: str) -> float | None:
+        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=%s", (repo_root,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
         sql = (
-            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at"
-            " FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete"
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
+            " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete"
         )
         params: tuple[Any, ...] = ()
         if repo_root is not None:
@@ -260,11 +286,11 @@ class PostgresStore(Store):
         row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
         if row is None:
             return None
-        return SnapshotInfo(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5])
+        return SnapshotInfo(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
 
     def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
         rows = self._conn().execute(
-            "SELECT path, content_hash, language, module FROM snapshot_files"
+            "SELECT path, content_hash, language, module, size, mtime_ns, res_id FROM snapshot_files"
             " WHERE snapshot_id=%s ORDER BY path",
             (snapshot_id,),
         ).fetchall()
@@ -294,43 +320,101 @@ class PostgresStore(Store):
                  for h, payload, error in sorted(rows, key=lambda r: r[0])],
             )
 
-    def snapshot_ir(
-        self, snapshot_id: int, stage_key: str
-    ) -> list[tuple[str, str, bytes | None, str | None, str | None]]:
-        """(path, content hash, payload, error, stored checksum) of the snapshot's code files."""
-        return self._conn().execute(
-            "SELECT f.path, f.content_hash, o.payload, o.error, o.checksum"
-            " FROM snapshot_files f"
-            " JOIN ir_outputs o ON o.content_hash=f.content_hash AND o.stage_key=%s"
-            " WHERE f.snapshot_id=%s AND f.language IS NOT NULL ORDER BY f.path",
-            (stage_key, snapshot_id),
-        ).fetchall()
+    def ir_rows(
+        self, stage_key: str, hashes: Sequence[str]
+    ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
+        rows = self._conn().execute(
+            "SELECT content_hash, payload, error, checksum FROM ir_outputs"
+            " WHERE stage_key=%s AND content_hash = ANY(%s)",
+            (stage_key, sorted(set(hashes))),
+        )
+        return {h: (None if p is None else bytes(p), error, checksum) for h, p, error, checksum in rows}
 
-    def replace_graph(
-        self,
-        snapshot_id: int,
-        symbols: Iterable[SymbolRow],
-        edges: Iterable[Edge],
-        file_deps: Iterable[tuple[str, str, str]],
-    ) -> None:
+    def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
+        rows = self._conn().execute(
+            "SELECT f.path, 'L1', o.error FROM snapshot_files f JOIN ir_outputs o"
+            " ON o.content_hash=f.content_hash AND o.stage_key=%(l1)s"
+            " WHERE f.snapshot_id=%(sid)s AND o.error IS NOT NULL"
+            " UNION ALL"
+            " SELECT f.path, 'L2', c.error FROM snapshot_files f JOIN chunk_sets c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=%(l2)s"
+            " WHERE f.snapshot_id=%(sid)s AND c.error IS NOT NULL",
+            {"sid": snapshot_id, "l1": l1_key, "l2": l2_key},
+        ).fetchall()
+        return sorted(rows)  # in Python: code-point order, as the SQLite store
+
+    def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
+        if not rows:
+            return
+        with self._tx() as conn, conn.cursor() as cur:
+            # Ids first (one round trip), so every table of the batch is one COPY.
+            ids = [i for (i,) in cur.execute(
+                "SELECT nextval(pg_get_serial_sequence('resolutions', 'res_id'))"
+                " FROM generate_series(1, %s)", (len(rows),))]
+            with cur.copy(
+                "COPY resolutions (res_id, path, content_hash, symbols, edges, unresolved_calls) FROM STDIN"
+            ) as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    copy.write_row((res_id, r.path, r.content_hash, len(r.symbols), len(r.edges),
+                                    r.unresolved_calls))
+            with cur.copy(
+                "COPY symbols (res_id, qname, name, kind, path, start_line, end_line, signature,"
+                " docstring) FROM STDIN"
+            ) as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for sym in r.symbols:
+                        copy.write_row((res_id, *sym[:6], _utf8(sym.signature), _utf8(sym.docstring)))
+            with cur.copy("COPY edges (res_id, kind, src, src_path, dst, dst_path, line) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for e in r.edges:
+                        copy.write_row((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line))
+            with cur.copy("COPY file_deps (res_id, importer, dependency, name) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for dep, name in r.deps:
+                        copy.write_row((res_id, r.path, dep, name))
+            with cur.copy("COPY resolution_reads (res_id, read_key) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for key in r.read_keys:
+                        copy.write_row((res_id, key))
+            cur.execute(
+                "UPDATE snapshot_files f SET res_id=u.res_id"
+                " FROM unnest(%s::text[], %s::bigint[]) AS u(path, res_id)"
+                " WHERE f.snapshot_id=%s AND f.path=u.path",
+                ([r.path for r in rows], ids, snapshot_id),
+            )
+
+    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
+        if not paths:
+            return
         with self._tx() as conn:
-            for table in ("symbols", "edges", "file_deps"):
-                conn.execute(f"DELETE FROM {table} WHERE snapshot_id=%s", (snapshot_id,))
-            with conn.cursor() as cur:
-                with cur.copy(
-                    "COPY symbols (snapshot_id, qname, name, kind, path, start_line, end_line,"
-                    " signature, docstring) FROM STDIN"
-                ) as copy:
-                    for s in symbols:
-                        copy.write_row((snapshot_id, *s[:6], _utf8(s.signature), _utf8(s.docstring)))
-                with cur.copy(
-                    "COPY edges (snapshot_id, kind, src, src_path, dst, dst_path, line) FROM STDIN"
-                ) as copy:
-                    for e in edges:
-                        copy.write_row((snapshot_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line))
-                with cur.copy("COPY file_deps (snapshot_id, importer, dependency, name) FROM STDIN") as copy:
-                    for d in file_deps:
-                        copy.write_row((snapshot_id, *d))
+            # As SQLite's: a path the base does not have gets no resolution (res_id NULL).
+            conn.execute(
+                "UPDATE snapshot_files f SET res_id=b.res_id"
+                " FROM unnest(%s::text[]) AS p(path)"
+                " LEFT JOIN snapshot_files b ON b.snapshot_id=%s AND b.path=p.path"
+                " WHERE f.snapshot_id=%s AND f.path=p.path",
+                (list(paths), base_snapshot_id, snapshot_id),
+            )
+
+    def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
+        keys = sorted(set(read_keys))
+        if not keys:
+            return set()
+        # The keys through resolution_reads_by_key (read_key, res_id), then each reading
+        # resolution's file in this snapshot through snapshot_files_by_res.
+        rows = self._conn().execute(
+            "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+            " ON f.res_id=r.res_id AND f.snapshot_id=%s WHERE r.read_key = ANY(%s::bigint[])",
+            (snapshot_id, keys),
+        )
+        return {p for (p,) in rows}
+
+    def unresolved_calls(self, snapshot_id: int) -> int:
+        (n,) = self._conn().execute(
+            "SELECT coalesce(sum(r.unresolved_calls), 0)::bigint FROM snapshot_files f"
+            " JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=%s", (snapshot_id,),
+        ).fetchone() or (0,)
+        return int(n)
 
     # ----- L2 ----------------------------------------------------------------------------
 
@@ -569,23 +653,23 @@ class PostgresStore(Store):
     def find_symbols(self, snapshot_id: int, name: str) -> list[SymbolRow]:
         conn = self._conn()
         rows = conn.execute(
-            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s AND qname=%s"
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE qname=%s AND {_IN_SNAPSHOT}"
             " ORDER BY path, start_line",
-            (snapshot_id, name),
+            (name, snapshot_id),
         ).fetchall()
         if not rows:
             rows = conn.execute(
-                f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s"
-                " AND (path=%s OR name=%s) ORDER BY path, start_line",
-                (snapshot_id, name, name),
+                f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE (path=%s OR name=%s)"
+                f" AND {_IN_SNAPSHOT} ORDER BY path, start_line",
+                (name, name, snapshot_id),
             ).fetchall()
         return [_symbol(r) for r in rows]
 
     def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
         rows = self._conn().execute(
-            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE snapshot_id=%s AND path=%s"
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE path=%s AND {_IN_SNAPSHOT}"
             " ORDER BY start_line, qname",
-            (snapshot_id, path),
+            (path, snapshot_id),
         ).fetchall()
         return [_symbol(r) for r in rows]
 
@@ -595,20 +679,19 @@ class PostgresStore(Store):
         rows = self._conn().execute(
             "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
             " FROM unnest(%s::text[]) WITH ORDINALITY AS v(value, n)"
-            f" JOIN edges e ON e.snapshot_id=%s AND e.kind=%s AND e.{column}=v.value"
+            f" JOIN edges e ON e.kind=%s AND e.{column}=v.value"
+            f" WHERE e.{_IN_SNAPSHOT}"
             " ORDER BY v.n, e.src_path, e.line, e.src, e.dst",
-            (list(values), snapshot_id, kind),
+            (list(values), kind, snapshot_id),
         ).fetchall()
         return [Edge(*r) for r in rows]
 
     def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
-        conn = self._conn()
-        (symbols,) = conn.execute(
-            "SELECT count(*) FROM symbols WHERE snapshot_id=%s", (snapshot_id,)
-        ).fetchone() or (0,)
-        (edges,) = conn.execute(
-            "SELECT count(*) FROM edges WHERE snapshot_id=%s", (snapshot_id,)
-        ).fetchone() or (0,)
+        symbols, edges = self._conn().execute(
+            "SELECT coalesce(sum(r.symbols), 0)::bigint, coalesce(sum(r.edges), 0)::bigint"
+            " FROM snapshot_files f JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=%s",
+            (snapshot_id,),
+        ).fetchone() or (0, 0)
         return int(symbols), int(edges)
 
     # ----- jobs (moving to codegraph.queue; kept simple until then) ----------------------
@@ -691,15 +774,18 @@ class PostgresStore(Store):
             "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=%s"
             " ORDER BY path, outcome, reason", sid))
         yield from (("symbol", *r[:5], _text(r[5]), _text(r[6])) for r in conn.execute(
-            "SELECT qname, kind, path, start_line, end_line, signature, docstring FROM symbols"
-            " WHERE snapshot_id=%s ORDER BY path, start_line, qname, kind, end_line, signature,"
-            " docstring", sid))
+            "SELECT s.qname, s.kind, s.path, s.start_line, s.end_line, s.signature, s.docstring"
+            " FROM snapshot_files f JOIN symbols s ON s.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY s.path, s.start_line, s.qname, s.kind, s.end_line, s.signature, s.docstring",
+            sid))
         yield from (("edge", *r) for r in conn.execute(
-            "SELECT kind, src, src_path, dst, dst_path, line FROM edges WHERE snapshot_id=%s"
-            " ORDER BY src_path, line, kind, src, dst, dst_path", sid))
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            " FROM snapshot_files f JOIN edges e ON e.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path", sid))
         yield from (("dep", *r) for r in conn.execute(
-            "SELECT importer, dependency, name FROM file_deps WHERE snapshot_id=%s"
-            " ORDER BY importer, dependency, name", sid))
+            "SELECT d.importer, d.dependency, d.name"
+            " FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY d.importer, d.dependency, d.name", sid))
         l2 = stage_keys.get("L2_chunk")
         yield from (("chunk", *r) for r in conn.execute(
             "SELECT f.path, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash"
