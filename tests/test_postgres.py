@@ -194,6 +194,68 @@ def test_sqlite_and_postgres_export_byte_identical_indexes(twin_stores: Twins) -
     assert '"late_nul.nul"' in exports[1].stdout
 
 
+def _edit(repo: Path, path: str, old: str, new: str) -> None:
+    text = (repo / path).read_text()
+    assert old in text, (path, old)
+    (repo / path).write_text(text.replace(old, new))
+
+
+def _graph_sizes(sqlite_url: str, pg_url: str) -> list[tuple[int, int]]:
+    """(resolutions, recorded reads) kept by each store: both prune the same ones."""
+    import sqlite3
+
+    sql = "SELECT (SELECT count(*) FROM resolutions), (SELECT count(*) FROM resolution_reads)"
+    with sqlite3.connect(Path(sqlite_url) / "index.sqlite") as conn:
+        sq = conn.execute(sql).fetchone()
+    with postgres.connect(pg_url) as conn:
+        pg = conn.execute(sql).fetchone()
+    return [tuple(sq), tuple(pg)]
+
+
+def test_sqlite_and_postgres_stay_identical_through_incremental_updates(tmp_path: Path) -> None:
+    """SHOP, json and email (35 files), edited twice (renames that reach importers, a body-only edit,
+    a move, a deletion, a new file): each incremental update touches the same files in both stores,
+    and both export exactly a full rebuild."""
+    repo = write_tree(tmp_path / "repo", SHOP)
+    for package in ("json", "email"):
+        shutil.copytree(STDLIB / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with pg_database() as pg_url:
+        urls = (str(tmp_path / "db"), pg_url)
+
+        def update_both() -> list[dict[str, Any]]:
+            results = [codegraph.index(str(repo), url, options=NO_VECTORS) for url in urls]
+            assert [r["state"] for r in results] == ["completed"] * 2, [r.get("error") for r in results]
+            assert [r["mode"] for r in results] == ["incremental", "incremental"]
+            assert results[0]["changed_files"] == results[1]["changed_files"]
+            assert results[0]["affected_files"] == results[1]["affected_files"]
+            exports = [list(codegraph.open(url).export()) for url in urls]
+            assert exports[0] == exports[1]
+            full = codegraph.index(str(repo), str(tmp_path / "full"), options=NO_VECTORS, full=True)
+            assert full["state"] == "completed"
+            assert list(codegraph.open(str(tmp_path / "full")).export()) == exports[1]
+            shutil.rmtree(tmp_path / "full")
+            return results
+
+        for url in urls:
+            assert codegraph.index(str(repo), url, options=NO_VECTORS)["state"] == "completed"
+        _edit(repo, "shop/pricing.py", "total_price", "grand_total")  # read by three importers
+        _edit(repo, "json/decoder.py", 'msg = "Invalid \\\\uXXXX escape"', 'msg = "bad \\\\uXXXX escape"')
+        _edit(repo, "email/errors.py", "class CharsetError(", "class CharsetProblem(")
+        (repo / "json/tool.py").rename(repo / "json/command.py")
+        (repo / "email/mime/audio.py").unlink()
+        write_tree(repo, {"late.py": "from json.decoder import JSONDecoder\nJSONDecoder()\n"})
+        first = update_both()[1]
+        assert "shop/pricing.py" in first["affected_files"] and "app.py" in first["affected_files"]
+        assert "json/__init__.py" not in first["affected_files"]  # the body-only edit stopped there
+        # A second round on top of the first: resolutions carried twice, the oldest snapshot pruned.
+        _edit(repo, "email/errors.py", "class HeaderParseError(", "class HeaderFault(")
+        _edit(repo, "app.py", "run_checkout([1, 2])", "run_checkout([1, 2, 3])")
+        second = update_both()[1]
+        assert {"app.py", "email/errors.py", "email/_header_value_parser.py"} <= set(second["affected_files"])
+        sizes = _graph_sizes(*urls)
+        assert sizes[0] == sizes[1] and sizes[0][1] > 0
+
+
 QUERIES = ("json decoder", "parse header", "send_header", "email message attachment", "urlopen",
            "getLogger handler", "Element attribute", "total price tax", "self", "the", "xyzzy nothing")
 
