@@ -96,6 +96,40 @@ def test_pending_migrations_apply_in_order_and_a_newer_schema_is_refused(
             open_store(url)
 
 
+def test_a_version_1_database_loses_its_old_graph_and_the_next_index_is_a_full_build(
+    shop_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 2 drops migration 1's per-snapshot graph (no reads recorded: not convertible);
+    the snapshots that had it stop being complete, and the next run rebuilds from cached IR."""
+    with pg_database() as url:
+        first = postgres.migrations()[:1]
+        monkeypatch.setattr(postgres, "migrations", lambda: first)
+        with postgres.connect(url) as conn:
+            assert postgres.migrate(conn) == [1]
+        monkeypatch.undo()
+        with postgres.connect(url) as conn:  # what a version-1 codegraph left behind
+            conn.execute("INSERT INTO repos(root, name) VALUES (%s, 'repo')", (str(shop_repo.resolve()),))
+            (old_id,) = conn.execute(
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, created_at, complete)"
+                " SELECT id, 'm', '{}', 0, true FROM repos RETURNING id").fetchone() or (0,)
+            conn.execute("INSERT INTO snapshot_files VALUES (%s, 'app.py', 'h', 1, 1, 'python', 'app')",
+                         (old_id,))
+            conn.execute("INSERT INTO symbols VALUES (%s, 'app.main', 'main', 'function', 'app.py', 1, 2,"
+                         " ''::bytea, ''::bytea)", (old_id,))
+        store = open_store(url)  # applies migration 2
+        assert store.latest_snapshot() is None
+        store.close()
+        result = codegraph.index(str(shop_repo), url, options=NO_VECTORS)
+        assert (result["state"], result["mode"]) == ("completed", "full")
+        sqlite_url = str(tmp_path / "db")
+        codegraph.index(str(shop_repo), sqlite_url, options=NO_VECTORS)
+        assert list(codegraph.open(url).export()) == list(codegraph.open(sqlite_url).export())
+        with postgres.connect(url) as conn:
+            assert postgres.schema_version(conn) == 2
+            # The old snapshot was abandoned (created long ago): pruned when the new one completed.
+            assert conn.execute("SELECT id FROM snapshots").fetchall() == [(result["snapshot_id"],)]
+
+
 def test_unreachable_or_bad_urls_are_one_line_user_errors(tmp_path: Path) -> None:
     for url in ("postgresql://postgres@127.0.0.1:1/nothing", "postgresql://a:secret@[broken"):
         with pytest.raises(UserError, match="cannot connect to PostgreSQL") as info:
@@ -273,6 +307,21 @@ def test_sqlite_and_postgres_rank_the_same_hits_with_the_same_scores(twin_stores
                   '"email" OR "email"', '"é"', '"x.y"'):
         assert (sq.store.lexical_search(sq.snapshot.id, sq.snapshot.stage_keys[L3], match, 50)
                 == pg.store.lexical_search(pg.snapshot.id, pg.snapshot.stage_keys[L3], match, 50)), match
+
+
+def test_readers_of_changed_facts_are_an_index_lookup(twin_stores: Twins) -> None:
+    _, pg_url, (_, pg) = twin_stores
+    with postgres.connect(pg_url) as conn:
+        keys = [k for (k,) in conn.execute("SELECT read_key FROM resolution_reads ORDER BY res_id LIMIT 5")]
+        assert len(keys) == 5
+        conn.execute("ANALYZE resolution_reads, snapshot_files")
+        conn.execute("SET enable_seqscan = off")  # these tables are small: show the index is usable
+        plan = "\n".join(r for (r,) in conn.execute(
+            "EXPLAIN " + postgres.PostgresStore.READERS_SQL, (pg["snapshot_id"], keys)))
+    assert "Index Cond: (read_key = ANY" in plan and "Seq Scan" not in plan, plan
+    store = postgres.PostgresStore(pg_url, create=False)
+    assert store.readers(pg["snapshot_id"], keys)
+    store.close()
 
 
 # ----- vectors ------------------------------------------------------------------------------

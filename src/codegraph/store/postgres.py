@@ -400,14 +400,14 @@ class PostgresStore(Store):
         keys = sorted(set(read_keys))
         if not keys:
             return set()
-        # The keys through resolution_reads_by_key (read_key, res_id), then each reading
-        # resolution's file in this snapshot through snapshot_files_by_res.
-        rows = self._conn().execute(
-            "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
-            " ON f.res_id=r.res_id AND f.snapshot_id=%s WHERE r.read_key = ANY(%s::bigint[])",
-            (snapshot_id, keys),
-        )
-        return {p for (p,) in rows}
+        return {p for (p,) in self._conn().execute(self.READERS_SQL, (snapshot_id, keys))}
+
+    # The keys through resolution_reads_by_key (read_key, res_id), then each reading resolution's
+    # file in this snapshot through snapshot_files_by_res: no scan (tests/test_postgres.py).
+    READERS_SQL = (
+        "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+        " ON f.res_id=r.res_id AND f.snapshot_id=%s WHERE r.read_key = ANY(%s::bigint[])"
+    )
 
     def unresolved_calls(self, snapshot_id: int) -> int:
         (n,) = self._conn().execute(
