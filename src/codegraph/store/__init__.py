@@ -48,7 +48,7 @@ def migrate_store(url: str) -> dict[str, Any]:
     existed = resolve_sqlite_path(url).exists()
     store = open_store(url)
     store.close()
-    return {"db": store.url, "backend": "sqlite", "applied": [] if existed else [1],
+    return {"db": store.url, "backend": "sqlite", "applied": [] if existed else [int(SCHEMA_VERSION)],
             "version": int(SCHEMA_VERSION)}
 
 
