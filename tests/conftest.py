@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# The server the PostgreSQL contract tests create their throwaway databases on.
+PG_ADMIN_URL = os.environ.get("CODEGRAPH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -101,3 +108,30 @@ SHOP = {
 @pytest.fixture
 def shop_repo(tmp_path: Path) -> Path:
     return write_tree(tmp_path / "repo", SHOP)
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, empty database `codegraph_t_<random>`, dropped afterwards; skips without a server."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"codegraph_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store location for each backend: the contract tests run against both."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "db")
+        return
+    with pg_database() as url:
+        yield url

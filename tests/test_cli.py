@@ -16,8 +16,8 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def test_index_search_and_graph_from_the_command_line(shop_repo: Path, tmp_path: Path) -> None:
-    db = str(tmp_path / "db")
+def test_index_search_and_graph_from_the_command_line(shop_repo: Path, store_url: str) -> None:
+    db = store_url
     proc = cli("index", str(shop_repo), "--db", db, "--no-vectors", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # exactly one JSON object

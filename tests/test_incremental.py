@@ -1,5 +1,7 @@
 """Incremental updates: exactly what a change affects is recomputed, and the result always equals a
-full rebuild of the same tree (compared through `export`)."""
+full rebuild of the same tree (compared through `export`). Every test runs against SQLite and
+PostgreSQL (`store_url`); the full rebuild it compares with goes into a fresh SQLite store, so a
+PostgreSQL run also proves that its incremental export equals SQLite's full one."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 import codegraph
 from codegraph.pipeline import IndexOptions
@@ -21,13 +23,13 @@ from conftest import write_tree
 NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
 
 
-def update(repo: Path, db: Path, full: bool = False) -> dict[str, Any]:
+def update(repo: Path, db: Path | str, full: bool = False) -> dict[str, Any]:
     result = codegraph.index(str(repo), str(db), options=NO_VECTORS, full=full)
     assert result["state"] == "completed", result.get("error")
     return result
 
 
-def export(db: Path) -> list[list[Any]]:
+def export(db: Path | str) -> list[list[Any]]:
     return list(codegraph.open(str(db)).export())
 
 
@@ -86,9 +88,9 @@ CHAIN = {
 }
 
 
-def test_seed_chain_a_change_to_base_names_reaches_all_three(tmp_path: Path) -> None:
+def test_seed_chain_a_change_to_base_names_reaches_all_three(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", CHAIN)
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     (repo / "base.py").write_text((repo / "base.py").read_text().replace("BaseModel", "Model"))
     result = update(repo, db)
@@ -97,12 +99,12 @@ def test_seed_chain_a_change_to_base_names_reaches_all_three(tmp_path: Path) -> 
     # config.py imports only LIMIT from base.py: it used nothing that changed.
     assert resolved(result) == ["base.py", "main.py", "service.py", "user.py"]
     assert export(db) == rebuild_export(repo, tmp_path / "full")
-    assert codegraph.open(str(db)).graph("defs", "base.BaseModel") == []
+    assert codegraph.open(db).graph("defs", "base.BaseModel") == []
 
 
-def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path) -> None:
+def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", CHAIN)
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     source = (repo / "base.py").read_text()
     (repo / "base.py").write_text(source.replace("return 2", "x = 3\n    return x + helper2()"))
@@ -114,9 +116,11 @@ def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path) -> None:
     assert export(db) == rebuild_export(repo, tmp_path / "full")
 
 
-def test_renaming_an_exported_function_re_resolves_exactly_its_importers(tmp_path: Path) -> None:
+def test_renaming_an_exported_function_re_resolves_exactly_its_importers(
+    tmp_path: Path, store_url: str
+) -> None:
     repo = write_tree(tmp_path / "repo", CHAIN)
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     (repo / "base.py").write_text((repo / "base.py").read_text().replace("def helper", "def assist"))
     result = update(repo, db)
@@ -125,9 +129,9 @@ def test_renaming_an_exported_function_re_resolves_exactly_its_importers(tmp_pat
     assert export(db) == rebuild_export(repo, tmp_path / "full")
 
 
-def test_adding_a_module_that_an_import_was_waiting_for(tmp_path: Path) -> None:
+def test_adding_a_module_that_an_import_was_waiting_for(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", {**CHAIN, "late.py": "from extra import thing\nthing()\n"})
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     write_tree(repo, {"extra.py": "def thing():\n    return 1\n"})
     result = update(repo, db)
@@ -140,12 +144,12 @@ def test_adding_a_module_that_an_import_was_waiting_for(tmp_path: Path) -> None:
     assert export(db) == rebuild_export(repo, tmp_path / "full")
 
 
-def test_unchanged_files_are_proven_by_stat_and_touched_ones_by_hash(tmp_path: Path) -> None:
+def test_unchanged_files_are_proven_by_stat_and_touched_ones_by_hash(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", CHAIN)
     old = os.stat(repo / "base.py").st_mtime - 3600
     for path in repo.iterdir():
         os.utime(path, (old, old))
-    db = tmp_path / "db"
+    db = store_url
     first = update(repo, db)
     assert first["files_read"] == 5
     second = update(repo, db)
@@ -157,9 +161,9 @@ def test_unchanged_files_are_proven_by_stat_and_touched_ones_by_hash(tmp_path: P
     assert third["files_read"] == 5 and third["stages"] == [] and third["affected_files"] == []
 
 
-def test_speedup_is_measured_against_the_last_full_build(tmp_path: Path) -> None:
+def test_speedup_is_measured_against_the_last_full_build(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", CHAIN)
-    db = tmp_path / "db"
+    db = store_url
     full = update(repo, db)
     assert full["mode"] == "full" and full["speedup"] is None
     (repo / "main.py").write_text((repo / "main.py").read_text() + "\n\ndef extra():\n    pass\n")
@@ -210,14 +214,30 @@ file_specs = st.fixed_dictionaries({
 EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_random_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any, data: st.DataObject) -> None:
+# Examples per backend: every PostgreSQL example costs a few round trips per statement.
+EXAMPLES = {"sqlite": 40, "postgres": 15}
+
+
+def test_random_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any, store_url: str) -> None:
     """Add, delete, move files; edit bodies, signatures, symbol names, imports (cycles and re-export
     chains included, since any module may import or star-import any other): after every update the
-    incremental index exports exactly what a full rebuild does."""
-    tmp = tmp_path_factory.mktemp("random")
-    repo, db = tmp / "repo", tmp / "db"
+    incremental index exports exactly what a full rebuild does.
+
+    SQLite: a fresh store per example. PostgreSQL: the test's own database, shared by its examples,
+    each a repository of its own (as a server store holds many)."""
+    backend = "postgres" if store_url.startswith("postgresql://") else "sqlite"
+
+    @settings(max_examples=EXAMPLES[backend], deadline=None)
+    @given(data=st.data())
+    def example(data: st.DataObject) -> None:
+        tmp = tmp_path_factory.mktemp("random")
+        random_edit_sequence(tmp, str(tmp / "db") if backend == "sqlite" else store_url, data)
+
+    example()
+
+
+def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
+    repo = tmp / "repo"
     specs: dict[str, dict[str, Any]] = {
         path: data.draw(file_specs) for path in data.draw(
             st.lists(st.sampled_from(MODULES), min_size=2, max_size=5, unique=True))

@@ -19,8 +19,8 @@ def work(result: dict) -> dict[str, int]:
     return {s["name"]: s[counters[s["name"]]] for s in result["stages"] if s["name"] in counters}
 
 
-def test_new_chunk_size_reruns_l2_only(shop_repo: Path, tmp_path: Path) -> None:
-    db = str(tmp_path / "db")
+def test_new_chunk_size_reruns_l2_only(shop_repo: Path, store_url: str) -> None:
+    db = store_url
     codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     again = codegraph.index(str(shop_repo), db, options=IndexOptions(
         IndexConfig(vectors=False, max_chunk_chars=300, min_chunk_chars=50)))
@@ -30,9 +30,9 @@ def test_new_chunk_size_reruns_l2_only(shop_repo: Path, tmp_path: Path) -> None:
 
 
 def test_new_ir_version_reruns_l1_only(
-    shop_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = str(tmp_path / "db")
+    db = store_url
     first = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     monkeypatch.setattr(type(PYTHON), "version", "py-test-bump")
     again = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
@@ -40,27 +40,41 @@ def test_new_ir_version_reruns_l1_only(
     assert again["edges"] == first["edges"]
 
 
-def test_one_edited_file_reruns_every_stage_for_that_file_only(shop_repo: Path, tmp_path: Path) -> None:
-    db = str(tmp_path / "db")
+def test_one_edited_file_reruns_every_stage_for_that_file_only(shop_repo: Path, store_url: str) -> None:
+    db = store_url
     codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     (shop_repo / "app.py").write_text((shop_repo / "app.py").read_text() + "\n# edited\n")
     again = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     assert work(again) == {"L1_ir": 1, "L3_lexical": 1, "L2_chunk": 1}
 
 
-def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_path: Path) -> None:
+def _corrupt_ir(db: str) -> None:
+    """Truncate two stored L1 payloads and append a byte to a third, behind codegraph's back."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("UPDATE ir_outputs SET payload = substring(payload from 1 for length(payload) / 2)"
+                         " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 2)")
+            conn.execute("UPDATE ir_outputs SET payload = payload || '\\x00'::bytea"
+                         " WHERE content_hash IN"
+                         " (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
+        return
     import sqlite3
 
-    db = tmp_path / "db"
-    first = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
-    with sqlite3.connect(db / "index.sqlite") as conn:
+    with sqlite3.connect(Path(db) / "index.sqlite") as conn:
         conn.execute("UPDATE ir_outputs SET payload = substr(payload, 1, length(payload) / 2)"
                      " WHERE content_hash IN (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 2)")
         conn.execute("UPDATE ir_outputs SET payload = payload || x'00'"
                      " WHERE content_hash IN"
                      " (SELECT content_hash FROM ir_outputs ORDER BY 1 LIMIT 1 OFFSET 3)")
+
+
+def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, store_url: str) -> None:
+    first = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(vectors=False)))
+    _corrupt_ir(store_url)
     # --full: every file is resolved again, so every stored IR is read (and checked).
-    again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)),
+    again = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(vectors=False)),
                             full=True)
     assert again["state"] == "completed", again.get("error")
     assert len(again["warnings"]) == 3 and all("corrupt" in w for w in again["warnings"])
@@ -68,8 +82,8 @@ def test_corrupted_ir_is_detected_reported_and_recomputed(shop_repo: Path, tmp_p
     assert (again["symbols"], again["edges"]) == (first["symbols"], first["edges"])
 
 
-def test_cache_stats_and_prune_keep_what_kept_snapshots_use(shop_repo: Path, tmp_path: Path) -> None:
-    db = tmp_path / "db"
+def test_cache_stats_and_prune_keep_what_kept_snapshots_use(shop_repo: Path, store_url: str) -> None:
+    db = store_url
     first = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)))
     for i in range(3):
         (shop_repo / "app.py").write_text((shop_repo / "app.py").read_text() + f"\nX{i} = {i}\n")

@@ -16,12 +16,12 @@ from conftest import git_init, write_tree
 NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
 
 
-def run(repo: Path, db: Path, options: IndexOptions = NO_VECTORS) -> dict:
+def run(repo: Path, db: Path | str, options: IndexOptions = NO_VECTORS) -> dict:
     return codegraph.index(str(repo), str(db), options=options)
 
 
-def test_index_then_search_and_query_the_graph(shop_repo: Path, tmp_path: Path) -> None:
-    db = tmp_path / "db"
+def test_index_then_search_and_query_the_graph(shop_repo: Path, store_url: str) -> None:
+    db = store_url
     result = run(shop_repo, db)
     assert result["state"] == "completed"
     assert result["files_total"] == 5 and result["files_indexed"] == 5 and result["files_failed"] == []
@@ -29,7 +29,7 @@ def test_index_then_search_and_query_the_graph(shop_repo: Path, tmp_path: Path) 
     assert [s["name"] for s in result["stages"]] == ["L1_ir", "L3_lexical", "L2_chunk"]
     assert all(s["status"] == "completed" for s in result["stages"])
 
-    idx = codegraph.open(str(db))
+    idx = codegraph.open(db)
     hits = idx.search("total price tax", mode="lexical", limit=3)
     assert hits[0].path == "shop/pricing.py" and hits[0].symbol.startswith("shop.pricing")
     assert hits[0].start_line <= 6 <= hits[0].end_line and "TAX_RATE" in hits[0].snippet
@@ -72,7 +72,7 @@ def test_plain_directory_honours_nested_gitignore_files(tmp_path: Path) -> None:
     assert paths == {".gitignore", "keep.py", "sub/.gitignore", "sub/ok.py", "other/secret.py"}
 
 
-def test_bad_input_is_reported_per_file_and_the_run_completes(tmp_path: Path) -> None:
+def test_bad_input_is_reported_per_file_and_the_run_completes(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "bad", {
         "good.py": "def fine():\n    return 1\n",
         "latin1_declared.py": "# -*- coding: latin-1 -*-\nname = 'caf\xe9'\n".encode("latin-1"),
@@ -87,7 +87,7 @@ def test_bad_input_is_reported_per_file_and_the_run_completes(tmp_path: Path) ->
     os.symlink("loop_a", repo / "loop_b")
     os.mkfifo(repo / "fifo")
     options = IndexOptions(IndexConfig(vectors=False), max_file_bytes=100_000)
-    result = run(repo, tmp_path / "db", options)
+    result = run(repo, store_url, options)
     assert result["state"] == "completed"
     reasons = {f["path"]: f["reason"] for f in result["files_failed"] + result["files_skipped"]}
     assert "invalid UTF-8" in reasons["bad_utf8.py"]
@@ -97,14 +97,16 @@ def test_bad_input_is_reported_per_file_and_the_run_completes(tmp_path: Path) ->
     assert reasons["fifo"] == "not a regular file"
     for indexed in ("good.py", "latin1_declared.py", "syntax.py", "empty.py", "deep.py"):
         assert indexed not in reasons
-    idx = codegraph.open(str(tmp_path / "db"))
+    idx = codegraph.open(store_url)
     assert idx.graph("defs", "syntax.after")  # tree-sitter recovered past the error
     assert idx.search("café", mode="lexical")[0].path == "latin1_declared.py"
     ir_stage = result["stages"][0]
     assert ir_stage["files_with_syntax_errors"] >= 1
 
 
-def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file_is_reported(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = write_tree(tmp_path / "u", {"ok.py": "x = 1\n", "locked.py": "y = 2\n"})
     real = Path.read_bytes
 
@@ -114,14 +116,14 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real(self)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    result = run(repo, tmp_path / "db")
+    result = run(repo, store_url)
     assert result["state"] == "completed"
     assert result["files_failed"] == [{"path": "locked.py", "reason": "unreadable: Permission denied"}]
 
 
-def test_reindexing_unchanged_files_reuses_every_per_file_output(shop_repo: Path, tmp_path: Path) -> None:
-    first = run(shop_repo, tmp_path / "db")
-    unchanged = run(shop_repo, tmp_path / "db")
+def test_reindexing_unchanged_files_reuses_every_per_file_output(shop_repo: Path, store_url: str) -> None:
+    first = run(shop_repo, store_url)
+    unchanged = run(shop_repo, store_url)
     # Nothing changed: the latest snapshot already is this one; no stage has work to do.
     assert (unchanged["mode"], unchanged["stages"], unchanged["affected_files"]) == ("incremental", [], [])
     assert unchanged["changed_files"] == {"added": [], "modified": [], "deleted": []}
@@ -129,7 +131,7 @@ def test_reindexing_unchanged_files_reuses_every_per_file_output(shop_repo: Path
     assert (unchanged["symbols"], unchanged["edges"], unchanged["chunks"]) == (
         first["symbols"], first["edges"], first["chunks"])
     # A rebuild still finds every per-file output stored under the same content and stage key.
-    second = codegraph.index(str(shop_repo), str(tmp_path / "db"), options=NO_VECTORS, full=True)
+    second = codegraph.index(str(shop_repo), store_url, options=NO_VECTORS, full=True)
     assert second["mode"] == "full" and len(second["affected_files"]) == 5
     stages = {s["name"]: s for s in second["stages"]}
     assert stages["L1_ir"]["files_parsed"] == 0
@@ -140,13 +142,13 @@ def test_reindexing_unchanged_files_reuses_every_per_file_output(shop_repo: Path
     assert second["snapshot"] == first["snapshot"]
 
 
-def test_a_changed_file_is_recomputed_and_the_graph_follows(shop_repo: Path, tmp_path: Path) -> None:
-    run(shop_repo, tmp_path / "db")
+def test_a_changed_file_is_recomputed_and_the_graph_follows(shop_repo: Path, store_url: str) -> None:
+    run(shop_repo, store_url)
     (shop_repo / "shop/pricing.py").write_text("def grand_total(items):\n    return sum(items)\n")
-    result = run(shop_repo, tmp_path / "db")
+    result = run(shop_repo, store_url)
     stages = {s["name"]: s for s in result["stages"]}
     assert stages["L1_ir"]["files_parsed"] == 1 and stages["L2_chunk"]["files_chunked"] == 1
-    idx = codegraph.open(str(tmp_path / "db"))
+    idx = codegraph.open(store_url)
     assert idx.graph("defs", "shop.pricing.total_price") == []
     assert idx.graph("defs", "shop.pricing.grand_total")
     assert idx.search("grand_total", mode="lexical")[0].path == "shop/pricing.py"
@@ -183,12 +185,12 @@ def test_git_is_not_required_for_a_plain_directory(tmp_path: Path, monkeypatch: 
     assert result["state"] == "completed" and result["files_indexed"] == 1
 
 
-def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: Path, tmp_path: Path) -> None:
+def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: Path, store_url: str) -> None:
     from codegraph.jobs import IllegalTransition
     from codegraph.queue import open_queue
 
-    result = run(shop_repo, tmp_path / "db")
-    queue = open_queue(str(tmp_path / "db"))
+    result = run(shop_repo, store_url)
+    queue = open_queue(store_url)
     job = queue.get(result["job_id"])
     assert job is not None and job.state == "completed" and job.attempt == 1
     assert job.finished_at is not None and job.current_stage is None

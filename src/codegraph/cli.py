@@ -31,8 +31,9 @@ out = Console(soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Store: a directory or .sqlite file (default: PATH/.codegraph, "
-                 "or CODEGRAPH_DB, or the nearest .codegraph/ above the current directory)."),
+    typer.Option("--db", help="Store: a directory, a .sqlite file or a postgresql:// URL (default: "
+                 "PATH/.codegraph, or CODEGRAPH_DB, or the nearest .codegraph/ above the current "
+                 "directory)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
@@ -568,6 +569,41 @@ def jobs_retry(
         _print_json(_job_dict(job))
     else:
         out.print(f"job {job.id} queued again")
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Manage the store itself.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Store to create or upgrade: postgresql://… or a SQLite path "
+                     "(default: CODEGRAPH_DB)."),
+    ] = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Create the store's schema or apply its pending migrations (safe to run concurrently)."""
+    import os
+
+    from codegraph.errors import UserError
+    from codegraph.store import migrate_store
+
+    def run() -> dict[str, Any]:
+        url = db or os.environ.get("CODEGRAPH_DB")
+        if not url:
+            raise UserError("no store given: pass --db or set CODEGRAPH_DB")
+        return migrate_store(url)
+
+    result = _guard(debug, run)
+    if as_json:
+        _print_json(result)
+        return
+    applied = ", ".join(str(v) for v in result["applied"])
+    what = f"applied {applied}" if applied else "already up to date"
+    out.print(f"{result['db']}: schema version {result['version']} ({what})", highlight=False)
 
 
 def main() -> None:

@@ -1,0 +1,822 @@
+"""The server store: PostgreSQL through psycopg 3, one connection per thread.
+
+Same semantics as `sqlite.py`: per-file outputs keyed by (content hash, stage key) and shared by
+every snapshot, cross-file rows per file resolution (shared by the snapshots that point at it),
+each batch of outputs one transaction together with the marker that says what it covers. Bulk
+rows (snapshot files, resolutions with their symbols, edges, deps and reads, lexical terms,
+chunks) go in with COPY; small upserts with `executemany` (pipelined: one round trip per batch).
+
+The schema is created and upgraded by numbered migrations (`postgres_NNNN_*.sql`), applied in
+order under a transaction-level advisory lock, so any number of processes may open a fresh
+database at once. Lexical search is FTS5's BM25, reproduced in `bm25.py` over term tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+import xxhash
+
+from codegraph.errors import StoreError
+from codegraph.model import Chunk, Edge
+from codegraph.snapshot import Snapshot
+from codegraph.store import bm25
+from codegraph.store.base import (
+    ChunkRow,
+    FileRow,
+    LexicalDoc,
+    ResolvedFile,
+    SnapshotInfo,
+    Store,
+    SymbolRow,
+    payload_checksum,
+)
+
+# Any constant works; it only has to be the same in every codegraph process.
+MIGRATION_LOCK = 0x636F_6465_6772_6170  # "codegrap"
+_MIGRATION_FILE = re.compile(r"postgres_(\d{4})_(\w+)\.sql")
+ABANDONED_AFTER_S = 3600
+# Cross-file rows belong to a snapshot through the resolution its file points at.
+_IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=%s)"
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with this codegraph, oldest first."""
+    found = []
+    for entry in resources.files("codegraph.store").iterdir():
+        m = _MIGRATION_FILE.fullmatch(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text()))
+    return sorted(found, key=lambda mig: mig.version)
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int | None:
+    """The highest applied migration, or None for a database codegraph has never used."""
+    (table,) = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone() or (False,)
+    if not table:
+        return None
+    (version,) = conn.execute("SELECT max(version) FROM schema_migrations").fetchone() or (None,)
+    return None if version is None else int(version)
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+    """Apply the pending migrations in order; returns their versions (empty: up to date).
+
+    One transaction holding `pg_advisory_xact_lock`: concurrent callers wait, then find the work
+    done. A failed migration rolls back whole, leaving the previous version in place."""
+    known = migrations()
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        newest = max((m.version for m in known), default=0)
+        if done and max(done) > newest:
+            raise StoreError(
+                f"the database has schema version {max(done)}; this codegraph knows up to {newest}"
+                " (upgrade codegraph)"
+            )
+        for mig in known:
+            if mig.version in done:
+                continue
+            conn.execute(mig.sql)  # no parameters, so several statements may go in one call
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name) VALUES (%s, %s)", (mig.version, mig.name)
+            )
+            applied.append(mig.version)
+    return applied
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and results."""
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode (transactions are explicit), or a one-line StoreError."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        # libpq may quote the URL back: never print its password.
+        reason = redact(" ".join(str(exc).split()).replace(url, redact(url))) or type(exc).__name__
+        raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {reason}") from exc
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(data: bytes) -> str:
+    return bytes(data).decode("utf-8", "surrogatepass")
+
+
+class _Owned:
+    """A thread's connection, closed when the thread (or the store) is gone: stage threads never
+    call close(), and a server's connection slots are few."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, create: bool = True) -> None:
+        self._conninfo = url
+        self.url = redact(url)
+        self._local = threading.local()
+        conn = self._conn()
+        try:
+            version = schema_version(conn)
+            if version is None and not create:
+                raise StoreError(f"no codegraph index in {self.url}")
+            if version != max((m.version for m in migrations()), default=0):
+                migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.url} is not a usable codegraph store: {exc}") from exc
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        holder: _Owned | None = getattr(self._local, "conn", None)
+        if holder is None or holder.conn.closed:
+            holder = _Owned(connect(self._conninfo))
+            self._local.conn = holder
+        return holder.conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._conn()
+        with conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        holder: _Owned | None = getattr(self._local, "conn", None)
+        if holder is not None:
+            holder.conn.close()
+            self._local.conn = None
+
+    # ----- repos and snapshots -----------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        root: str,
+        name: str,
+        snapshot: Snapshot,
+        languages: dict[str, tuple[str | None, str | None]],
+        stage_keys: dict[str, str],
+        job_id: int | None,
+        mode: str = "full",
+    ) -> int:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO repos(root, name) VALUES (%s, %s) ON CONFLICT (root) DO NOTHING", (root, name)
+            )
+            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=%s", (root,)).fetchone() or (0,)
+            (snapshot_id,) = conn.execute(
+                "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at, mode)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (repo_id, snapshot.manifest_hash, json.dumps(stage_keys, sort_keys=True), job_id,
+                 snapshot.started_at or time.time(), mode),
+            ).fetchone() or (0,)
+            with conn.cursor() as cur, cur.copy(
+                "COPY snapshot_files (snapshot_id, path, content_hash, size, mtime_ns, language, module)"
+                " FROM STDIN"
+            ) as copy:
+                for f in snapshot.files:
+                    copy.write_row((snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns,
+                                    *languages[f.path]))
+            self._insert_problems(
+                conn, snapshot_id,
+                [(e.path, "failed", e.reason) for e in snapshot.failed]
+                + [(e.path, "skipped", e.reason) for e in snapshot.skipped],
+            )
+        return int(snapshot_id)
+
+    @staticmethod
+    def _insert_problems(
+        conn: psycopg.Connection[Any], snapshot_id: int, problems: Sequence[tuple[str, str, str]]
+    ) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO file_problems(snapshot_id, path, outcome, reason) VALUES (%s, %s, %s, %s)",
+                [(snapshot_id, *p) for p in problems],
+            )
+
+    def add_file_problems(self, snapshot_id: int, problems: Sequence[tuple[str, str, str]]) -> None:
+        with self._tx() as conn:
+            self._insert_problems(conn, snapshot_id, problems)
+
+    def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
+        with self._tx() as conn:
+            row = conn.execute(
+                "UPDATE snapshots SET complete=true, duration_ms=%s WHERE id=%s RETURNING repo_id, mode",
+                (duration_ms, snapshot_id),
+            ).fetchone()
+            if row is None:
+                return
+            repo_id, mode = row
+            old = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s AND complete ORDER BY id DESC",
+                    (repo_id, snapshot_id),
+                ).fetchall()[keep - 1 :]
+            ]
+            # A run that never completed is abandoned after an hour (a live one may still be
+            # writing its snapshot: never pull the rows from under it).
+            old += [r[0] for r in conn.execute(
+                "SELECT id FROM snapshots WHERE repo_id=%s AND id<%s AND NOT complete AND created_at<%s",
+                (repo_id, snapshot_id, time.time() - ABANDONED_AFTER_S))]
+            if old:
+                for table in ("snapshot_files", "file_problems"):
+                    conn.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", (old,))
+                conn.execute("DELETE FROM snapshots WHERE id = ANY(%s)", (old,))
+            # The latest full build's measured duration outlives its snapshot: the speedup's baseline.
+            if mode == "full":
+                conn.execute("UPDATE repos SET full_build_ms=%s WHERE id=%s", (duration_ms, repo_id))
+            # Resolutions no remaining snapshot points at (an anti-join over the res_id index).
+            dead = [r for (r,) in conn.execute(
+                "DELETE FROM resolutions r WHERE NOT EXISTS"
+                " (SELECT 1 FROM snapshot_files f WHERE f.res_id=r.res_id) RETURNING r.res_id")]
+            if dead:
+                for table in ("symbols", "edges", "file_deps", "resolution_reads"):
+                    conn.execute(f"DELETE FROM {table} WHERE res_id = ANY(%s)", (dead,))
+
+    def last_full_duration(self, repo_root: str) -> float | None:
+        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=%s", (repo_root,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
+        sql = (
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
+            " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete"
+        )
+        params: tuple[Any, ...] = ()
+        if repo_root is not None:
+            sql += " AND r.root=%s"
+            params = (repo_root,)
+        row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        return SnapshotInfo(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+    def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
+        rows = self._conn().execute(
+            "SELECT path, content_hash, language, module, size, mtime_ns, res_id FROM snapshot_files"
+            " WHERE snapshot_id=%s ORDER BY path",
+            (snapshot_id,),
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    # ----- L1 ----------------------------------------------------------------------------
+
+    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        wanted = sorted(set(hashes))
+        rows = self._conn().execute(
+            f"SELECT content_hash FROM {table} WHERE stage_key=%s AND content_hash = ANY(%s)",
+            (stage_key, wanted),
+        )
+        return {h for (h,) in rows}
+
+    def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("ir_outputs", stage_key, hashes)
+
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
+        # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ir_outputs(content_hash, stage_key, payload, error, checksum)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET payload=excluded.payload, error=excluded.error, checksum=excluded.checksum",
+                [(h, stage_key, payload, error, payload_checksum(payload))
+                 for h, payload, error in sorted(rows, key=lambda r: r[0])],
+            )
+
+    def ir_rows(
+        self, stage_key: str, hashes: Sequence[str]
+    ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
+        rows = self._conn().execute(
+            "SELECT content_hash, payload, error, checksum FROM ir_outputs"
+            " WHERE stage_key=%s AND content_hash = ANY(%s)",
+            (stage_key, sorted(set(hashes))),
+        )
+        return {h: (None if p is None else bytes(p), error, checksum) for h, p, error, checksum in rows}
+
+    def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
+        rows = self._conn().execute(
+            "SELECT f.path, 'L1', o.error FROM snapshot_files f JOIN ir_outputs o"
+            " ON o.content_hash=f.content_hash AND o.stage_key=%(l1)s"
+            " WHERE f.snapshot_id=%(sid)s AND o.error IS NOT NULL"
+            " UNION ALL"
+            " SELECT f.path, 'L2', c.error FROM snapshot_files f JOIN chunk_sets c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=%(l2)s"
+            " WHERE f.snapshot_id=%(sid)s AND c.error IS NOT NULL",
+            {"sid": snapshot_id, "l1": l1_key, "l2": l2_key},
+        ).fetchall()
+        return sorted(rows)  # in Python: code-point order, as the SQLite store
+
+    def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
+        if not rows:
+            return
+        with self._tx() as conn, conn.cursor() as cur:
+            # Ids first (one round trip), so every table of the batch is one COPY.
+            ids = [i for (i,) in cur.execute(
+                "SELECT nextval(pg_get_serial_sequence('resolutions', 'res_id'))"
+                " FROM generate_series(1, %s)", (len(rows),))]
+            with cur.copy(
+                "COPY resolutions (res_id, path, content_hash, symbols, edges, unresolved_calls) FROM STDIN"
+            ) as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    copy.write_row((res_id, r.path, r.content_hash, len(r.symbols), len(r.edges),
+                                    r.unresolved_calls))
+            with cur.copy(
+                "COPY symbols (res_id, qname, name, kind, path, start_line, end_line, signature,"
+                " docstring) FROM STDIN"
+            ) as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for sym in r.symbols:
+                        copy.write_row((res_id, *sym[:6], _utf8(sym.signature), _utf8(sym.docstring)))
+            with cur.copy("COPY edges (res_id, kind, src, src_path, dst, dst_path, line) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for e in r.edges:
+                        copy.write_row((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line))
+            with cur.copy("COPY file_deps (res_id, importer, dependency, name) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for dep, name in r.deps:
+                        copy.write_row((res_id, r.path, dep, name))
+            with cur.copy("COPY resolution_reads (res_id, read_key) FROM STDIN") as copy:
+                for res_id, r in zip(ids, rows, strict=True):
+                    for key in r.read_keys:
+                        copy.write_row((res_id, key))
+            cur.execute(
+                "UPDATE snapshot_files f SET res_id=u.res_id"
+                " FROM unnest(%s::text[], %s::bigint[]) AS u(path, res_id)"
+                " WHERE f.snapshot_id=%s AND f.path=u.path",
+                ([r.path for r in rows], ids, snapshot_id),
+            )
+
+    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        with self._tx() as conn:
+            # As SQLite's: a path the base does not have gets no resolution (res_id NULL).
+            conn.execute(
+                "UPDATE snapshot_files f SET res_id=b.res_id"
+                " FROM unnest(%s::text[]) AS p(path)"
+                " LEFT JOIN snapshot_files b ON b.snapshot_id=%s AND b.path=p.path"
+                " WHERE f.snapshot_id=%s AND f.path=p.path",
+                (list(paths), base_snapshot_id, snapshot_id),
+            )
+
+    def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
+        keys = sorted(set(read_keys))
+        if not keys:
+            return set()
+        return {p for (p,) in self._conn().execute(self.READERS_SQL, (snapshot_id, keys))}
+
+    # The keys through resolution_reads_by_key (read_key, res_id), then each reading resolution's
+    # file in this snapshot through snapshot_files_by_res: no scan (tests/test_postgres.py).
+    READERS_SQL = (
+        "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+        " ON f.res_id=r.res_id AND f.snapshot_id=%s WHERE r.read_key = ANY(%s::bigint[])"
+    )
+
+    def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
+        return {p for (p,) in self._conn().execute(
+            "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
+            " WHERE f.snapshot_id=%s AND f.path = ANY(%s)", (snapshot_id, list(importers)))}
+
+    # ----- cache -------------------------------------------------------------------------
+
+    def cache_stats(self) -> list[dict[str, Any]]:
+        conn = self._conn()
+        out = []
+        for kind, table, size, used in _CACHE_KINDS:
+            rows, size_bytes, unused = conn.execute(
+                f"SELECT count(*), coalesce(sum({size}), 0)::bigint,"
+                f" count(*) FILTER (WHERE NOT ({used})) FROM {table} t"
+            ).fetchone() or (0, 0, 0)
+            out.append({"kind": kind, "rows": int(rows), "bytes": int(size_bytes), "unused": int(unused)})
+        return out
+
+    def prune(self, keep: int) -> dict[str, int]:
+        if keep < 1:
+            raise ValueError("keep at least the latest snapshot")
+        deleted: dict[str, int] = {}
+        with self._tx() as conn:
+            doomed = [r for (r,) in conn.execute(
+                "SELECT id FROM (SELECT id, complete, created_at, row_number() OVER"
+                " (PARTITION BY repo_id, complete ORDER BY id DESC) AS age FROM snapshots) s"
+                " WHERE (complete AND age>%s) OR (NOT complete AND created_at<%s)",
+                (keep, time.time() - ABANDONED_AFTER_S))]
+            for table in ("snapshot_files", "file_problems"):
+                conn.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", (doomed,))
+            conn.execute("DELETE FROM snapshots WHERE id = ANY(%s)", (doomed,))
+            deleted["snapshots"] = len(doomed)
+            for kind, table, _, used in _CACHE_KINDS:
+                if kind == "L3_lexical":  # the term rows go with their documents
+                    conn.execute(f"DELETE FROM lexical_terms WHERE doc_id IN"
+                                 f" (SELECT doc_id FROM lexical_docs t WHERE NOT ({used}))")
+                if kind == "L2_chunk":
+                    conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
+                                 f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
+                if kind == "resolutions":
+                    for child in ("symbols", "edges", "file_deps", "resolution_reads"):
+                        conn.execute(f"DELETE FROM {child} WHERE res_id IN"
+                                     f" (SELECT res_id FROM resolutions t WHERE NOT ({used}))")
+                deleted[kind] = conn.execute(f"DELETE FROM {table} AS t WHERE NOT ({used})").rowcount
+        return deleted
+
+    def unresolved_calls(self, snapshot_id: int) -> int:
+        (n,) = self._conn().execute(
+            "SELECT coalesce(sum(r.unresolved_calls), 0)::bigint FROM snapshot_files f"
+            " JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=%s", (snapshot_id,),
+        ).fetchone() or (0,)
+        return int(n)
+
+    # ----- L2 ----------------------------------------------------------------------------
+
+    def existing_chunk_sets(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("chunk_sets", stage_key, hashes)
+
+    def put_chunks(
+        self, stage_key: str, rows: Sequence[tuple[str, list[Chunk] | None, str | None]]
+    ) -> None:
+        # One row per content hash (the last wins, as the SQLite store's REPLACE), sorted by key.
+        rows = sorted({r[0]: r for r in rows}.values(), key=lambda r: r[0])
+        texts = sorted({c.text_hash: c.text for _, chunks, _ in rows for c in chunks or []}.items())
+        with self._tx() as conn, conn.cursor() as cur:
+            # The marker first: its row locks make a concurrent writer of the same file wait for
+            # this commit, then replace these chunks whole (instead of colliding with them).
+            # Every writer locks markers, then texts, each in key order: no deadlock.
+            cur.executemany(
+                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET chunk_count=excluded.chunk_count, error=excluded.error",
+                [(h, stage_key, len(chunks or []), error) for h, chunks, error in rows],
+            )
+            cur.execute(
+                "DELETE FROM chunks WHERE stage_key=%s AND content_hash = ANY(%s)",
+                (stage_key, [h for h, _, _ in rows]),
+            )
+            cur.executemany(
+                "INSERT INTO texts(text_hash, text) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(h, _utf8(t)) for h, t in texts],
+            )
+            with cur.copy(
+                "COPY chunks (content_hash, stage_key, ordinal, start_line, end_line, symbol, text_hash)"
+                " FROM STDIN"
+            ) as copy:
+                for content_hash, chunks, _ in rows:
+                    for c in chunks or []:
+                        copy.write_row((content_hash, stage_key, c.ordinal, c.start_line, c.end_line,
+                                        c.symbol, c.text_hash))
+
+    def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f JOIN chunks c"
+            " ON c.content_hash=f.content_hash AND c.stage_key=%s WHERE f.snapshot_id=%s",
+            (stage_key, snapshot_id),
+        ).fetchone() or (0,)
+        return int(n)
+
+    _CHUNK_COLUMNS = "c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
+
+    def chunks_of_files(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str]
+    ) -> list[ChunkRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._CHUNK_COLUMNS} FROM unnest(%s::text[]) WITH ORDINALITY AS p(path, n)"
+            " JOIN snapshot_files f ON f.snapshot_id=%s AND f.path=p.path"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN texts t ON t.text_hash=c.text_hash ORDER BY p.n, c.ordinal",
+            (list(paths), snapshot_id, stage_key),
+        ).fetchall()
+        return [_chunk(r) for r in rows]
+
+    def chunks_by_ids(self, snapshot_id: int, ids: Sequence[tuple[int, str]]) -> list[ChunkRow]:
+        """Chunk rows for (chunk id, path) pairs, in the order given."""
+        rows = self._conn().execute(
+            f"SELECT {self._CHUNK_COLUMNS}"
+            " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS q(id, path, n)"
+            " JOIN chunks c ON c.id=q.id JOIN texts t ON t.text_hash=c.text_hash"
+            " JOIN snapshot_files f ON f.snapshot_id=%s AND f.path=q.path ORDER BY q.n",
+            ([i for i, _ in ids], [p for _, p in ids], snapshot_id),
+        ).fetchall()
+        return [_chunk(r) for r in rows]
+
+    # ----- L3 ----------------------------------------------------------------------------
+
+    def existing_lexical(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return self._existing("lexical_docs", stage_key, hashes)
+
+    def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
+        # The last document of a content hash wins, as with the SQLite store's REPLACE.
+        unique = sorted({d.content_hash: d for d in docs}.values(), key=lambda d: d.content_hash)
+        terms = bm25.tokenize_documents([(d.body, d.subtokens) for d in unique])  # outside the tx
+        with self._tx() as conn, conn.cursor() as cur:
+            # Upsert, in key order: a concurrent writer of the same document waits on its row,
+            # then replaces it and its terms (a delete-then-insert would collide instead).
+            ids = cur.execute(
+                "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
+                " SELECT h, %s, b, s, bl, sl"
+                " FROM unnest(%s::text[], %b::bytea[], %b::bytea[], %s::int[], %s::int[])"
+                "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n"
+                " ON CONFLICT (content_hash, stage_key) DO UPDATE SET body=excluded.body,"
+                "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len"
+                " RETURNING doc_id, content_hash",
+                (stage_key, [d.content_hash for d in unique], [_utf8(d.body) for d in unique],
+                 [_utf8(d.subtokens) for d in unique], [t.body_len for t in terms],
+                 [t.sub_len for t in terms]),
+            ).fetchall()
+            doc_ids = {h: doc_id for doc_id, h in ids}
+            cur.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)", (sorted(doc_ids.values()),))
+            with cur.copy("COPY lexical_terms (doc_id, term, tf_body, tf_sub) FROM STDIN") as copy:
+                for doc, doc_terms in zip(unique, terms, strict=True):
+                    doc_id = doc_ids[doc.content_hash]
+                    for term, (tf_body, tf_sub) in doc_terms.terms.items():
+                        copy.write_row((doc_id, term, tf_body, tf_sub))
+
+    def lexical_search(
+        self, snapshot_id: int, stage_key: str, match: str, limit: int
+    ) -> list[tuple[str, float]]:
+        """(path, BM25 score; higher is better) of the best matching files of the snapshot.
+
+        Statistics (document count, average length, documents per phrase) cover every stored
+        document, as FTS5's do over its whole table; only the ranked files are the snapshot's."""
+        phrases = [bm25.tokenize_phrase(p) for p in bm25.parse_match(match)]
+        conn = self._conn()
+        n_rows, n_tokens = conn.execute(
+            "SELECT count(*), coalesce(sum(body_len + sub_len), 0)::bigint FROM lexical_docs"
+        ).fetchone() or (0, 0)
+        if not n_rows or not any(phrases):
+            return []
+        avgdl = int(n_tokens) / int(n_rows)
+        single = sorted({p[0] for p in phrases if len(p) == 1})
+        hits = dict(conn.execute(
+            "SELECT term, count(*) FROM lexical_terms WHERE term = ANY(%s) GROUP BY term", (single,)
+        ).fetchall())
+        # (path -> doc length, {single-token phrase term: (tf body, tf subtokens)})
+        docs: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
+        for path, doc_len, term, tf_body, tf_sub in conn.execute(
+            "SELECT f.path, d.body_len + d.sub_len, t.term, t.tf_body, t.tf_sub FROM lexical_terms t"
+            " JOIN lexical_docs d ON d.doc_id=t.doc_id AND d.stage_key=%s"
+            " JOIN snapshot_files f ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
+            " WHERE t.term = ANY(%s)",
+            (stage_key, snapshot_id, single),
+        ):
+            docs.setdefault(path, (doc_len, {}))[1][term] = (tf_body, tf_sub)
+        multi = {tuple(p): self._phrase_hits(p, stage_key, snapshot_id) for p in phrases if len(p) > 1}
+        for _, in_snapshot in multi.values():
+            for path, (doc_len, _) in in_snapshot.items():
+                docs.setdefault(path, (doc_len, {}))
+
+        def n_hit(p: list[str]) -> int:
+            if len(p) == 1:
+                return int(hits.get(p[0], 0))
+            return len(multi[tuple(p)][0]) if p else 0  # an empty phrase matches nothing
+
+        def freq(p: list[str], path: str, tfs: dict[str, tuple[int, int]]) -> tuple[int, int]:
+            if len(p) == 1:
+                return tfs.get(p[0], (0, 0))
+            return multi[tuple(p)][1].get(path, (0, (0, 0)))[1] if p else (0, 0)
+
+        idfs = [bm25.idf(int(n_rows), n_hit(p)) for p in phrases]
+        scored = {
+            path: bm25.score(idfs, [freq(p, path, tfs) for p in phrases], doc_len, avgdl)
+            for path, (doc_len, tfs) in docs.items()
+        }
+        return bm25.rank(scored, limit)
+
+    def _phrase_hits(
+        self, tokens: list[str], stage_key: str, snapshot_id: int
+    ) -> tuple[set[int], dict[str, tuple[int, tuple[int, int]]]]:
+        """A multi-token phrase (rare: Unicode the tokenizer splits inside a query word): the
+        documents holding it anywhere, and per snapshot path (doc length, per-column counts).
+        Positions are not stored, so candidates (all tokens present) are re-tokenized."""
+        conn = self._conn()
+        distinct = sorted(set(tokens))
+        candidates = conn.execute(
+            "SELECT d.doc_id, d.body, d.subtokens, d.body_len + d.sub_len FROM lexical_docs d"
+            " WHERE d.doc_id IN (SELECT doc_id FROM lexical_terms WHERE term = ANY(%s)"
+            "   GROUP BY doc_id HAVING count(*) = %s)",
+            (distinct, len(distinct)),
+        ).fetchall()
+        holding: dict[int, tuple[int, tuple[int, int]]] = {}
+        for doc_id, body, sub, doc_len in candidates:
+            counts = bm25.phrase_counts(_text(body), _text(sub), tokens)
+            if counts != (0, 0):
+                holding[doc_id] = (doc_len, counts)
+        in_snapshot: dict[str, tuple[int, tuple[int, int]]] = {}
+        if holding:
+            for path, doc_id in conn.execute(
+                "SELECT f.path, d.doc_id FROM lexical_docs d JOIN snapshot_files f"
+                " ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
+                " WHERE d.stage_key=%s AND d.doc_id = ANY(%s)",
+                (snapshot_id, stage_key, sorted(holding)),
+            ):
+                in_snapshot[path] = holding[doc_id]
+        return set(holding), in_snapshot
+
+    # ----- L4 ----------------------------------------------------------------------------
+
+    def texts_without_embedding(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[str, str]]:
+        rows = self._conn().execute(
+            "SELECT DISTINCT t.text_hash, t.text FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE f.snapshot_id=%s AND NOT EXISTS (SELECT 1 FROM embeddings e"
+            "   WHERE e.text_hash=c.text_hash AND e.model_key=%s)"
+            " ORDER BY t.text_hash",
+            (chunk_key, snapshot_id, model_key),
+        ).fetchall()
+        return [(h, _text(t)) for h, t in rows]
+
+    def put_embeddings(self, model_key: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO embeddings(text_hash, model_key, vector) VALUES (%s, %s, %s)"
+                " ON CONFLICT (text_hash, model_key) DO UPDATE SET vector=excluded.vector",
+                [(h, model_key, v) for h, v in sorted(rows, key=lambda r: r[0])],
+            )
+
+    def snapshot_vectors(
+        self, snapshot_id: int, chunk_key: str, model_key: str
+    ) -> list[tuple[int, str, bytes]]:
+        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+        return self._conn().execute(
+            "SELECT c.id, f.path, e.vector FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchall()
+
+    def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:
+        (n,) = self._conn().execute(
+            "SELECT count(*) FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+            " WHERE f.snapshot_id=%s",
+            (chunk_key, model_key, snapshot_id),
+        ).fetchone() or (0,)
+        return int(n)
+
+    # ----- graph queries -----------------------------------------------------------------
+
+    _SYMBOL_COLUMNS = "qname, name, kind, path, start_line, end_line, signature, docstring"
+
+    def find_symbols(self, snapshot_id: int, name: str) -> list[SymbolRow]:
+        conn = self._conn()
+        rows = conn.execute(
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE qname=%s AND {_IN_SNAPSHOT}"
+            " ORDER BY path, start_line",
+            (name, snapshot_id),
+        ).fetchall()
+        if not rows:
+            rows = conn.execute(
+                f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE (path=%s OR name=%s)"
+                f" AND {_IN_SNAPSHOT} ORDER BY path, start_line",
+                (name, name, snapshot_id),
+            ).fetchall()
+        return [_symbol(r) for r in rows]
+
+    def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._SYMBOL_COLUMNS} FROM symbols WHERE path=%s AND {_IN_SNAPSHOT}"
+            " ORDER BY start_line, qname",
+            (path, snapshot_id),
+        ).fetchall()
+        return [_symbol(r) for r in rows]
+
+    def edges_where(self, snapshot_id: int, kind: str, column: str, values: Sequence[str]) -> list[Edge]:
+        if column not in ("src", "dst", "src_path", "dst_path"):
+            raise ValueError(column)
+        rows = self._conn().execute(
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS v(value, n)"
+            f" JOIN edges e ON e.kind=%s AND e.{column}=v.value"
+            f" WHERE e.{_IN_SNAPSHOT}"
+            " ORDER BY v.n, e.src_path, e.line, e.src, e.dst",
+            (list(values), kind, snapshot_id),
+        ).fetchall()
+        return [Edge(*r) for r in rows]
+
+    def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
+        symbols, edges = self._conn().execute(
+            "SELECT coalesce(sum(r.symbols), 0)::bigint, coalesce(sum(r.edges), 0)::bigint"
+            " FROM snapshot_files f JOIN resolutions r ON r.res_id=f.res_id WHERE f.snapshot_id=%s",
+            (snapshot_id,),
+        ).fetchone() or (0, 0)
+        return int(symbols), int(edges)
+
+    # ----- export ------------------------------------------------------------------------
+
+    def export_rows(self, snapshot_id: int, stage_keys: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+        """Every fact of a snapshot, without row ids or timestamps, in a canonical order.
+
+        The same rows, in the same order, as `SqliteStore.export_rows` (text sorts by code point
+        in both); ties the SQLite order leaves open are broken by the remaining columns."""
+        conn = self._conn()
+        sid = (snapshot_id,)
+        yield from (("file", *r) for r in conn.execute(
+            "SELECT path, content_hash, coalesce(language, ''), coalesce(module, '')"
+            " FROM snapshot_files WHERE snapshot_id=%s ORDER BY path", sid))
+        yield from (("problem", *r) for r in conn.execute(
+            "SELECT path, outcome, reason FROM file_problems WHERE snapshot_id=%s"
+            " ORDER BY path, outcome, reason", sid))
+        yield from (("symbol", *r[:5], _text(r[5]), _text(r[6])) for r in conn.execute(
+            "SELECT s.qname, s.kind, s.path, s.start_line, s.end_line, s.signature, s.docstring"
+            " FROM snapshot_files f JOIN symbols s ON s.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY s.path, s.start_line, s.qname, s.kind, s.end_line, s.signature, s.docstring",
+            sid))
+        yield from (("edge", *r) for r in conn.execute(
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            " FROM snapshot_files f JOIN edges e ON e.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path", sid))
+        yield from (("dep", *r) for r in conn.execute(
+            "SELECT d.importer, d.dependency, d.name"
+            " FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id WHERE f.snapshot_id=%s"
+            " ORDER BY d.importer, d.dependency, d.name", sid))
+        l2 = stage_keys.get("L2_chunk")
+        yield from (("chunk", *r) for r in conn.execute(
+            "SELECT f.path, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash"
+            " FROM snapshot_files f JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, snapshot_id)))
+        l3 = stage_keys.get("L3_lexical")
+        for path, content_hash, body, subtokens in conn.execute(
+            "SELECT f.path, f.content_hash, d.body, d.subtokens FROM snapshot_files f"
+            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path",
+            (l3, snapshot_id),
+        ):
+            yield ("lexical", path, content_hash, _digest(_text(body), _text(subtokens)))
+        l4 = stage_keys.get("L4_vector")
+        if l4 is not None:
+            for path, ordinal, text_hash, vector in conn.execute(
+                "SELECT f.path, c.ordinal, c.text_hash, e.vector FROM snapshot_files f"
+                " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+                " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+                " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, l4, snapshot_id),
+            ):
+                yield ("vector", path, ordinal, text_hash, xxhash.xxh3_64_hexdigest(bytes(vector)))
+
+
+def _symbol(r: tuple[Any, ...]) -> SymbolRow:
+    return SymbolRow(r[0], r[1], r[2], r[3], r[4], r[5], _text(r[6]), _text(r[7]))
+
+
+def _chunk(r: tuple[Any, ...]) -> ChunkRow:
+    return ChunkRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], _text(r[7]))
+
+
+def _digest(*parts: str) -> str:
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _used_by_a_snapshot(stage: str) -> str:
+    """SQL: the per-file output row `t` is needed by some snapshot (same content, same key)."""
+    return ("EXISTS (SELECT 1 FROM snapshot_files f JOIN snapshots s ON s.id=f.snapshot_id"
+            f" WHERE f.content_hash=t.content_hash AND (s.stage_keys::jsonb)->>'{stage}'=t.stage_key)")
+
+
+# (kind, table, bytes of a row, SQL true when a kept snapshot uses row `t`), in deletion order.
+_CACHE_KINDS = [
+    ("resolutions", "resolutions", "0",
+     "EXISTS (SELECT 1 FROM snapshot_files f WHERE f.res_id=t.res_id)"),
+    ("L1_ir", "ir_outputs", "coalesce(length(t.payload), 0) + coalesce(length(t.error), 0)",
+     _used_by_a_snapshot("L1_ir")),
+    ("L3_lexical", "lexical_docs", "length(t.body) + length(t.subtokens)", _used_by_a_snapshot("L3_lexical")),
+    ("L2_chunk", "chunk_sets", "t.chunk_count * 64", _used_by_a_snapshot("L2_chunk")),
+    ("texts", "texts", "length(t.text)", "EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash=t.text_hash)"),
+    ("L4_vector", "embeddings", "length(t.vector)",
+     "EXISTS (SELECT 1 FROM texts x WHERE x.text_hash=t.text_hash) AND EXISTS (SELECT 1 FROM snapshots s"
+     " WHERE (s.stage_keys::jsonb)->>'L4_vector'=t.model_key)"),
+]
