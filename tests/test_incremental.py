@@ -277,3 +277,19 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
         assert result["mode"] == "incremental"
         assert export(db) == rebuild_export(repo, tmp / "full"), (edit, path,
                                                                   textwrap.shorten(str(specs), 400))
+
+
+def test_the_orchestrator_reports_the_seeds_fields(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", CHAIN)
+    orchestrator = codegraph.Orchestrator(repo, str(tmp_path / "db"), NO_VECTORS)
+    full = orchestrator.full_rebuild()
+    assert (full.mode, full.total_files, full.speedup) == ("full", 5, None)
+    assert set(full.stage_durations_ms) == {"L1_ir", "L3_lexical", "L2_chunk"}
+    (repo / "base.py").write_text((repo / "base.py").read_text().replace("def helper", "def assist"))
+    (repo / "config.py").unlink()
+    update = orchestrator.incremental_update()
+    assert update.mode == "incremental"
+    assert update.changed_files == ["base.py", "config.py"]
+    assert update.affected_files == ["base.py", "user.py"]
+    assert update.total_files == 4
+    assert update.speedup == update.result["speedup"] and update.speedup is not None
