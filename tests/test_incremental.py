@@ -293,3 +293,35 @@ def test_the_orchestrator_reports_the_seeds_fields(tmp_path: Path) -> None:
     assert update.affected_files == ["base.py", "user.py"]
     assert update.total_files == 4
     assert update.speedup == update.result["speedup"] and update.speedup is not None
+
+
+def test_a_comment_edit_embeds_only_the_edited_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """L4 embeds chunk texts it has never embedded, nothing else (a deterministic fake model
+    stands in for MiniLM: what is counted is which texts reach it)."""
+    import numpy as np
+
+    from codegraph import embed
+
+    seen: list[str] = []
+
+    def fake_embed(texts: list[str], model_name: str) -> np.ndarray:
+        seen.extend(texts)
+        return np.array([[float(len(t)), float(sum(map(ord, t)) % 997), 1.0] for t in texts],
+                        dtype=np.float32)
+
+    monkeypatch.setattr(embed, "embed", fake_embed)
+    functions = "\n\n".join(f"def f{i}(x):\n    return x + {i}" + "\n    # padding" * 30
+                            for i in range(6))
+    repo = write_tree(tmp_path / "repo", {"mod.py": functions + "\n", "other.py": "def g():\n    pass\n"})
+    db = tmp_path / "db"
+    first = codegraph.index(str(repo), str(db))
+    assert first["embedded"] == len(seen) == first["chunks"] > 6
+    seen.clear()
+    text = (repo / "mod.py").read_text()
+    (repo / "mod.py").write_text(text.replace("return x + 3", "return x + 3  # a comment"))
+    again = codegraph.index(str(repo), str(db))
+    assert again["embedded"] == len(seen) == 1 and "a comment" in seen[0]
+    # Whitespace at the end of a line inside one function: again one chunk's text changes.
+    seen.clear()
+    (repo / "mod.py").write_text((repo / "mod.py").read_text().replace("return x + 4", "return x + 4   "))
+    assert codegraph.index(str(repo), str(db))["embedded"] == len(seen) == 1
