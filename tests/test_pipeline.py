@@ -230,3 +230,19 @@ def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path
             tuple(e) for e in edges if e[0] == "imports" and e[2] == path}
         assert {tuple(r.values()) for r in idx.graph("importers", path)} == {
             tuple(e) for e in edges if e[0] == "imports" and e[4] == path}
+
+
+def test_a_direct_run_rescues_jobs_whose_process_died(shop_repo: Path, tmp_path: Path) -> None:
+    import time
+
+    from codegraph.queue import open_queue
+
+    db = str(tmp_path / "db")
+    run(shop_repo, tmp_path / "db")
+    queue = open_queue(db)
+    dead = queue.start(str(shop_repo), "cli-gone-123", lease_seconds=0.05)  # its process was killed
+    time.sleep(0.1)
+    run(shop_repo, tmp_path / "db")
+    rescued = queue.get(dead.id)
+    assert rescued is not None and rescued.state == "queued"  # back in the queue, one attempt spent
+    assert [(e.from_state, e.to_state) for e in queue.events(dead.id)][-1] == ("running", "queued")

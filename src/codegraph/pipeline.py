@@ -14,6 +14,7 @@ from typing import Any
 
 from codegraph import dag
 from codegraph.errors import UserError
+from codegraph.jobs import RetryPolicy
 from codegraph.languages import get_language, language_for
 from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
 from codegraph.queue.run import JobRun
@@ -81,6 +82,9 @@ def index(
 
     if job is None:
         queue = open_queue(store.url)
+        # Jobs whose process died (e.g. an earlier direct run, SIGKILLed) are rescued here too,
+        # not only by workers: nothing stays "running" for ever on a store without workers.
+        queue.rescue_expired(RetryPolicy())
         job = JobRun(queue, queue.start(str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
                                         DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
         job.start_heartbeat()
