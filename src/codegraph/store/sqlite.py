@@ -226,17 +226,19 @@ class SqliteStore(Store):
 
     # ----- L1 ----------------------------------------------------------------------------
 
-    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
-        wanted = sorted(set(hashes))
+    def _rows_in(self, sql: str, params: tuple[Any, ...], values: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql`, whose `{marks}` is an IN list, for any number of `values` (SQLite caps the
+        parameters of one statement)."""
+        wanted = sorted(set(values))
         conn = self._conn()
-        out: set[str] = set()
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(h for (h,) in conn.execute(
-                f"SELECT content_hash FROM {table} WHERE stage_key=? AND content_hash IN ({marks})",
-                (stage_key, *part)))
-        return out
+            yield from conn.execute(sql.format(marks=",".join("?" * len(part))), (*params, *part))
+
+    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return {h for (h,) in self._rows_in(
+            f"SELECT content_hash FROM {table} WHERE stage_key=? AND content_hash IN ({{marks}})",
+            (stage_key,), hashes)}
 
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("ir_outputs", stage_key, hashes)
@@ -251,17 +253,9 @@ class SqliteStore(Store):
     def ir_rows(
         self, stage_key: str, hashes: Sequence[str]
     ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
-        conn = self._conn()
-        out = {}
-        for i in range(0, len(hashes), 500):
-            part = list(hashes[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for h, payload, error, checksum in conn.execute(
-                "SELECT content_hash, CAST(payload AS BLOB), error, checksum FROM ir_outputs"
-                f" WHERE stage_key=? AND content_hash IN ({marks})", (stage_key, *part),
-            ):
-                out[h] = (payload, error, checksum)
-        return out
+        return {h: (payload, error, checksum) for h, payload, error, checksum in self._rows_in(
+            "SELECT content_hash, CAST(payload AS BLOB), error, checksum FROM ir_outputs"
+            " WHERE stage_key=? AND content_hash IN ({marks})", (stage_key,), hashes)}
 
     def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
         conn = self._conn()
@@ -316,18 +310,10 @@ class SqliteStore(Store):
             )
 
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
-        keys = sorted(set(read_keys))
-        conn = self._conn()
-        out: set[str] = set()
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(p for (p,) in conn.execute(
-                "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
-                f" ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
-                (snapshot_id, *part),
-            ))
-        return out
+        return {p for (p,) in self._rows_in(
+            "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+            " ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
+            (snapshot_id,), read_keys)}
 
     # ----- cache -------------------------------------------------------------------------
 
@@ -371,15 +357,9 @@ class SqliteStore(Store):
         return deleted
 
     def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
-        conn = self._conn()
-        out: set[str] = set()
-        for i in range(0, len(importers), 500):
-            part = list(importers[i : i + 500])
-            marks = ",".join("?" * len(part))
-            out.update(p for (p,) in conn.execute(
-                "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
-                f" WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id, *part)))
-        return out
+        return {p for (p,) in self._rows_in(
+            "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
+            " WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id,), importers)}
 
     def unresolved_calls(self, snapshot_id: int) -> int:
         (n,) = self._conn().execute(
