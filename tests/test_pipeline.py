@@ -246,3 +246,25 @@ def test_a_direct_run_rescues_jobs_whose_process_died(shop_repo: Path, tmp_path:
     rescued = queue.get(dead.id)
     assert rescued is not None and rescued.state == "queued"  # back in the queue, one attempt spent
     assert [(e.from_state, e.to_state) for e in queue.events(dead.id)][-1] == ("running", "queued")
+
+
+def test_resolving_in_worker_processes_equals_resolving_in_one(tmp_path: Path) -> None:
+    """Each file's resolution is a function of the snapshot alone: splitting the files across
+    worker processes (each with its own memo) changes nothing."""
+    import shutil
+    import sysconfig
+
+    from codegraph.stages import PARALLEL_RESOLVE_MIN_FILES
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    src = tmp_path / "src"
+    for package in ("json", "http", "email", "urllib", "xml"):
+        shutil.copytree(stdlib / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    exports = []
+    for workers in (1, 2):
+        db = tmp_path / f"db{workers}"
+        result = codegraph.index(str(src), str(db), options=IndexOptions(IndexConfig(vectors=False,
+                                                                                      workers=workers)))
+        assert result["state"] == "completed" and len(result["affected_files"]) > PARALLEL_RESOLVE_MIN_FILES
+        exports.append(list(codegraph.open(str(db)).export()))
+    assert exports[0] == exports[1]

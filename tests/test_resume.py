@@ -89,16 +89,22 @@ def test_twenty_kills_across_the_stages_then_resume_equals_an_uninterrupted_run(
             stages_hit.add(stage_of_last_job(db))
         else:
             proc.communicate()
+    with sqlite3.connect(db / "index.sqlite") as conn:
+        (irs_before,) = conn.execute("SELECT count(*) FROM ir_outputs").fetchone()
+        (chunk_sets_before,) = conn.execute("SELECT count(*) FROM chunk_sets").fetchone()
     resumed = finish(src, db, "--no-vectors")
     assert resumed["state"] == "completed"
     assert export(db) == export(reference_db)
     assert {"L1_ir", "L2_chunk"} & stages_hit  # the kills did land inside stages
-    # Nothing recorded before a kill is computed again: the last run parsed nothing new (or,
-    # when one of the runs got to the end before its kill, found the snapshot already complete).
+    # Nothing recorded before a kill is computed again: the last run parsed and chunked exactly
+    # what was missing (or, when a run got to the end before its kill, found it all complete).
     stages = {s["name"]: s for s in resumed["stages"]}
+    first = {s["name"]: s for s in reference["stages"]}
     if stages:
-        assert stages["L1_ir"]["files_parsed"] == 0 and stages["L2_chunk"]["files_chunked"] == 0
-    assert resumed["reused"]["stages"] == ["L1_ir", "L3_lexical", "L2_chunk"]
+        assert stages["L1_ir"]["files_parsed"] == first["L1_ir"]["files_parsed"] - irs_before
+        assert stages["L2_chunk"]["files_chunked"] == first["L2_chunk"]["files_chunked"] - chunk_sets_before
+    else:
+        assert resumed["reused"]["stages"] == ["L1_ir", "L3_lexical", "L2_chunk"]
 
 
 @pytest.mark.slow
