@@ -195,11 +195,12 @@ class Index:
                 found = self.store.chunks_by_ids(snap.id, [(rows[k][1], rows[k][2]) for k in picked])
                 chunk_rows.update(zip(picked, found, strict=True))
         terms = lexical.query_terms(query)
-        return [
-            Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
-                _snippet(c.text, terms), self.snapshots[rows[k][0]].repo)
-            for k in (int(k) for k in order) for c in (chunk_rows[k],)
-        ]
+        hits = []
+        for k in (int(k) for k in order):
+            c = chunk_rows[k]
+            hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
+                            _snippet(c.text, terms), self.snapshots[rows[k][0]].repo))
+        return hits
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
         """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""

@@ -102,7 +102,9 @@ def _strip_git(path: str) -> str:
 
 
 def _name_of(path: str, fallback: str) -> str:
-    return _strip_git(path).rsplit("/", 1)[-1] or fallback
+    """The last path component: it names the checkout directory, so never "" or ".."."""
+    name = _strip_git(path).rsplit("/", 1)[-1]
+    return fallback if name in ("", ".", "..") else name
 
 
 def _parse_url(text: str) -> Source:
@@ -150,8 +152,9 @@ def _parse_url(text: str) -> Source:
 
 
 def check_rev(rev: str | None) -> str | None:
-    """A rev git will not read as an option (`--upload-pack=…`)."""
-    if rev is not None and (not rev.strip() or rev.startswith("-") or any(c.isspace() for c in rev)):
+    """A rev git will not read as an option (`--upload-pack=…`) or a refspec (`a:b`)."""
+    if rev is not None and (not rev.strip() or rev.startswith("-") or ":" in rev
+                            or any(c.isspace() for c in rev)):
         raise UserError(f"not a revision: {rev!r}")
     return rev
 
