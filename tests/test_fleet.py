@@ -82,6 +82,22 @@ def test_git_failures_are_permanent_or_transient_by_what_went_wrong(tmp_path: Pa
     assert not list((tmp_path / "cache").glob("checkouts/*"))  # nothing left behind
 
 
+def test_a_checkout_left_by_a_killed_worker_is_removed_and_a_running_one_is_kept(tmp_path: Path) -> None:
+    origin = write_tree(tmp_path / "origin", {"a.py": "x = 1\n"})
+    git(origin, "init", "-q")
+    sha = commit_all(origin, "one")
+    cache = GitCache(tmp_path / "cache")
+    source = parse_source(f"file://{origin}")
+    killed = tmp_path / "cache" / "checkouts" / "job-killed"
+    with cache.checkout(source, sha) as running:
+        (killed / "origin").mkdir(parents=True)  # a SIGKILLed job: nobody holds its lock
+        with cache.checkout(source, None) as other:  # two jobs of one repository at once
+            assert other.commit == sha and (other.path / "a.py").read_text() == "x = 1\n"
+            assert running.path.exists() and not killed.exists()
+        assert running.path.exists() and not other.path.exists()
+    assert not list((tmp_path / "cache").glob("checkouts/*"))
+
+
 # ----- --rev: the commit, not the work tree ------------------------------------------------------
 
 
