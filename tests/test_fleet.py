@@ -81,6 +81,16 @@ def test_git_failures_are_permanent_or_transient_by_what_went_wrong(tmp_path: Pa
         assert "\n" not in str(info.value)
     assert not list((tmp_path / "cache").glob("checkouts/*"))  # nothing left behind
 
+    # A remote whose HEAD names no branch still serves its branches; only "its HEAD" fails.
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(origin), str(bare)], check=True)
+    git(bare, "symbolic-ref", "HEAD", "refs/heads/gone")
+    branch = git(origin, "rev-parse", "--abbrev-ref", "HEAD")
+    with cache.checkout(parse_source(f"file://{bare}"), branch) as checkout:
+        assert (checkout.path / "a.py").is_file()
+    with pytest.raises(PermanentJobError, match="HEAD"), cache.checkout(parse_source(f"file://{bare}"), None):
+        pass
+
 
 def test_a_checkout_left_by_a_killed_worker_is_removed_and_a_running_one_is_kept(tmp_path: Path) -> None:
     origin = write_tree(tmp_path / "origin", {"a.py": "x = 1\n"})

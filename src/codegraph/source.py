@@ -46,6 +46,7 @@ _HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Where the remote's default branch lands in a cache: a job without --rev indexes that commit.
 REMOTE_HEAD = "refs/codegraph/remote-head"
+_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # Messages of git failures that a later attempt may not see (network, server overload). Matched
 # here, at the one boundary where git only gives us text; anything else is permanent (a wrong
 # URL, a missing repository or commit, refused credentials do not go away on retry).
@@ -241,22 +242,24 @@ class GitCache:
             try:
                 self._git(source, "init", "--bare", "--quiet", str(tmp), what="init")
                 for args in (("remote.origin.url", source.location),
-                             ("remote.origin.fetch", "+refs/heads/*:refs/heads/*"),
-                             ("--add", "remote.origin.fetch", "+refs/tags/*:refs/tags/*"),
-                             ("--add", "remote.origin.fetch", f"+HEAD:{REMOTE_HEAD}")):
+                             ("remote.origin.fetch", _REFSPECS[0]),
+                             ("--add", "remote.origin.fetch", _REFSPECS[1])):
                     self._git(source, "-C", str(tmp), "config", *args, what="init")
-                self._fetch(source, tmp)
+                self._fetch(source, tmp, rev)
                 os.rename(tmp, repo)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             return
         if rev is not None and _FULL_SHA.match(rev) and self._has_commit(repo, rev):
             return  # a commit never changes: nothing to fetch
-        self._fetch(source, repo)
+        self._fetch(source, repo, rev)
 
-    def _fetch(self, source: Source, repo: Path) -> None:
+    def _fetch(self, source: Source, repo: Path, rev: str | None) -> None:
+        # The remote's HEAD only when the job wants it: a repository whose HEAD names no branch
+        # still serves its branches, tags and commits.
+        head = [f"+HEAD:{REMOTE_HEAD}"] if rev is None else []
         self._git(source, "-C", str(repo), "fetch", "--quiet", "--prune", "--no-write-fetch-head",
-                  "origin", what="fetch")
+                  "origin", *_REFSPECS, *head, what="fetch")
 
     def _has_commit(self, repo: Path, rev: str) -> bool:
         return self._rev_parse(repo, rev) is not None
