@@ -10,6 +10,7 @@ packages dealt out, largest first, to the smaller half), both are enqueued, and
 - SQLite, 1 worker: one worker runs both jobs, one after the other;
 - PostgreSQL, 1 worker: the same, against PostgreSQL;
 - PostgreSQL, 2 workers: two worker processes, one job each, at the same time.
+The halves are equal in files, not in bytes (the stdlib's `test/` is one top-level entry).
 Every configuration starts from an empty store (full builds). The time is from the first job's
 start to the last job's end (the queue's timestamps: worker start-up is not counted).
 
