@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -237,7 +238,10 @@ class GitCache:
 
     def _update(self, source: Source, repo: Path, rev: str | None) -> None:
         if not (repo / "HEAD").exists():
-            # Clone into a temporary name: a clone killed halfway never looks like a cache.
+            # Clone into a temporary name: a clone killed halfway never looks like a cache (and
+            # is removed here: under this repository's lock nobody else is cloning it).
+            for stale in repo.parent.glob(glob_escape(repo.name) + ".tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=repo.name + ".tmp-", dir=repo.parent))
             try:
                 self._git(source, "init", "--bare", "--quiet", str(tmp), what="init")
