@@ -282,32 +282,27 @@ class SqliteStore(Store):
 
     def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
         with self._tx() as conn:
+            ids = []
             for r in rows:
                 cur = conn.execute(
                     "INSERT INTO resolutions(path, content_hash, symbols, edges, unresolved_calls)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (r.path, r.content_hash, len(r.symbols), len(r.edges), r.unresolved_calls),
                 )
-                res_id = cur.lastrowid
-                conn.executemany(
-                    "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((res_id, *s) for s in r.symbols),
-                )
-                conn.executemany(
-                    "INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    ((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line) for e in r.edges),
-                )
-                conn.executemany(
-                    "INSERT INTO file_deps VALUES (?, ?, ?, ?)",
-                    ((res_id, r.path, dep, name) for dep, name in r.deps),
-                )
-                conn.executemany(
-                    "INSERT INTO resolution_reads VALUES (?, ?)", ((res_id, k) for k in r.read_keys)
-                )
-                conn.execute(
-                    "UPDATE snapshot_files SET res_id=? WHERE snapshot_id=? AND path=?",
-                    (res_id, snapshot_id, r.path),
-                )
+                ids.append(cur.lastrowid)
+            # One statement per table for the whole batch: the rows are many, the files few.
+            conn.executemany("INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [(i, *s) for i, r in zip(ids, rows, strict=True) for s in r.symbols])
+            conn.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             [(i, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line)
+                              for i, r in zip(ids, rows, strict=True) for e in r.edges])
+            conn.executemany("INSERT INTO file_deps VALUES (?, ?, ?, ?)",
+                             [(i, r.path, dep, name) for i, r in zip(ids, rows, strict=True)
+                              for dep, name in r.deps])
+            conn.executemany("INSERT INTO resolution_reads VALUES (?, ?)",
+                             [(i, k) for i, r in zip(ids, rows, strict=True) for k in r.read_keys])
+            conn.executemany("UPDATE snapshot_files SET res_id=? WHERE snapshot_id=? AND path=?",
+                             [(i, snapshot_id, r.path) for i, r in zip(ids, rows, strict=True)])
 
     def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
         with self._tx() as conn:
