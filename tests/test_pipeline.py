@@ -203,7 +203,7 @@ def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: P
     assert queue.get(job.id).state == "completed"  # the illegal write changed nothing
 
 
-def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path) -> None:
+def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path, store_url: str) -> None:
     """Every callers / callees / imports / importers answer, on real code, against a brute-force
     reading of the exported edges (the store answers through its indexes, never a scan)."""
     import random
@@ -214,8 +214,8 @@ def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path
     src = tmp_path / "src"
     for package in ("json", "http", "email"):
         shutil.copytree(stdlib / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
-    run(src, tmp_path / "db")
-    idx = codegraph.open(str(tmp_path / "db"))
+    run(src, store_url)
+    idx = codegraph.open(store_url)
     edges = [row[1:] for row in idx.export() if row[0] == "edge"]
     symbols = sorted({row[1] for row in idx.export() if row[0] == "symbol"})
     rng = random.Random(7)
@@ -253,9 +253,10 @@ def test_a_direct_run_rescues_jobs_whose_process_died(shop_repo: Path, tmp_path:
     assert [(e.from_state, e.to_state) for e in queue.events(dead.id)][-1] == ("running", "queued")
 
 
-def test_resolving_in_worker_processes_equals_resolving_in_one(tmp_path: Path) -> None:
+def test_resolving_in_worker_processes_equals_resolving_in_one(tmp_path: Path, store_url: str) -> None:
     """Each file's resolution is a function of the snapshot alone: splitting the files across
-    worker processes (each with its own memo) changes nothing."""
+    worker processes (each with its own memo and its own connection to the store) changes
+    nothing. The reference resolves in one process into SQLite."""
     import shutil
     import sysconfig
 
@@ -266,10 +267,9 @@ def test_resolving_in_worker_processes_equals_resolving_in_one(tmp_path: Path) -
     for package in ("json", "http", "email", "urllib", "xml"):
         shutil.copytree(stdlib / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     exports = []
-    for workers in (1, 2):
-        db = tmp_path / f"db{workers}"
-        result = codegraph.index(str(src), str(db), options=IndexOptions(IndexConfig(vectors=False,
-                                                                                      workers=workers)))
+    for workers, db in ((1, str(tmp_path / "reference")), (2, store_url)):
+        result = codegraph.index(str(src), db, options=IndexOptions(IndexConfig(vectors=False,
+                                                                                 workers=workers)))
         assert result["state"] == "completed" and len(result["affected_files"]) > PARALLEL_RESOLVE_MIN_FILES
-        exports.append(list(codegraph.open(str(db)).export()))
+        exports.append(list(codegraph.open(db).export()))
     assert exports[0] == exports[1]
