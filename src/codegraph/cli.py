@@ -192,15 +192,18 @@ def search(
 ) -> None:
     """Ranked hits: path, lines, enclosing symbol, score and a snippet."""
 
-    def run() -> tuple[str, list[Any]]:
+    def run() -> tuple[str, list[Any], list[str]]:
         idx = open_index(db, repo)
         chosen = mode or ("hybrid" if idx.has_vectors else "lexical")
-        return chosen, idx.search(query, chosen, limit)
+        return chosen, idx.search(query, chosen, limit), idx.warnings
 
-    chosen, hits = _guard(debug, run)
+    chosen, hits, warnings = _guard(debug, run)
     if as_json:
-        _print_json({"query": query, "mode": chosen, "hits": [h.as_dict() for h in hits]})
+        _print_json({"query": query, "mode": chosen, "hits": [h.as_dict() for h in hits],
+                     "warnings": warnings})
         return
+    for warning in warnings:  # damaged stored rows the search left out
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if not hits:
         out.print("no hits")
     for rank, hit in enumerate(hits, 1):

@@ -18,7 +18,7 @@ from codegraph.errors import NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo
+from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vector_ok
 from codegraph.store.sqlite import DB_FILENAME
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
@@ -83,6 +83,9 @@ class Index:
         if snapshot is None:
             raise NoIndexError(f"{store.url} holds no completed index yet: run `codegraph index` first")
         self.snapshot: SnapshotInfo = snapshot
+        # What the last search skipped because its stored rows are damaged (`index --full`
+        # repairs them): a query never returns garbage, and never fails over it either.
+        self.warnings: list[str] = []
 
     @property
     def has_vectors(self) -> bool:
@@ -100,6 +103,7 @@ class Index:
             raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if mode in ("vector", "hybrid") and not self.has_vectors:
             raise UserError("this index has no vectors (it was built with --no-vectors)")
+        self.warnings = []
         if mode == "lexical":
             return self.lexical(query, limit)
         if mode == "vector":
@@ -113,6 +117,10 @@ class Index:
             return []
         keys = self.snapshot.stage_keys
         files = self.store.lexical_search(self.snapshot.id, keys[L3], lexical.fts_query(terms), limit)
+        bad = self.store.damaged_lexical(self.snapshot.id, keys[L3], [p for p, _ in files])
+        self._skipped("L3 lexical document", bad)
+        files = [(p, score) for p, score in files if p not in bad]
+        files = [(p, score) for p, score in files if p not in self._damaged_chunks([p for p, _ in files])]
         chunks = self.store.chunks_of_files(self.snapshot.id, keys[L2], [p for p, _ in files])
         by_path: dict[str, list[ChunkRow]] = {}
         for row in chunks:
@@ -131,23 +139,43 @@ class Index:
         from codegraph import embed
 
         keys = self.snapshot.stage_keys
+        model_name = keys[L4].split(":", 1)[1]
         rows = self.store.snapshot_vectors(self.snapshot.id, keys[L2], keys[L4])
         if not rows:
             return []
-        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        model_name = keys[L4].split(":", 1)[1]
         q = embed.embed([query], model_name)[0]
+        # A stored vector must pass its checksum and have the query vector's length.
+        good = [vector_ok(bytes(r[2]), r[3], len(q)) for r in rows]
+        self._skipped("L4 vector", {r[1]: "" for r, ok in zip(rows, good, strict=True) if not ok})
+        rows = [r for r, ok in zip(rows, good, strict=True) if ok]
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         scores = matrix @ q
         # Ties broken by path and line (rows come sorted that way) for stable output.
         order = np.argsort(-scores, kind="stable")[:limit]
         picked = [(int(rows[i][0]), rows[i][1]) for i in order]
         chunk_rows = self.store.chunks_by_ids(self.snapshot.id, picked)
+        damaged = self._damaged_chunks(sorted({p for _, p in picked}))
         terms = lexical.query_terms(query)
         return [
             Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[i]), 4),
                 _snippet(c.text, terms))
             for i, c in zip(order, chunk_rows, strict=True)
+            if c.path not in damaged and text_ok(c.text, c.text_hash)
         ]
+
+    def _damaged_chunks(self, paths: list[str]) -> set[str]:
+        """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
+        bad, _ = self.store.damaged_chunk_sets(self.snapshot.id, self.snapshot.stage_keys[L2], paths)
+        self._skipped("L2 chunks", bad)
+        return set(bad)
+
+    def _skipped(self, what: str, paths: dict[str, str]) -> None:
+        for path in sorted(paths):
+            message = f"skipped {path}: its stored {what} is damaged (run `codegraph index --full`)"
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
         """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""
