@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from codegraph import lexical
-from codegraph.errors import NoIndexError, UserError
+from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
@@ -116,7 +116,11 @@ class Index:
         if not terms:
             return []
         keys = self.snapshot.stage_keys
-        files = self.store.lexical_search(self.snapshot.id, keys[L3], lexical.fts_query(terms), limit)
+        try:
+            files = self.store.lexical_search(self.snapshot.id, keys[L3], lexical.fts_query(terms), limit)
+        except DamagedIndexError as exc:
+            self.warnings.append(f"no lexical hits: {exc} (run `codegraph index --full`)")
+            return []
         bad = self.store.damaged_lexical(self.snapshot.id, keys[L3], [p for p, _ in files])
         self._skipped("L3 lexical document", bad)
         files = [(p, score) for p, score in files if p not in bad]

@@ -18,7 +18,7 @@ from typing import Any
 
 import xxhash
 
-from codegraph.errors import StoreError
+from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
 from codegraph.store.base import (
@@ -569,14 +569,19 @@ class SqliteStore(Store):
         self, snapshot_id: int, stage_key: str, match: str, limit: int
     ) -> list[tuple[str, float]]:
         """(path, BM25 score; higher is better) of the best matching files of the snapshot."""
-        rows = self._conn().execute(
-            "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
-            " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
-            " AND d.stage_key = ?"
-            " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
-            " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
-            (stage_key, snapshot_id, match, limit),
-        ).fetchall()
+        try:
+            rows = self._conn().execute(
+                "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
+                " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
+                " AND d.stage_key = ?"
+                " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
+                " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
+                (stage_key, snapshot_id, match, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CORRUPT_VTAB:
+                raise
+            raise DamagedIndexError("the full-text index (L3) is damaged") from exc
         return [(p, float(s)) for p, s in rows]
 
     # ----- L4 ----------------------------------------------------------------------------
