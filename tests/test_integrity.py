@@ -239,3 +239,38 @@ def test_a_damaged_text_is_chunked_again_before_it_is_embedded(
         codegraph.index(str(shop_repo), reference, options=NO_VECTORS)
         codegraph.index(str(shop_repo), reference, options=VECTORS)
         assert export(db) == export(reference)
+
+
+def test_postgres_migration_3_gives_stored_outputs_their_checksums(shop_repo: Path) -> None:
+    """A version-2 database's outputs have no checksums: migration 3 computes them from what is
+    stored, so they are used as before (nothing is reported damaged, nothing recomputed)."""
+    from codegraph.store import open_store, postgres
+
+    with pg_database() as db:
+        codegraph.index(str(shop_repo), db, options=VECTORS)
+        before = export(db)
+        # What a version-2 codegraph left behind: the same outputs, without the columns.
+        sql(db, "ALTER TABLE chunk_sets DROP COLUMN checksum")
+        sql(db, "ALTER TABLE lexical_docs DROP COLUMN checksum, DROP COLUMN terms_checksum")
+        sql(db, "ALTER TABLE embeddings DROP COLUMN checksum")
+        sql(db, "DELETE FROM schema_migrations WHERE version = 3")
+        open_store(db).close()  # applies migration 3
+        assert sql(db, "SELECT max(version) FROM schema_migrations") == [(postgres.CHECKSUMS_MIGRATION,)]
+        again = full(shop_repo, db)
+        assert again["warnings"] == []
+        assert [stage(again, s)[k] for s, k in (("L2_chunk", "files_chunked"),
+                                                 ("L3_lexical", "documents_written"),
+                                                 ("L4_vector", "embedded"))] == [0, 0, 0]
+        assert export(db) == before
+
+
+def test_an_older_sqlite_store_is_refused_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    """SQLite schemas before 3 were never released: no migration, the index is rebuilt."""
+    from codegraph.errors import UserError
+    from codegraph.store import open_store
+
+    db = str(tmp_path / "db")
+    open_store(db).close()
+    sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(UserError, match=r"version 2; this codegraph needs 3: delete .* and index again"):
+        open_store(db)

@@ -79,7 +79,8 @@ class SqliteStore(Store):
                 )
             elif version != SCHEMA_VERSION:
                 # Versions 1 and 2 were never released: no migration, an index is rebuilt.
-                hint = f": delete {path} and index again" if version < SCHEMA_VERSION else ""
+                older = version.isdigit() and int(version) < int(SCHEMA_VERSION)
+                hint = f": delete {path} and index again" if older else ""
                 raise StoreError(
                     f"{path} has schema version {version}; this codegraph needs {SCHEMA_VERSION}{hint}"
                 )
