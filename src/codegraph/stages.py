@@ -519,8 +519,8 @@ class VectorStage:
                 ctx.snapshot_id, chunk_key, model_key, embed.dimensions(ctx.config.model_name)))
             for text_hash in damaged:
                 ctx.warn(f"corrupt L4 output for text {text_hash}: embedded again")
-            # Dropped, they are texts without an embedding like any other: embedded below.
-            ctx.store.delete_embeddings(model_key, damaged)
+            if damaged:  # dropped, they are texts without an embedding like any other: embedded below
+                ctx.store.delete_embeddings(model_key, damaged)
             repaired = len(damaged)
         todo = ctx.store.texts_without_embedding(ctx.snapshot_id, chunk_key, model_key)
         todo, texts_repaired = self._verified_texts(ctx, todo)
