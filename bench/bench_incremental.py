@@ -101,6 +101,7 @@ def restore(pristine: Path, repo: Path, paths: list[str], base_db: Path, db: Pat
     if db.exists():
         shutil.rmtree(db)
     shutil.copytree(base_db, db)
+    os.sync()  # the copy's dirty pages would otherwise be flushed during the timed run
 
 
 def apply_edits(repo: Path, kind: str, fraction: float, seed: int) -> list[str]:

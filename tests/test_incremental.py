@@ -277,3 +277,51 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
         assert result["mode"] == "incremental"
         assert export(db) == rebuild_export(repo, tmp / "full"), (edit, path,
                                                                   textwrap.shorten(str(specs), 400))
+
+
+def test_the_orchestrator_reports_the_seeds_fields(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", CHAIN)
+    orchestrator = codegraph.Orchestrator(repo, str(tmp_path / "db"), NO_VECTORS)
+    full = orchestrator.full_rebuild()
+    assert (full.mode, full.total_files, full.speedup) == ("full", 5, None)
+    assert set(full.stage_durations_ms) == {"L1_ir", "L3_lexical", "L2_chunk"}
+    (repo / "base.py").write_text((repo / "base.py").read_text().replace("def helper", "def assist"))
+    (repo / "config.py").unlink()
+    update = orchestrator.incremental_update()
+    assert update.mode == "incremental"
+    assert update.changed_files == ["base.py", "config.py"]
+    assert update.affected_files == ["base.py", "user.py"]
+    assert update.total_files == 4
+    assert update.speedup == update.result["speedup"] and update.speedup is not None
+
+
+def test_a_comment_edit_embeds_only_the_edited_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """L4 embeds chunk texts it has never embedded, nothing else (a deterministic fake model
+    stands in for MiniLM: what is counted is which texts reach it)."""
+    import numpy as np
+
+    from codegraph import embed
+
+    seen: list[str] = []
+
+    def fake_embed(texts: list[str], model_name: str) -> np.ndarray:
+        seen.extend(texts)
+        return np.array([[float(len(t)), float(sum(map(ord, t)) % 997), 1.0] for t in texts],
+                        dtype=np.float32)
+
+    monkeypatch.setattr(embed, "embed", fake_embed)
+    functions = "\n\n".join(f"def f{i}(x):\n    return x + {i}" + "\n    # padding" * 30
+                            for i in range(6))
+    repo = write_tree(tmp_path / "repo", {"mod.py": functions + "\n", "other.py": "def g():\n    pass\n"})
+    db = tmp_path / "db"
+    first = codegraph.index(str(repo), str(db))
+    assert first["embedded"] == len(seen) == first["chunks"] > 6
+    seen.clear()
+    text = (repo / "mod.py").read_text()
+    (repo / "mod.py").write_text(text.replace("return x + 3", "return x + 3  # a comment"))
+    again = codegraph.index(str(repo), str(db))
+    assert again["embedded"] == len(seen) == 1 and "a comment" in seen[0]
+    # Whitespace at the end of a line inside one function: again one chunk's text changes.
+    seen.clear()
+    (repo / "mod.py").write_text((repo / "mod.py").read_text().replace("return x + 4", "return x + 4   "))
+    assert codegraph.index(str(repo), str(db))["embedded"] == len(seen) == 1

@@ -200,3 +200,49 @@ def test_each_run_is_a_job_with_an_audit_trail_of_legal_transitions(shop_repo: P
     with pytest.raises(IllegalTransition, match="completed -> cancelled"):
         queue.cancel(job.id)
     assert queue.get(job.id).state == "completed"  # the illegal write changed nothing
+
+
+def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path) -> None:
+    """Every callers / callees / imports / importers answer, on real code, against a brute-force
+    reading of the exported edges (the store answers through its indexes, never a scan)."""
+    import random
+    import shutil
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    src = tmp_path / "src"
+    for package in ("json", "http", "email"):
+        shutil.copytree(stdlib / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    run(src, tmp_path / "db")
+    idx = codegraph.open(str(tmp_path / "db"))
+    edges = [row[1:] for row in idx.export() if row[0] == "edge"]
+    symbols = sorted({row[1] for row in idx.export() if row[0] == "symbol"})
+    rng = random.Random(7)
+    for qname in rng.sample(symbols, 60):
+        def answer(query: str, name: str = qname) -> set[tuple]:
+            return {(r["kind"], r["src"], r["src_path"], r["dst"], r["dst_path"], r["line"])
+                    for r in idx.graph(query, name)}
+        assert answer("callers") == {tuple(e) for e in edges if e[0] == "calls" and e[3] == qname}
+        assert answer("callees") == {tuple(e) for e in edges if e[0] == "calls" and e[1] == qname}
+        assert answer("importers") == {tuple(e) for e in edges if e[0] == "imports" and e[3] == qname}
+    for path in rng.sample(sorted({e[2] for e in edges}), 15):
+        assert {tuple(r.values()) for r in idx.graph("imports", path)} == {
+            tuple(e) for e in edges if e[0] == "imports" and e[2] == path}
+        assert {tuple(r.values()) for r in idx.graph("importers", path)} == {
+            tuple(e) for e in edges if e[0] == "imports" and e[4] == path}
+
+
+def test_a_direct_run_rescues_jobs_whose_process_died(shop_repo: Path, tmp_path: Path) -> None:
+    import time
+
+    from codegraph.queue import open_queue
+
+    db = str(tmp_path / "db")
+    run(shop_repo, tmp_path / "db")
+    queue = open_queue(db)
+    dead = queue.start(str(shop_repo), "cli-gone-123", lease_seconds=0.05)  # its process was killed
+    time.sleep(0.1)
+    run(shop_repo, tmp_path / "db")
+    rescued = queue.get(dead.id)
+    assert rescued is not None and rescued.state == "queued"  # back in the queue, one attempt spent
+    assert [(e.from_state, e.to_state) for e in queue.events(dead.id)][-1] == ("running", "queued")

@@ -1,7 +1,8 @@
 """codegraph: a repository -> code graph + lexical and vector indexes, kept up to date.
 
-The public surface is small: `index(path, db=...)` runs the pipeline, `open(db)` returns an
-`Index` to search and query.
+The public surface is small: `index(path, db=...)` runs the pipeline (incremental unless
+`full=True`), `open(db)` returns an `Index` to search and query, and `Orchestrator(repo, db)`
+offers the same runs as `full_rebuild()` / `incremental_update()` with typed results.
 """
 
 from __future__ import annotations
@@ -21,4 +22,12 @@ def open(db: str | None = None, repo: str | None = None) -> Any:
     return open_index(db, repo)
 
 
-__all__ = ["index", "open"]
+def __getattr__(name: str) -> Any:
+    if name in ("Orchestrator", "UpdateResult"):  # imported on use: keeps `import codegraph` light
+        from codegraph import orchestrator
+
+        return getattr(orchestrator, name)
+    raise AttributeError(name)
+
+
+__all__ = ["Orchestrator", "UpdateResult", "index", "open"]

@@ -105,8 +105,12 @@ def execute(
     ctx: Any,
     cancel: threading.Event | None = None,
     on_stage: Callable[[str, StageStatus | None], None] | None = None,
+    concurrent: bool = True,
 ) -> DagRun:
-    """Run every phase; a failure or cancellation stops the run before the next phase."""
+    """Run every phase; a failure or cancellation stops the run before the next phase.
+
+    `concurrent=False` runs a phase's stages one after another: for a few files' work the
+    threads only contend for the GIL (and each other's locks) and finish later than in turn."""
     phases = plan(stages)
     cancel = cancel or threading.Event()
     outcomes: dict[str, StageOutcome] = {}
@@ -132,7 +136,8 @@ def execute(
             on_stage(stage.name, status)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(len(p) for p in phases) if phases else 1) as pool:
+    widest = max((len(p) for p in phases), default=1)
+    with ThreadPoolExecutor(max_workers=widest if concurrent else 1) as pool:
         for phase in phases:
             if stopped or cancel.is_set():
                 for stage in phase:

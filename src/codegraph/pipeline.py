@@ -14,11 +14,22 @@ from typing import Any
 
 from codegraph import dag
 from codegraph.errors import UserError
+from codegraph.jobs import RetryPolicy
 from codegraph.languages import get_language, language_for
 from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
 from codegraph.queue.run import JobRun
 from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, scan
-from codegraph.stages import L1, L2, L4, IndexConfig, NoProgress, ProgressSink, RunContext, pipeline_stages
+from codegraph.stages import (
+    INLINE_MAX_FILES,
+    L1,
+    L2,
+    L4,
+    IndexConfig,
+    NoProgress,
+    ProgressSink,
+    RunContext,
+    pipeline_stages,
+)
 from codegraph.store import Store, open_store
 from codegraph.store.base import FileRow, SnapshotInfo
 
@@ -71,6 +82,9 @@ def index(
 
     if job is None:
         queue = open_queue(store.url)
+        # Jobs whose process died (e.g. an earlier direct run, SIGKILLed) are rescued here too,
+        # not only by workers: nothing stays "running" for ever on a store without workers.
+        queue.rescue_expired(RetryPolicy())
         job = JobRun(queue, queue.start(str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
                                         DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
         job.start_heartbeat()
@@ -133,7 +147,9 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
             job.stage(name)  # a fenced write: sets `cancel` when the job must stop
 
     try:
-        run = dag.execute(pipeline_stages(config), ctx, cancel, on_stage)
+        # A small update (a typical commit) runs its stages in turn: see dag.execute.
+        small = base is not None and sum(map(len, change.values())) <= INLINE_MAX_FILES
+        run = dag.execute(pipeline_stages(config), ctx, cancel, on_stage, concurrent=not small)
     except KeyboardInterrupt:
         cancel.set()
         raise

@@ -42,6 +42,7 @@ ABANDONED_AFTER_S = 3600
 DB_FILENAME = "index.sqlite"
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
+_FILE_RES = "(SELECT res_id FROM snapshot_files WHERE snapshot_id=? AND path=?)"
 
 
 def resolve_sqlite_path(location: str) -> Path:
@@ -108,6 +109,7 @@ class SqliteStore(Store):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA mmap_size=4294967296")
             self._local.conn = conn
         return conn
 
@@ -650,22 +652,23 @@ class SqliteStore(Store):
         conn = self._conn()
         cols = "qname, name, kind, path, start_line, end_line, signature, docstring"
         rows = conn.execute(
-            f"SELECT {cols} FROM symbols WHERE qname=? AND {_IN_SNAPSHOT} ORDER BY path, start_line",
-            (name, snapshot_id),
+            f"SELECT {cols} FROM symbols WHERE name=? AND qname=? AND {_IN_SNAPSHOT}"
+            " ORDER BY path, start_line",
+            (name.rpartition(".")[2], name, snapshot_id),
         ).fetchall()
         if not rows:
             rows = conn.execute(
-                f"SELECT {cols} FROM symbols WHERE (path=? OR name=?) AND {_IN_SNAPSHOT}"
+                f"SELECT {cols} FROM symbols WHERE (res_id={_FILE_RES} OR name=?) AND {_IN_SNAPSHOT}"
                 " ORDER BY path, start_line",
-                (name, name, snapshot_id),
+                (snapshot_id, name, name, snapshot_id),
             ).fetchall()
         return [SymbolRow(*r) for r in rows]
 
     def symbols_in_file(self, snapshot_id: int, path: str) -> list[SymbolRow]:
         rows = self._conn().execute(
             "SELECT qname, name, kind, path, start_line, end_line, signature, docstring"
-            f" FROM symbols WHERE path=? AND {_IN_SNAPSHOT} ORDER BY start_line, qname",
-            (path, snapshot_id),
+            f" FROM symbols WHERE res_id={_FILE_RES} ORDER BY start_line, qname",
+            (snapshot_id, path),
         ).fetchall()
         return [SymbolRow(*r) for r in rows]
 
@@ -675,16 +678,34 @@ class SqliteStore(Store):
         out: list[Edge] = []
         conn = self._conn()
         for value in values:
+            where, params = self._edge_filter(snapshot_id, column, value)
             out.extend(
                 Edge(*r)
                 for r in conn.execute(
                     "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
-                    f" WHERE kind=? AND {column}=? AND {_IN_SNAPSHOT}"
-                    " ORDER BY src_path, line, src, dst",
-                    (kind, value, snapshot_id),
+                    f" WHERE kind=? AND {where} ORDER BY src_path, line, src, dst",
+                    (kind, *params),
                 )
             )
         return out
+
+    @staticmethod
+    def _edge_filter(snapshot_id: int, column: str, value: str) -> tuple[str, tuple[Any, ...]]:
+        """Edges by where they start or end, through the two indexes edges have (see schema)."""
+        if column == "src_path":  # a file's outgoing edges are its resolution's
+            return f"res_id={_FILE_RES}", (snapshot_id, value)
+        if column == "dst_path":
+            return f"dst_path=? AND {_IN_SNAPSHOT}", (value, snapshot_id)
+        short = value.rpartition(".")[2]
+        if column == "src":  # edges start in the file that defines their source symbol
+            return (f"src=? AND res_id IN (SELECT res_id FROM symbols WHERE name=? AND qname=?"
+                    f" AND {_IN_SNAPSHOT}) AND {_IN_SNAPSHOT}",
+                    (value, short, value, snapshot_id, snapshot_id))
+        # dst: edges end in the file that defines the target (or is the target module)
+        return (f"dst_path IN (SELECT path FROM symbols WHERE name=? AND qname=? AND {_IN_SNAPSHOT}"
+                " UNION SELECT path FROM snapshot_files WHERE snapshot_id=? AND module=?)"
+                f" AND dst=? AND {_IN_SNAPSHOT}", (short, value, snapshot_id, snapshot_id, value, value,
+                                                   snapshot_id))
 
     def graph_counts(self, snapshot_id: int) -> tuple[int, int]:
         (symbols, edges) = self._conn().execute(

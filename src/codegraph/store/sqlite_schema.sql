@@ -142,10 +142,11 @@ CREATE TABLE IF NOT EXISTS symbols (
     signature TEXT NOT NULL,
     docstring TEXT NOT NULL
 );
+-- Few indexes on purpose: an update's COMMIT writes every page its inserts dirtied, and each
+-- index on a random key dirties about a page per row. A qualified name is found through its last
+-- component (`name`); edges through the file they start in (res_id) or point into (dst_path).
 CREATE INDEX IF NOT EXISTS symbols_by_res ON symbols(res_id);
-CREATE INDEX IF NOT EXISTS symbols_by_qname ON symbols(qname);
 CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name);
-CREATE INDEX IF NOT EXISTS symbols_by_path ON symbols(path);
 
 CREATE TABLE IF NOT EXISTS edges (
     res_id INTEGER NOT NULL,
@@ -157,10 +158,7 @@ CREATE TABLE IF NOT EXISTS edges (
     line INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS edges_by_res ON edges(res_id);
-CREATE INDEX IF NOT EXISTS edges_by_src ON edges(kind, src);
-CREATE INDEX IF NOT EXISTS edges_by_dst ON edges(kind, dst);
-CREATE INDEX IF NOT EXISTS edges_by_src_path ON edges(kind, src_path);
-CREATE INDEX IF NOT EXISTS edges_by_dst_path ON edges(kind, dst_path);
+CREATE INDEX IF NOT EXISTS edges_by_target ON edges(dst_path, kind, dst);
 
 -- What the importer uses: (dependency file, name; '' = the whole module). For queries.
 CREATE TABLE IF NOT EXISTS file_deps (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tree_sitter as ts
 
 from codegraph.chunking import Lines, Piece, finish, windows
-from codegraph.languages.python.extract import parser
+from codegraph.languages.python.extract import parse
 from codegraph.model import Chunk
 
 _DEF_TYPES = ("function_definition", "class_definition")
@@ -57,7 +57,7 @@ class _Cutter:
 
 def chunk(text: str, max_chars: int, min_chars: int) -> list[Chunk]:
     lines = Lines(text)
-    tree = parser().parse(text.encode("utf-8"))
+    tree = parse(text)
     cutter = _Cutter(lines, max_chars)
     pieces: list[Piece] = []
     try:

@@ -6,6 +6,8 @@ captured nodes (a few per definition, one per call), never walks the whole tree.
 
 from __future__ import annotations
 
+import functools
+
 import tree_sitter as ts
 import tree_sitter_python as tsp
 
@@ -32,6 +34,13 @@ _MAX_DOCSTRING = 2000
 
 def parser() -> ts.Parser:
     return ts.Parser(LANGUAGE)
+
+
+@functools.lru_cache(maxsize=64)  # more than an inline batch (stages.INLINE_MAX_FILES)
+def parse(text: str) -> ts.Tree:
+    """The tree of a file's text. Cached: an update parses the same few files for L1 and then
+    for L2 in one process (trees are immutable here: nothing edits them)."""
+    return parser().parse(text.encode("utf-8"))
 
 
 def _text(node: ts.Node) -> str:
@@ -188,9 +197,9 @@ def _imports(node: ts.Node, scope: str) -> list[Import]:
     return out
 
 
-def extract(text: str, parser_: ts.Parser | None = None) -> FileIR:
+def extract(text: str) -> FileIR:
     source = text.encode("utf-8")
-    tree = (parser_ or parser()).parse(source)
+    tree = parse(text)
     root = tree.root_node
     lines_total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
