@@ -113,7 +113,7 @@ def chunk_set_checksum(chunks: Iterable[ChunkFields], error: str | None) -> str:
 
 def text_ok(text: str | None, text_hash: str) -> bool:
     """A stored chunk text is verifiable by its key: `chunking.text_hash` of its UTF-8 bytes."""
-    if text is None:
+    if not isinstance(text, str):  # gone, or a BLOB where SQLite held text
         return False
     try:
         return xxhash.xxh3_128_hexdigest(text.encode("utf-8")) == text_hash

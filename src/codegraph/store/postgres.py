@@ -576,12 +576,13 @@ class PostgresStore(Store):
             "SELECT f.path, s.content_hash, s.error, s.checksum FROM snapshot_files f"
             f" JOIN chunk_sets s ON s.content_hash=f.content_hash AND s.stage_key=%s WHERE {where}",
             (stage_key, *params)).fetchall()
-        chunks = [(h, o, a, b, sym, th, _text_or_none(t)) for h, o, a, b, sym, th, t in conn.execute(
+        # Streamed (libpq single-row mode): every text of a snapshot need not be in memory at once.
+        chunks = ((h, o, a, b, sym, th, _text_or_none(t)) for h, o, a, b, sym, th, t in conn.cursor().stream(
             "SELECT c.content_hash, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
             " FROM chunks c LEFT JOIN texts t ON t.text_hash=c.text_hash"
             " WHERE c.stage_key=%s AND c.content_hash IN"
             f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
-            (stage_key, *params))]
+            (stage_key, *params)))
         return check_chunk_sets(sets, chunks)
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
@@ -669,10 +670,6 @@ class PostgresStore(Store):
         where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
         params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
         conn = self._conn()
-        docs = conn.execute(
-            "SELECT f.path, d.content_hash, d.checksum, d.body, d.subtokens FROM snapshot_files f"
-            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}"
-            " ORDER BY f.path", (stage_key, *params)).fetchall()
         # The term rows BM25 ranks by, checked by the server against the digest stored with them.
         bad_terms = {h for (h,) in conn.execute(
             f"SELECT d.content_hash FROM lexical_docs d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
@@ -681,7 +678,11 @@ class PostgresStore(Store):
             f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
             (stage_key, *params))}
         damaged: dict[str, str] = {}
-        for path, content_hash, checksum, body, subtokens in docs:
+        for path, content_hash, checksum, body, subtokens in conn.cursor().stream(  # file texts: streamed
+            "SELECT f.path, d.content_hash, d.checksum, d.body, d.subtokens FROM snapshot_files f"
+            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}",
+            (stage_key, *params),
+        ):
             try:
                 ok = checksum == lexical_checksum(_text(body), _text(subtokens))
             except UnicodeDecodeError:
@@ -802,7 +803,7 @@ class PostgresStore(Store):
     def damaged_embeddings(
         self, snapshot_id: int, chunk_key: str, model_key: str, dimensions: int
     ) -> set[str]:
-        return {th for th, vector, checksum in self._conn().execute(
+        return {th for th, vector, checksum in self._conn().cursor().stream(
             "SELECT DISTINCT e.text_hash, e.vector, e.checksum FROM snapshot_files f"
             " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
             " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"

@@ -456,12 +456,12 @@ class SqliteStore(Store):
             "SELECT f.path, s.content_hash, s.error, s.checksum FROM snapshot_files f"
             f" JOIN chunk_sets s ON s.content_hash=f.content_hash AND s.stage_key=? WHERE {where}",
             (stage_key, *params)).fetchall()
-        chunks = conn.execute(
+        chunks = conn.execute(  # a cursor, not a list: texts are checked as they are read
             "SELECT c.content_hash, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
             " FROM chunks c LEFT JOIN texts t ON t.text_hash=c.text_hash"
             " WHERE c.stage_key=? AND c.content_hash IN"
             f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
-            (stage_key, *params)).fetchall()
+            (stage_key, *params))
         return check_chunk_sets(sets, chunks)
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
