@@ -5,7 +5,10 @@ undamaged index. Vectors come from a deterministic fake (no model is loaded)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,10 +150,15 @@ def test_damaged_lexical_documents_are_detected_recomputed_and_skipped_by_search
     damaged_paths = {p for (p,) in sql(db, "SELECT path FROM snapshot_files WHERE content_hash IN (%s, %s)",
                                        (first_hash, second_hash))}
     idx = codegraph.open(db)
-    hits = idx.search("customer price checkout total save validate import", "lexical", limit=20)
+    query = "customer price checkout total save validate import"
+    hits = idx.search(query, "lexical", limit=20)
     assert not {h.path for h in hits} & damaged_paths
     # (A document FTS5 no longer holds cannot even match: only the changed one is met.)
     assert idx.warnings and all("L3 lexical document is damaged" in w for w in idx.warnings)
+    proc = subprocess.run([sys.executable, "-m", "codegraph.cli", "search", query, "--mode", "lexical",
+                           "--limit", "20", "--db", db, "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["warnings"] == idx.warnings
 
     again = full(shop_repo, db, NO_VECTORS)
     assert sorted(again["warnings"]) == sorted(
