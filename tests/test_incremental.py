@@ -29,8 +29,9 @@ def update(repo: Path, db: Path | str, full: bool = False) -> dict[str, Any]:
     return result
 
 
-def export(db: Path | str) -> list[list[Any]]:
-    return list(codegraph.open(str(db)).export())
+def export(db: Path | str, repo: Path | None = None) -> list[list[Any]]:
+    """The export of the store's one repository, or of `repo` in a store holding several."""
+    return list(codegraph.open(str(db), str(repo) if repo else None).export())
 
 
 def rebuild_export(repo: Path, scratch: Path) -> list[list[Any]]:
@@ -275,7 +276,7 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
         write_all()
         result = update(repo, db)
         assert result["mode"] == "incremental"
-        assert export(db) == rebuild_export(repo, tmp / "full"), (edit, path,
+        assert export(db, repo) == rebuild_export(repo, tmp / "full"), (edit, path,
                                                                   textwrap.shorten(str(specs), 400))
 
 

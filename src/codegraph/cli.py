@@ -35,6 +35,11 @@ DbOption = Annotated[
                  "PATH/.codegraph, or CODEGRAPH_DB, or the nearest .codegraph/ above the current "
                  "directory)."),
 ]
+RepoOption = Annotated[
+    str | None,
+    typer.Option("--repo", help="One repository: its name, path or URL (default: every repository "
+                 "in the store)."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
@@ -185,19 +190,20 @@ def search(
                                  "when the index has vectors, else lexical).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many hits.")] = 10,
-    repo: Annotated[str | None, typer.Option("--repo", help="Restrict to one repository root.")] = None,
+    repo: RepoOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Ranked hits: path, lines, enclosing symbol, score and a snippet."""
 
-    def run() -> tuple[str, list[Any], list[str]]:
+    def run() -> tuple[Any, str, list[Any]]:
         idx = open_index(db, repo)
         chosen = mode or ("hybrid" if idx.has_vectors else "lexical")
-        return chosen, idx.search(query, chosen, limit), idx.warnings
+        return idx, chosen, idx.search(query, chosen, limit)
 
-    chosen, hits, warnings = _guard(debug, run)
+    idx, chosen, hits = _guard(debug, run)
+    warnings = idx.warnings
     if as_json:
         _print_json({"query": query, "mode": chosen, "hits": [h.as_dict() for h in hits],
                      "warnings": warnings})
@@ -206,8 +212,10 @@ def search(
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if not hits:
         out.print("no hits")
+    several = len(idx.snapshots) > 1
     for rank, hit in enumerate(hits, 1):
-        out.print(f"[bold]{rank}. {hit.path}:{hit.start_line}-{hit.end_line}[/bold]  "
+        where = f"{idx.repo_name(hit.repo)}:" if several else ""
+        out.print(f"[bold]{rank}. {where}{hit.path}:{hit.start_line}-{hit.end_line}[/bold]  "
                   f"{hit.symbol}  [dim]score {hit.score}[/dim]", highlight=False)
         for line in hit.snippet.splitlines():
             out.print(f"    {line}", highlight=False, markup=False)
@@ -217,24 +225,31 @@ def search(
 def graph(
     query: Annotated[str, typer.Argument(help=f"One of: {', '.join(GRAPH_QUERIES)}.")],
     name: Annotated[str, typer.Argument(help="A qualified symbol name or a file path.")],
-    repo: Annotated[str | None, typer.Option("--repo", help="Restrict to one repository root.")] = None,
+    repo: RepoOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Answer from the code graph: defs, callers, callees, imports, importers of NAME."""
-    rows = _guard(debug, lambda: open_index(db, repo).graph(query, name))
+
+    def run() -> tuple[Any, list[dict[str, Any]]]:
+        idx = open_index(db, repo)
+        return idx, idx.graph(query, name)
+
+    idx, rows = _guard(debug, run)
     if as_json:
         _print_json({"query": query, "name": name, "results": rows})
         return
     if not rows:
         out.print("nothing found")
+    several = len(idx.snapshots) > 1
     for row in rows:
+        where = f"{idx.repo_name(row['repo'])}:" if several else ""
         if query == "defs":
-            out.print(f"{row['path']}:{row['start_line']}-{row['end_line']}  {row['kind']:<8} "
+            out.print(f"{where}{row['path']}:{row['start_line']}-{row['end_line']}  {row['kind']:<8} "
                       f"{row['qname']}  {row['signature']}", highlight=False)
         else:
-            out.print(f"{row['src_path']}:{row['line']}  {row['src']} -> {row['dst']}  "
+            out.print(f"{where}{row['src_path']}:{row['line']}  {row['src']} -> {row['dst']}  "
                       f"({row['dst_path']})", highlight=False)
 
 
@@ -243,7 +258,8 @@ def export(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="File to write (default stdout).")
     ] = None,
-    repo: Annotated[str | None, typer.Option("--repo", help="Restrict to one repository root.")] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="The repository: its name, path or URL "
+                    "(needed when the store holds several).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
@@ -253,11 +269,12 @@ def export(
 
     def run() -> int:
         idx = open_index(db, repo)
+        snapshot = idx.snapshot  # one repository, or a one-line error before any output
         stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         try:
             count = 0
             if as_json:
-                stream.write('{"snapshot": ' + json.dumps(idx.snapshot.manifest_hash) + ', "facts": [')
+                stream.write('{"snapshot": ' + json.dumps(snapshot.manifest_hash) + ', "facts": [')
             for row in idx.export():
                 line = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
                 if as_json:
@@ -381,25 +398,32 @@ def _when(ts: float | None) -> str:
 
 @app.command()
 def enqueue(
-    path: Annotated[str, typer.Argument(help="Repository or directory to index.")] = ".",
-    rev: Annotated[str | None, typer.Option("--rev", help="The revision meant (a commit in a git "
-                   "repository); default: the files as they are now.")] = None,
+    source: Annotated[str, typer.Argument(help="A git URL (https, ssh, git, file://, user@host:path) "
+                      "or a local directory or git repository.")] = ".",
+    rev: Annotated[str | None, typer.Option("--rev", help="The commit, branch or tag to index (a git "
+                   "repository); default: a URL's default branch, a directory's files as they are "
+                   "now.")] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1)] = 3,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Queue an index run of PATH for a worker. Idempotent: a snapshot that already has a queued
+    """Queue an index run of SOURCE for a worker. Idempotent: a snapshot that already has a queued
     or running job gets that job back."""
     import os
 
     from codegraph.pipeline import default_db_for
-    from codegraph.queue import enqueue_path, open_queue, repo_root
+    from codegraph.queue import enqueue_path, open_queue
+    from codegraph.source import parse_source
 
     def run() -> tuple[Any, bool]:
-        url = db or os.environ.get("CODEGRAPH_DB") or default_db_for(repo_root(path))
-        return enqueue_path(open_queue(url), path, rev, priority, max_attempts)
+        parsed = parse_source(source)
+        url = db or os.environ.get("CODEGRAPH_DB")
+        if url is None and parsed.is_url:
+            raise UserError("a repository URL has no local store: pass --db or set CODEGRAPH_DB")
+        url = url or default_db_for(Path(parsed.location))
+        return enqueue_path(open_queue(url), source, rev, priority, max_attempts)
 
     job, created = _queue_guard(debug, run)
     if as_json:
@@ -420,6 +444,9 @@ def worker(
                      "finish after SIGTERM before it is released.")] = 10.0,
     no_vectors: Annotated[bool, typer.Option("--no-vectors", help="Skip L4 (embeddings).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes per job.")] = 2,
+    cache: Annotated[str | None, typer.Option("--cache", help="This worker's git cache: a clone per "
+                     "repository URL, a checkout per job (default: CODEGRAPH_CACHE, else "
+                     "~/.cache/codegraph).")] = None,
     poll: Annotated[float, typer.Option("--poll", min=0.01, hidden=True)] = 1.0,
     backoff: Annotated[float, typer.Option("--backoff", min=0, hidden=True)] = 2.0,
     runner: Annotated[str | None, typer.Option("--runner", hidden=True)] = None,
@@ -432,7 +459,7 @@ def worker(
 
     def run() -> Any:
         queue = _open_queue(db)
-        chosen = load_runner(runner) if runner else pipeline_runner(not no_vectors, workers)
+        chosen = load_runner(runner) if runner else pipeline_runner(not no_vectors, workers, cache)
         config = WorkerConfig(queue.url, concurrency, burst, lease, grace, poll,
                               RetryPolicy(base=backoff, cap=max(300.0, backoff)))
         return Worker(queue, chosen, config, handle_signals=True).run()

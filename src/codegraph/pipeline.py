@@ -55,6 +55,8 @@ def index(
     store: Store | None = None,
     full: bool = False,
     job: JobRun | None = None,
+    repo: str | None = None,
+    commit: str | None = None,
 ) -> dict[str, Any]:
     """Index the current snapshot of `path`; returns the job's result (see README, "--json").
 
@@ -68,7 +70,12 @@ def index(
     as a job of its own (enqueued and claimed at once) in the queue beside the store. Either way
     this function ends the job (completed, failed, cancelled or released) with fenced writes, and
     stops at the next stage boundary once the job's cancel event is set (lease lost, cancel
-    requested, worker shutting down)."""
+    requested, worker shutting down).
+
+    `repo` is the repository's identity in the store (`source.Source.identity`; default: the
+    resolved path): snapshots are found and recorded under it, so a checkout of a URL in any
+    directory, on any machine, updates the same repository. `commit`, when the files are a
+    checkout of one, is recorded in the result."""
     options = options or IndexOptions()
     progress = progress or NoProgress()
     root = Path(path).expanduser()
@@ -85,11 +92,11 @@ def index(
         # Jobs whose process died (e.g. an earlier direct run, SIGKILLed) are rescued here too,
         # not only by workers: nothing stays "running" for ever on a store without workers.
         queue.rescue_expired(RetryPolicy())
-        job = JobRun(queue, queue.start(str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
+        job = JobRun(queue, queue.start(repo or str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
                                         DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
         job.start_heartbeat()
     try:
-        return _run(root, store, options, progress, job, t0, full)
+        return _run(root, repo or str(root), store, options, progress, job, t0, full, commit)
     except KeyboardInterrupt:
         job.interrupted("interrupted")
         raise
@@ -100,12 +107,13 @@ def index(
         job.close()
 
 
-def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink, job: JobRun,
-         t0: float, full: bool) -> dict[str, Any]:
+def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: ProgressSink,
+         job: JobRun, t0: float, full: bool, commit: str | None) -> dict[str, Any]:
     config = options.config
     keys = config.stage_keys()
     job_id = job.job.id
-    base = None if full else store.latest_snapshot(str(root))
+    # The base is the repository's, wherever it was built: `root` is only where files are read.
+    base = None if full else store.latest_snapshot(repo)
     base_files = {r.path: r for r in store.snapshot_files(base.id)} if base is not None else {}
     progress.start("scan", 0)
     snapshot = scan(root, options.excludes, options.max_file_bytes,
@@ -117,9 +125,10 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
     mode = "full" if base is None else "incremental"
     if base is not None and base.manifest_hash == snapshot.manifest_hash and base.stage_keys == keys:
         # Nothing changed: the latest snapshot is this one, complete.
-        result = _unchanged_result(store, base, snapshot, root, job_id, keys)
+        result = _unchanged_result(store, base, snapshot, repo, job_id, keys)
         duration_ms = (time.perf_counter() - t0) * 1000
-        result.update(duration_ms=round(duration_ms, 1), **_speedup(store, str(root), mode, duration_ms))
+        result.update(duration_ms=round(duration_ms, 1), **_speedup(store, repo, mode, duration_ms),
+                      **({"commit": commit} if commit else {}))
         result["job_state"] = job.finish(result, None)
         return result
 
@@ -133,7 +142,7 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
     for lang_name, paths in modules_by_lang.items():
         for p, module in get_language(lang_name).module_names(paths, root.name).items():
             languages[p] = (lang_name, module)
-    snapshot_id = store.create_snapshot(str(root), root.name, snapshot, languages, keys, job_id, mode)
+    snapshot_id = store.create_snapshot(repo, root.name, snapshot, languages, keys, job_id, mode)
 
     cancel = job.cancel
     ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress,
@@ -172,7 +181,8 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
         "job_id": job_id,
         "state": "completed" if run.ok else "failed",
         "mode": mode,
-        "repo": str(root),
+        "repo": repo,
+        **({"commit": commit} if commit else {}),
         "db": store.url,
         "snapshot": snapshot.manifest_hash,
         "snapshot_id": snapshot_id,
@@ -201,7 +211,7 @@ def _run(root: Path, store: Store, options: IndexOptions, progress: ProgressSink
         "reused": _reuse(run),
         "warnings": list(ctx.warnings),
         "duration_ms": round(duration_ms, 1),
-        **_speedup(store, str(root), mode, duration_ms),
+        **_speedup(store, repo, mode, duration_ms),
     }
     error = None if run.ok else run.first_error() or RuntimeError("run did not complete")
     if error is not None:
@@ -232,12 +242,12 @@ def _speedup(store: Store, repo: str, mode: str, duration_ms: float) -> dict[str
 
 
 def _unchanged_result(
-    store: Store, base: SnapshotInfo, snapshot: Snapshot, root: Path, job_id: int, keys: dict[str, str]
+    store: Store, base: SnapshotInfo, snapshot: Snapshot, repo: str, job_id: int, keys: dict[str, str]
 ) -> dict[str, Any]:
     symbols, edges = store.graph_counts(base.id)
     problems = store.stage_errors(base.id, keys[L1], keys[L2])
     return {
-        "job_id": job_id, "state": "completed", "mode": "incremental", "repo": str(root),
+        "job_id": job_id, "state": "completed", "mode": "incremental", "repo": repo,
         "db": store.url, "snapshot": snapshot.manifest_hash, "snapshot_id": base.id,
         "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
         "files_indexed": len(snapshot.files) - len({path for path, _, _ in problems}),

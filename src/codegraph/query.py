@@ -1,4 +1,5 @@
-"""Queries over the latest complete snapshot: lexical, vector and hybrid search; graph lookups.
+"""Queries over the latest complete snapshot of each repository in a store: lexical, vector and
+hybrid search and graph lookups (across repositories, or in one), and the export (of one).
 
 `Index` is the small public surface (`codegraph.open(db)`): the CLI and tests use only it.
 """
@@ -35,6 +36,7 @@ class Hit:
     symbol: str
     score: float
     snippet: str
+    repo: str = ""  # the repository's identity (a path or a normalised URL)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,22 +76,51 @@ def _snippet(text: str, terms: list[str]) -> str:
     return "\n".join(lines[:SNIPPET_LINES])
 
 
+def select_repos(snapshots: list[SnapshotInfo], repo: str) -> list[SnapshotInfo]:
+    """The snapshot of the repository `repo` names: its identity (a path, a URL in any of its
+    spellings) or its short name, which must then be unambiguous."""
+    from codegraph.source import repo_identity
+
+    identity = repo_identity(repo)
+    chosen = [s for s in snapshots if s.repo in (repo, identity)] or [
+        s for s in snapshots if s.repo_name == repo]
+    if not chosen:
+        known = ", ".join(s.repo for s in snapshots)
+        raise UserError(f"no indexed repository {repo!r} (indexed: {known})")
+    if len(chosen) > 1:
+        raise UserError(f"{len(chosen)} repositories are named {repo!r}: pass one of "
+                        f"{', '.join(s.repo for s in chosen)}")
+    return chosen
+
+
 class Index:
-    """A read handle on one store's latest complete snapshot (optionally of one repo)."""
+    """A read handle on the latest complete snapshot of every repository in one store, or of
+    the one `repo` names. Search and graph queries answer across them (each hit and row carries
+    its repository); `export` is of one repository."""
 
     def __init__(self, store: Store, repo: str | None = None) -> None:
         self.store = store
-        snapshot = store.latest_snapshot(repo)
-        if snapshot is None:
+        snapshots = store.latest_snapshots()
+        if not snapshots:
             raise NoIndexError(f"{store.url} holds no completed index yet: run `codegraph index` first")
-        self.snapshot: SnapshotInfo = snapshot
+        # Ordered by identity: ties across repositories break by repository, then path and line.
+        self.snapshots: list[SnapshotInfo] = select_repos(snapshots, repo) if repo else snapshots
         # What the last search skipped because its stored rows are damaged (`index --full`
         # repairs them): a query never returns garbage, and never fails over it either.
         self.warnings: list[str] = []
 
     @property
+    def snapshot(self) -> SnapshotInfo:
+        """The one repository's snapshot (export, single-repository callers)."""
+        if len(self.snapshots) > 1:
+            names = ", ".join(s.repo_name for s in self.snapshots)
+            raise UserError(f"{len(self.snapshots)} repositories in {self.store.url}: pass --repo NAME "
+                            f"(one of: {names})")
+        return self.snapshots[0]
+
+    @property
     def has_vectors(self) -> bool:
-        return L4 in self.snapshot.stage_keys
+        return all(L4 in s.stage_keys for s in self.snapshots)
 
     # ----- search ------------------------------------------------------------------------
 
@@ -111,84 +142,113 @@ class Index:
         return self.hybrid(query, limit)
 
     def lexical(self, query: str, limit: int) -> list[Hit]:
-        """BM25 over files, then each file's chunk with the most query terms as the hit."""
+        """BM25 over files, then each file's chunk with the most query terms as the hit.
+
+        Across repositories the scores are on one scale (N, average length and document
+        frequencies are over every stored document), so the per-snapshot rankings merge by score."""
         terms = lexical.query_terms(query)
         if not terms:
             return []
-        keys = self.snapshot.stage_keys
-        try:
-            files = self.store.lexical_search(self.snapshot.id, keys[L3], lexical.fts_query(terms), limit)
-        except DamagedIndexError as exc:
-            self.warnings.append(f"no lexical hits: {exc} (run `codegraph index --full`)")
-            return []
-        bad = self.store.damaged_lexical(self.snapshot.id, keys[L3], [p for p, _ in files])
-        self._skipped("L3 lexical document", bad)
-        files = [(p, score) for p, score in files if p not in bad]
-        files = [(p, score) for p, score in files if p not in self._damaged_chunks([p for p, _ in files])]
-        chunks = self.store.chunks_of_files(self.snapshot.id, keys[L2], [p for p, _ in files])
-        by_path: dict[str, list[ChunkRow]] = {}
-        for row in chunks:
-            by_path.setdefault(row.path, []).append(row)
+        match = lexical.fts_query(terms)
+        ranked: list[tuple[float, int, str]] = []
+        for i, snap in enumerate(self.snapshots):
+            try:
+                found = self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit)
+            except DamagedIndexError as exc:
+                self._warn(f"no lexical hits: {exc} (run `codegraph index --full`)")
+                continue
+            # A damaged document ranks wrongly, damaged chunks would answer wrongly: skipped.
+            bad = self.store.damaged_lexical(snap.id, snap.stage_keys[L3], [p for p, _ in found])
+            self._skipped(snap, "L3 lexical document", bad)
+            skip = set(bad) | self._damaged_chunks(snap, [p for p, _ in found if p not in bad])
+            ranked += [(score, i, path) for path, score in found if path not in skip]
+        ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
+        ranked = ranked[:limit]
+        by_file: dict[tuple[int, str], list[ChunkRow]] = {}
+        for i, snap in enumerate(self.snapshots):
+            paths = [p for _, j, p in ranked if j == i]
+            if paths:
+                for row in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], paths):
+                    by_file.setdefault((i, row.path), []).append(row)
         hits = []
-        for path, score in files:
-            candidates = by_path.get(path)
+        for score, i, path in ranked:
+            candidates = by_file.get((i, path))
             if not candidates:
                 continue
             best = max(candidates, key=lambda c: (lexical.term_hits(c.text, terms), -c.start_line))
             hits.append(Hit(path, best.start_line, best.end_line, _qualify(best), round(score, 4),
-                            _snippet(best.text, terms)))
+                            _snippet(best.text, terms), self.snapshots[i].repo))
         return hits
 
     def vector(self, query: str, limit: int) -> list[Hit]:
         from codegraph import embed
 
-        keys = self.snapshot.stage_keys
-        model_name = keys[L4].split(":", 1)[1]
-        rows = self.store.snapshot_vectors(self.snapshot.id, keys[L2], keys[L4])
+        models = sorted({s.stage_keys[L4] for s in self.snapshots})
+        if len(models) > 1:  # vectors of different models are not comparable
+            raise UserError(f"the repositories were embedded with different models ({', '.join(models)}):"
+                            " pass --repo NAME")
+        rows: list[tuple[int, int, str, bytes, str | None]] = []  # (snapshot index, chunk id, path,
+        for i, snap in enumerate(self.snapshots):                  # vector, stored checksum)
+            keys = snap.stage_keys
+            rows += [(i, cid, path, vec, checksum) for cid, path, vec, checksum in
+                     self.store.snapshot_vectors(snap.id, keys[L2], keys[L4])]
         if not rows:
             return []
+        model_name = models[0].split(":", 1)[1]
         q = embed.embed([query], model_name)[0]
         # A stored vector must pass its checksum and have the query vector's length.
-        good = [vector_ok(bytes(r[2]), r[3], len(q)) for r in rows]
-        self._skipped("L4 vector", {r[1]: "" for r, ok in zip(rows, good, strict=True) if not ok})
+        good = [vector_ok(bytes(r[3]), r[4], len(q)) for r in rows]
+        for i, snap in enumerate(self.snapshots):
+            self._skipped(snap, "L4 vector", {r[2]: "" for r, ok in zip(rows, good, strict=True)
+                                               if not ok and r[0] == i})
         rows = [r for r, ok in zip(rows, good, strict=True) if ok]
         if not rows:
             return []
-        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         scores = matrix @ q
-        # Ties broken by path and line (rows come sorted that way) for stable output.
+        # Ties broken by repository, path and line (rows come sorted that way) for stable output.
         order = np.argsort(-scores, kind="stable")[:limit]
-        picked = [(int(rows[i][0]), rows[i][1]) for i in order]
-        chunk_rows = self.store.chunks_by_ids(self.snapshot.id, picked)
-        damaged = self._damaged_chunks(sorted({p for _, p in picked}))
+        chunk_rows: dict[int, ChunkRow] = {}
+        damaged: set[tuple[int, str]] = set()
+        for i, snap in enumerate(self.snapshots):
+            picked = [int(k) for k in order if rows[k][0] == i]
+            if picked:
+                found = self.store.chunks_by_ids(snap.id, [(rows[k][1], rows[k][2]) for k in picked])
+                chunk_rows.update(zip(picked, found, strict=True))
+                damaged |= {(i, p) for p in self._damaged_chunks(snap, sorted({rows[k][2] for k in picked}))}
         terms = lexical.query_terms(query)
-        return [
-            Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[i]), 4),
-                _snippet(c.text, terms))
-            for i, c in zip(order, chunk_rows, strict=True)
-            if c.path not in damaged and text_ok(c.text, c.text_hash)
-        ]
+        hits = []
+        for k in (int(k) for k in order):
+            c = chunk_rows[k]
+            if (rows[k][0], c.path) in damaged or not text_ok(c.text, c.text_hash):
+                continue
+            hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
+                            _snippet(c.text, terms), self.snapshots[rows[k][0]].repo))
+        return hits
 
-    def _damaged_chunks(self, paths: list[str]) -> set[str]:
+    def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
         """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
-        bad, _ = self.store.damaged_chunk_sets(self.snapshot.id, self.snapshot.stage_keys[L2], paths)
-        self._skipped("L2 chunks", bad)
+        bad, _ = self.store.damaged_chunk_sets(snap.id, snap.stage_keys[L2], paths)
+        self._skipped(snap, "L2 chunks", bad)
         return set(bad)
 
-    def _skipped(self, what: str, paths: dict[str, str]) -> None:
+    def _skipped(self, snap: SnapshotInfo, what: str, paths: dict[str, str]) -> None:
+        where = f"{snap.repo_name}:" if len(self.snapshots) > 1 else ""
         for path in sorted(paths):
-            message = f"skipped {path}: its stored {what} is damaged (run `codegraph index --full`)"
-            if message not in self.warnings:
-                self.warnings.append(message)
+            self._warn(f"skipped {where}{path}: its stored {what} is damaged (run `codegraph index --full`)")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
         """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""
         depth = limit * 3
-        fused: dict[tuple[str, int], float] = {}
-        hits: dict[tuple[str, int], Hit] = {}
+        fused: dict[tuple[str, str, int], float] = {}
+        hits: dict[tuple[str, str, int], Hit] = {}
         for ranking in (self.lexical(query, depth), self.vector(query, depth)):
             for rank, hit in enumerate(ranking):
-                key = (hit.path, hit.start_line)
+                key = (hit.repo, hit.path, hit.start_line)
                 fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
                 hits.setdefault(key, hit)
         order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
@@ -202,26 +262,30 @@ class Index:
     # ----- export ------------------------------------------------------------------------
 
     def export(self) -> Iterator[list[Any]]:
-        """The snapshot's whole index, canonically: two indexes of one snapshot export equal."""
-        for row in self.store.export_rows(self.snapshot.id, self.snapshot.stage_keys):
+        """The snapshot's whole index, canonically: two indexes of one snapshot export equal.
+        One repository: with several in the store, open the index with `repo`."""
+        snapshot = self.snapshot
+        for row in self.store.export_rows(snapshot.id, snapshot.stage_keys):
             yield list(row)
 
     # ----- graph -------------------------------------------------------------------------
 
-    def _is_path(self, name: str) -> bool:
-        return "/" in name or name.endswith(".py") or bool(
-            self.store.symbols_in_file(self.snapshot.id, name)
-        )
+    def _is_path(self, sid: int, name: str) -> bool:
+        return "/" in name or name.endswith(".py") or bool(self.store.symbols_in_file(sid, name))
 
     def graph(self, query: str, name: str) -> list[dict[str, Any]]:
-        sid = self.snapshot.id
+        """Rows of every repository (in identity order), each with its `repo`."""
         if query not in GRAPH_QUERIES:
             raise UserError(f"unknown graph query {query!r}: use one of {', '.join(GRAPH_QUERIES)}")
+        return [{**row, "repo": snap.repo} for snap in self.snapshots
+                for row in self._graph(snap.id, query, name)]
+
+    def _graph(self, sid: int, query: str, name: str) -> list[dict[str, Any]]:
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
             return [r._asdict() for r in rows]
-        path_query = self._is_path(name)
+        path_query = self._is_path(sid, name)
         if query in ("callers", "callees"):
             if path_query:
                 column = "dst_path" if query == "callers" else "src_path"
@@ -243,6 +307,9 @@ class Index:
              "dst_path": e.dst_path, "line": e.line}
             for e in edges
         ]
+
+    def repo_name(self, identity: str) -> str:
+        return next((s.repo_name for s in self.snapshots if s.repo == identity), identity)
 
 
 def open_index(db: str | None = None, repo: str | None = None) -> Index:

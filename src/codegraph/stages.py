@@ -294,39 +294,112 @@ class IRStage:
                 "files_reused": len(code_files) - len(todo) - repaired, **resolved}
 
 
-class _Resolution:
-    """The second half of L1 for one snapshot."""
+class _IRSource:
+    """Per-file IR for resolution, loaded on demand and verified: a damaged stored IR is
+    recomputed from the file (and reported), never used. Used in this process and in workers."""
 
-    def __init__(self, ctx: RunContext, fresh: dict[str, tuple[bytes | None, str | None, str | None]]):
-        self.ctx = ctx
-        self.key = ctx.keys[L1]
-        self.rows = dict(fresh)  # content hash -> stored IR row, fetched on demand
-        self.repaired = 0
-        self.syntax_errors = 0
+    def __init__(self, root: Path, store: Store, key: str,
+                 rows: dict[str, tuple[bytes | None, str | None, str | None]] | None = None) -> None:
+        self.root = root
+        self.store = store
+        self.key = key
+        self.rows = dict(rows or {})  # content hash -> stored IR row
+        self.repairs: dict[str, tuple[bytes | None, str | None]] = {}  # hash -> recomputed row
+        self.warnings: list[str] = []
 
     def prefetch(self, content_hashes: Iterable[str]) -> None:
         missing = sorted({h for h in content_hashes if h not in self.rows})
         if missing:
-            self.rows.update(self.ctx.store.ir_rows(self.key, missing))
+            self.rows.update(self.store.ir_rows(self.key, missing))
 
     def ir(self, path: str, content_hash: str) -> FileIR:
-        """A file's IR; a damaged stored one is recomputed (and said so), never used."""
         row = self.rows.get(content_hash)
         if row is None:
-            row = self.ctx.store.ir_rows(self.key, [content_hash]).get(content_hash, (None, "no IR", None))
+            row = self.store.ir_rows(self.key, [content_hash]).get(content_hash, (None, "no IR", None))
             self.rows[content_hash] = row
         payload, error, checksum = row
         if payload is None:
             return _EMPTY_IR  # its error is reported from the store (`stage_errors`)
         ir = _verified_ir(payload, checksum)
         if ir is None:
-            self.ctx.warn(f"corrupt L1 output for {path} ({content_hash}): recomputed")
-            (_, _, payload, error), = _extract_batch(str(self.ctx.root), [(path, content_hash)])
-            self.ctx.store.put_ir(self.key, [(content_hash, payload, error)])
+            self.warnings.append(f"corrupt L1 output for {path} ({content_hash}): recomputed")
+            (_, _, payload, error), = _extract_batch(str(self.root), [(path, content_hash)])
+            self.repairs[content_hash] = (payload, error)
             self.rows[content_hash] = (payload, error, payload_checksum(payload))
-            self.repaired += 1
             return _DECODE_IR.decode(payload) if payload is not None else _EMPTY_IR
         return ir
+
+
+def _resolve_paths(source: _IRSource, lang: Language, modules: dict[str, str], hashes: dict[str, str],
+                   paths: list[str]) -> tuple[list[ResolvedFile], int]:
+    """Resolve `paths`; their results as stored rows, and how many had syntax errors."""
+
+    def load(path: str) -> FileIR:
+        return source.ir(path, hashes[path])
+
+    out: list[ResolvedFile] = []
+    syntax_errors = 0
+    for res in lang.resolve(modules, load, paths):
+        ir = load(res.path)
+        syntax_errors += ir.syntax_errors > 0
+        module = modules[res.path]
+        symbols = []
+        for s in ir.symbols:
+            qname = f"{module}.{s.local_name}" if s.local_name else module
+            symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, res.path,
+                                     s.start_line, s.end_line, s.signature, s.docstring))
+        out.append(ResolvedFile(
+            res.path, hashes[res.path], symbols, res.edges, sorted(res.deps),
+            sorted({read_key(p, k) for p, k in res.reads}), res.unresolved_calls))
+    return out, syntax_errors
+
+
+_WORKER_STORES: dict[str, Store] = {}
+
+
+def _resolve_batch(root: str, store_url: str, key: str, lang_name: str, modules: dict[str, str],
+                   hashes: dict[str, str], paths: list[str]) -> tuple[
+                       list[ResolvedFile], int, dict[str, tuple[bytes | None, str | None]], list[str]]:
+    """Worker side of a parallel resolution: the store is opened once per worker process."""
+    from codegraph.store import open_store
+
+    store = _WORKER_STORES.get(store_url)
+    if store is None:
+        store = _WORKER_STORES[store_url] = open_store(store_url)
+    source = _IRSource(Path(root), store, key)
+    source.prefetch(hashes[p] for p in paths)
+    rows, syntax_errors = _resolve_paths(source, get_language(lang_name), modules, hashes, paths)
+    return rows, syntax_errors, source.repairs, source.warnings
+
+
+class _Resolution:
+    """The second half of L1 for one snapshot."""
+
+    def __init__(self, ctx: RunContext, fresh: dict[str, tuple[bytes | None, str | None, str | None]]):
+        self.ctx = ctx
+        self.key = ctx.keys[L1]
+        self.source = _IRSource(ctx.root, ctx.store, self.key, fresh)
+        self.repaired: set[str] = set()
+        self.syntax_errors = 0
+
+    def ir(self, path: str, content_hash: str) -> FileIR:
+        ir = self.source.ir(path, content_hash)
+        self._record_repairs(self.source.repairs, self.source.warnings)
+        self.source.repairs, self.source.warnings = {}, []
+        return ir
+
+    def _record_repairs(self, repairs: dict[str, tuple[bytes | None, str | None]],
+                        warnings: list[str]) -> None:
+        fresh = {h: row for h, row in repairs.items() if h not in self.repaired}
+        if fresh:  # two workers may have repaired one content: store and report it once
+            self.ctx.store.put_ir(self.key, [(h, payload, error) for h, (payload, error) in fresh.items()])
+            self.repaired.update(fresh)
+            self.ctx.warnings.extend(w for w in warnings if any(h in w for h in fresh))
+
+    def _record(self, rows: list[ResolvedFile], syntax_errors: int) -> None:
+        self.syntax_errors += syntax_errors
+        for i in range(0, len(rows), RESOLVE_BATCH):
+            self.ctx.store.put_resolutions(self.ctx.snapshot_id, rows[i : i + RESOLVE_BATCH])
 
     def run(self) -> dict[str, Any]:
         ctx = self.ctx
@@ -336,9 +409,6 @@ class _Resolution:
             if lang is not None:
                 by_lang.setdefault(lang.name, {})[f.path] = ctx.modules.get(f.path) or ""
         hashes = {f.path: f.content_hash for f in ctx.files}
-        if ctx.base is None:
-            # Every file will be resolved: fetch all IRs in one go rather than one by one.
-            self.rows.update(ctx.store.ir_rows(self.key, [h for h in hashes.values() if h not in self.rows]))
         affected: list[str] = []
         for lang_name, modules in sorted(by_lang.items()):
             lang = get_language(lang_name)
@@ -348,41 +418,50 @@ class _Resolution:
                 ctx.warn(f"resolving every {lang_name} file: {exc}")
                 todo = sorted(modules)
             affected.extend(todo)
-            if ctx.base is not None:
-                # One query for what resolving `todo` will surely read, not one per file.
-                wanted = set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules))
-                self.prefetch([hashes[p] for p in wanted])
             carried = sorted(set(modules) - set(todo))
             if carried:
                 assert ctx.base is not None
                 ctx.store.carry_resolutions(ctx.snapshot_id, ctx.base.id, carried)
-
-            def load(path: str) -> FileIR:
-                return self.ir(path, hashes[path])
-
-            batch: list[ResolvedFile] = []
-            for res in lang.resolve(modules, load, todo):
+            if len(todo) > PARALLEL_RESOLVE_MIN_FILES and ctx.config.workers > 1:
+                self._resolve_in_workers(lang_name, modules, hashes, todo)
+                continue
+            # One query for what resolving `todo` will surely read, not one per file.
+            wanted = set(todo) if ctx.base is None else (
+                set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules)))
+            self.source.prefetch(hashes[p] for p in wanted)
+            for i in range(0, len(todo), RESOLVE_BATCH):
                 ctx.check_cancelled()
-                ir = load(res.path)
-                self.syntax_errors += ir.syntax_errors > 0
-                module = modules[res.path]
-                symbols = []
-                for s in ir.symbols:
-                    qname = f"{module}.{s.local_name}" if s.local_name else module
-                    symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, res.path,
-                                             s.start_line, s.end_line, s.signature, s.docstring))
-                batch.append(ResolvedFile(
-                    res.path, hashes[res.path], symbols, res.edges, sorted(res.deps),
-                    sorted({read_key(p, k) for p, k in res.reads}), res.unresolved_calls))
-                if len(batch) >= RESOLVE_BATCH:
-                    ctx.store.put_resolutions(ctx.snapshot_id, batch)
-                    batch = []
-            ctx.store.put_resolutions(ctx.snapshot_id, batch)
+                rows, syntax_errors = _resolve_paths(self.source, lang, modules, hashes,
+                                                     todo[i : i + RESOLVE_BATCH])
+                self._record_repairs(self.source.repairs, self.source.warnings)
+                self._record(rows, syntax_errors)
         ctx.affected_files = sorted(affected)
         symbols, edges = ctx.store.graph_counts(ctx.snapshot_id)
         return {"files_resolved": len(affected), "symbols": symbols, "edges": edges,
                 "unresolved_calls": ctx.store.unresolved_calls(ctx.snapshot_id),
-                "files_with_syntax_errors": self.syntax_errors, "files_repaired": self.repaired}
+                "files_with_syntax_errors": self.syntax_errors, "files_repaired": len(self.repaired)}
+
+    def _resolve_in_workers(self, lang_name: str, modules: dict[str, str], hashes: dict[str, str],
+                            todo: list[str]) -> None:
+        """Files resolve independently (each result is a function of the snapshot alone), so
+        batches of them go to the worker pool; each worker loads the IR its lookups reach."""
+        ctx = self.ctx
+        lang_hashes = {p: hashes[p] for p in modules}
+        size = max(16, -(-len(todo) // (ctx.config.workers * 4)))  # a few batches per worker
+        futures = [
+            ctx.pool().submit(_resolve_batch, str(ctx.root), ctx.store.url, self.key, lang_name,
+                              modules, lang_hashes, todo[i : i + size])
+            for i in range(0, len(todo), size)
+        ]
+        try:
+            for future in as_completed(futures):
+                ctx.check_cancelled()
+                rows, syntax_errors, repairs, warnings = future.result()
+                self._record_repairs(repairs, warnings)
+                self._record(rows, syntax_errors)
+        finally:
+            for future in futures:
+                future.cancel()
 
     def affected(self, lang: Language, modules: dict[str, str], hashes: dict[str, str]) -> list[str]:
         """The files to re-resolve against the base snapshot: changed ones, and those whose
@@ -394,7 +473,7 @@ class _Resolution:
                     if p not in base or base[p].content_hash != hashes[p] or base[p].module != module
                     or base[p].res_id is None}
         deleted = set(base) - set(modules)
-        self.prefetch(base[p].content_hash for p in changed | deleted if p in base)
+        self.source.prefetch(base[p].content_hash for p in changed | deleted if p in base)
         facts: set[int] = set()
         for path in changed | deleted:
             old = self._old_interface(lang, path, base[path]) if path in base else {}
@@ -412,7 +491,7 @@ class _Resolution:
         return lang.interface(path, module, self.ir(path, content_hash))
 
     def _old_interface(self, lang: Language, path: str, row: FileRow) -> Mapping[str, Hashable]:
-        if row.content_hash not in self.rows:  # prefetched when it exists
+        if row.content_hash not in self.source.rows:  # prefetched when it exists
             # Without the old facts the diff could miss a removed name: resolve everything.
             raise _BaseUnusable(f"the base snapshot's L1 output for {path} is gone")
         return self._interface(lang, path, row.module or "", row.content_hash)
@@ -425,6 +504,7 @@ class _BaseUnusable(Exception):
 _ABSENT = object()
 _EMPTY_IR = FileIR([], [], [], None, 0)
 RESOLVE_BATCH = 256  # files per transaction when recording resolutions
+PARALLEL_RESOLVE_MIN_FILES = 64  # fewer files are resolved in this process
 
 
 # ----- L3 -----------------------------------------------------------------------------------

@@ -60,12 +60,22 @@ def snapshot_key(root: Path, rev: str | None) -> str:
         return f"rev:{proc.stdout.strip()}"
     if (root / ".git").exists():
         raise UserError(f"{root}: no commit named {rev!r}")
-    return f"rev:{rev}"
+    # The worker checks the rev out of the repository: a directory git does not know has none.
+    raise UserError(f"{root}: --rev needs a git repository")
 
 
 def enqueue_path(queue: JobQueue, path: str | Path, rev: str | None = None, priority: int = 0,
                  max_attempts: int = 3) -> tuple[Job, bool]:
-    root = repo_root(path)
+    """Queue a run of a source: a local directory (or git repository), or a git URL."""
+    from codegraph.source import check_rev, parse_source
+
+    source = parse_source(str(path))
+    check_rev(rev)
+    if source.is_url:
+        # The producer need not reach the git host: the worker resolves and fetches the rev.
+        # A branch name keys the job by name; the result records the commit it indexed.
+        return queue.enqueue(source.location, f"rev:{rev or 'HEAD'}", rev, priority, max_attempts)
+    root = Path(source.location)
     return queue.enqueue(str(root), snapshot_key(root, rev), rev, priority, max_attempts)
 
 

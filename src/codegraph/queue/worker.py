@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from codegraph.errors import UserError
@@ -27,16 +28,26 @@ from codegraph.queue.run import JobRun
 Runner = Callable[[JobRun], dict[str, Any] | None]
 
 
-def pipeline_runner(vectors: bool = True, workers: int = 2) -> Runner:
-    """The real thing: index the job's repository into the store at the worker's --db. The
-    store comes from `store.open_store`, so a PostgreSQL URL works once that store exists."""
+def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | None = None) -> Runner:
+    """The real thing: index the job's repository into the store at the worker's --db.
+
+    A local directory without a rev is indexed as it is. A URL, or a local git repository at a
+    rev, is fetched into this worker's git cache (`cache`, default `source.default_cache_dir()`)
+    and the commit's tree is indexed from a checkout of its own; either way snapshots are
+    recorded under the repository's identity, so any worker continues from any other's."""
 
     def run(job: JobRun) -> dict[str, Any]:
         from codegraph.pipeline import IndexOptions, index
+        from codegraph.source import GitCache, parse_source
         from codegraph.stages import IndexConfig
 
-        return index(job.job.repo, job.db, IndexOptions(IndexConfig(vectors=vectors, workers=workers)),
-                     job=job)
+        options = IndexOptions(IndexConfig(vectors=vectors, workers=workers))
+        source = parse_source(job.job.repo)
+        if not source.is_url and job.job.rev is None:
+            return index(source.location, job.db, options, job=job)
+        with GitCache(cache).checkout(source, job.job.rev) as checkout:
+            return index(checkout.path, job.db, options, job=job, repo=source.identity,
+                         commit=checkout.commit)
 
     return run
 

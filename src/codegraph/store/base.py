@@ -22,7 +22,7 @@ from codegraph.snapshot import Snapshot
 @dataclass(frozen=True)
 class SnapshotInfo:
     id: int
-    repo_root: str
+    repo: str  # the repository's identity (`source.Source.identity`): a path or a normalised URL
     repo_name: str
     manifest_hash: str
     stage_keys: dict[str, str]
@@ -181,7 +181,7 @@ class Store(ABC):
     @abstractmethod
     def create_snapshot(
         self,
-        root: str,
+        repo: str,
         name: str,
         snapshot: Snapshot,
         languages: dict[str, tuple[str | None, str | None]],
@@ -189,7 +189,8 @@ class Store(ABC):
         job_id: int | None,
         mode: str = "full",
     ) -> int:
-        ...
+        """Record a new (incomplete) snapshot of the repository `repo` (its identity; `name` is
+        its short name) and its files."""
 
     @abstractmethod
     def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
@@ -198,12 +199,17 @@ class Store(ABC):
         ...
 
     @abstractmethod
-    def last_full_duration(self, repo_root: str) -> float | None:
+    def last_full_duration(self, repo: str) -> float | None:
         """The measured duration (ms) of the repo's latest complete full build, if any."""
 
     @abstractmethod
-    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
-        ...
+    def latest_snapshot(self, repo: str | None = None) -> SnapshotInfo | None:
+        """The newest complete snapshot of the repository with identity `repo` (of any
+        repository when None)."""
+
+    @abstractmethod
+    def latest_snapshots(self) -> list[SnapshotInfo]:
+        """The newest complete snapshot of every repository, ordered by identity."""
 
     @abstractmethod
     def snapshot_files(self, snapshot_id: int) -> list[FileRow]:

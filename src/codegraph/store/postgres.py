@@ -241,7 +241,7 @@ class PostgresStore(Store):
 
     def create_snapshot(
         self,
-        root: str,
+        repo: str,
         name: str,
         snapshot: Snapshot,
         languages: dict[str, tuple[str | None, str | None]],
@@ -251,9 +251,9 @@ class PostgresStore(Store):
     ) -> int:
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO repos(root, name) VALUES (%s, %s) ON CONFLICT (root) DO NOTHING", (root, name)
+                "INSERT INTO repos(root, name) VALUES (%s, %s) ON CONFLICT (root) DO NOTHING", (repo, name)
             )
-            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=%s", (root,)).fetchone() or (0,)
+            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=%s", (repo,)).fetchone() or (0,)
             (snapshot_id,) = conn.execute(
                 "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at, mode)"
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
@@ -324,23 +324,31 @@ class PostgresStore(Store):
                 for table in ("symbols", "edges", "file_deps", "resolution_reads"):
                     conn.execute(f"DELETE FROM {table} WHERE res_id = ANY(%s)", (dead,))
 
-    def last_full_duration(self, repo_root: str) -> float | None:
-        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=%s", (repo_root,)).fetchone()
+    def last_full_duration(self, repo: str) -> float | None:
+        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=%s", (repo,)).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
+    def latest_snapshot(self, repo: str | None = None) -> SnapshotInfo | None:
         sql = (
             "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
             " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete"
         )
         params: tuple[Any, ...] = ()
-        if repo_root is not None:
+        if repo is not None:
             sql += " AND r.root=%s"
-            params = (repo_root,)
+            params = (repo,)
         row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
         if row is None:
             return None
         return SnapshotInfo(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+    def latest_snapshots(self) -> list[SnapshotInfo]:
+        rows = self._conn().execute(
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
+            " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.id IN"
+            " (SELECT max(id) FROM snapshots WHERE complete GROUP BY repo_id) ORDER BY r.root"
+        ).fetchall()
+        return [SnapshotInfo(int(r[0]), r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
     def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
         rows = self._conn().execute(

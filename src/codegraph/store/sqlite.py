@@ -134,7 +134,7 @@ class SqliteStore(Store):
 
     def create_snapshot(
         self,
-        root: str,
+        repo: str,
         name: str,
         snapshot: Snapshot,
         languages: dict[str, tuple[str | None, str | None]],
@@ -143,8 +143,8 @@ class SqliteStore(Store):
         mode: str = "full",
     ) -> int:
         with self._tx() as conn:
-            conn.execute("INSERT OR IGNORE INTO repos(root, name) VALUES (?, ?)", (root, name))
-            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=?", (root,)).fetchone()
+            conn.execute("INSERT OR IGNORE INTO repos(root, name) VALUES (?, ?)", (repo, name))
+            (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=?", (repo,)).fetchone()
             cur = conn.execute(
                 "INSERT INTO snapshots(repo_id, manifest_hash, stage_keys, job_id, created_at, mode)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -206,23 +206,31 @@ class SqliteStore(Store):
             for table in ("symbols", "edges", "file_deps", "resolution_reads", "resolutions"):
                 conn.executemany(f"DELETE FROM {table} WHERE res_id=?", ((r,) for r in dead))
 
-    def last_full_duration(self, repo_root: str) -> float | None:
-        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=?", (repo_root,)).fetchone()
+    def last_full_duration(self, repo: str) -> float | None:
+        row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=?", (repo,)).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def latest_snapshot(self, repo_root: str | None = None) -> SnapshotInfo | None:
+    def latest_snapshot(self, repo: str | None = None) -> SnapshotInfo | None:
         sql = (
             "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
             " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.complete=1"
         )
         params: tuple[Any, ...] = ()
-        if repo_root is not None:
+        if repo is not None:
             sql += " AND r.root=?"
-            params = (repo_root,)
+            params = (repo,)
         row = self._conn().execute(sql + " ORDER BY s.id DESC LIMIT 1", params).fetchone()
         if row is None:
             return None
         return SnapshotInfo(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+    def latest_snapshots(self) -> list[SnapshotInfo]:
+        rows = self._conn().execute(
+            "SELECT s.id, r.root, r.name, s.manifest_hash, s.stage_keys, s.created_at, s.mode,"
+            " s.duration_ms FROM snapshots s JOIN repos r ON r.id = s.repo_id WHERE s.id IN"
+            " (SELECT max(id) FROM snapshots WHERE complete=1 GROUP BY repo_id) ORDER BY r.root"
+        ).fetchall()
+        return [SnapshotInfo(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
     def snapshot_files(self, snapshot_id: int) -> list[FileRow]:
         rows = self._conn().execute(
@@ -234,17 +242,19 @@ class SqliteStore(Store):
 
     # ----- L1 ----------------------------------------------------------------------------
 
-    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
-        wanted = sorted(set(hashes))
+    def _rows_in(self, sql: str, params: tuple[Any, ...], values: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql`, whose `{marks}` is an IN list, for any number of `values` (SQLite caps the
+        parameters of one statement)."""
+        wanted = sorted(set(values))
         conn = self._conn()
-        out: set[str] = set()
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(h for (h,) in conn.execute(
-                f"SELECT content_hash FROM {table} WHERE stage_key=? AND content_hash IN ({marks})",
-                (stage_key, *part)))
-        return out
+            yield from conn.execute(sql.format(marks=",".join("?" * len(part))), (*params, *part))
+
+    def _existing(self, table: str, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return {h for (h,) in self._rows_in(
+            f"SELECT content_hash FROM {table} WHERE stage_key=? AND content_hash IN ({{marks}})",
+            (stage_key,), hashes)}
 
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("ir_outputs", stage_key, hashes)
@@ -259,17 +269,9 @@ class SqliteStore(Store):
     def ir_rows(
         self, stage_key: str, hashes: Sequence[str]
     ) -> dict[str, tuple[bytes | None, str | None, str | None]]:
-        conn = self._conn()
-        out = {}
-        for i in range(0, len(hashes), 500):
-            part = list(hashes[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for h, payload, error, checksum in conn.execute(
-                "SELECT content_hash, CAST(payload AS BLOB), error, checksum FROM ir_outputs"
-                f" WHERE stage_key=? AND content_hash IN ({marks})", (stage_key, *part),
-            ):
-                out[h] = (payload, error, checksum)
-        return out
+        return {h: (payload, error, checksum) for h, payload, error, checksum in self._rows_in(
+            "SELECT content_hash, CAST(payload AS BLOB), error, checksum FROM ir_outputs"
+            " WHERE stage_key=? AND content_hash IN ({marks})", (stage_key,), hashes)}
 
     def stage_errors(self, snapshot_id: int, l1_key: str, l2_key: str) -> list[tuple[str, str, str]]:
         conn = self._conn()
@@ -324,18 +326,10 @@ class SqliteStore(Store):
             )
 
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
-        keys = sorted(set(read_keys))
-        conn = self._conn()
-        out: set[str] = set()
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(p for (p,) in conn.execute(
-                "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
-                f" ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
-                (snapshot_id, *part),
-            ))
-        return out
+        return {p for (p,) in self._rows_in(
+            "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
+            " ON f.res_id=r.res_id AND f.snapshot_id=? WHERE r.read_key IN ({marks})",
+            (snapshot_id,), read_keys)}
 
     # ----- cache -------------------------------------------------------------------------
 
@@ -379,15 +373,9 @@ class SqliteStore(Store):
         return deleted
 
     def dependencies(self, snapshot_id: int, importers: Sequence[str]) -> set[str]:
-        conn = self._conn()
-        out: set[str] = set()
-        for i in range(0, len(importers), 500):
-            part = list(importers[i : i + 500])
-            marks = ",".join("?" * len(part))
-            out.update(p for (p,) in conn.execute(
-                "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
-                f" WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id, *part)))
-        return out
+        return {p for (p,) in self._rows_in(
+            "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
+            " WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id,), importers)}
 
     def unresolved_calls(self, snapshot_id: int) -> int:
         (n,) = self._conn().execute(

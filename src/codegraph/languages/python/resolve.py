@@ -90,15 +90,38 @@ def _absolute(module_name: str, is_package: bool, level: int, name: str) -> str:
     return ".".join([*base, name] if name else base)
 
 
+class _Reads:
+    """A stack of read sets, one per question being answered; a read goes to the innermost."""
+
+    __slots__ = ("stack", "top")
+
+    def __init__(self) -> None:
+        self.stack: list[set[Read]] = [set()]
+        self.top = self.stack[0]
+
+    def push(self) -> None:
+        self.top = set()
+        self.stack.append(self.top)
+
+    def pop(self) -> set[Read]:
+        done = self.stack.pop()
+        self.top = self.stack[-1]
+        return done
+
+    def reset(self) -> None:  # in place: every loaded module holds this object
+        self.stack[:] = [set()]
+        self.top = self.stack[0]
+
+
 class _Module:
     """One file's name tables. Every lookup goes through a method that records the read."""
 
-    def __init__(self, name: str, path: str, ir: FileIR, trace: Callable[[Read], None]) -> None:
+    def __init__(self, name: str, path: str, ir: FileIR, reads: _Reads) -> None:
         self.name = name
         self.path = path
         self.ir = ir
         self.is_package = path.endswith("__init__.py")
-        self._trace = trace
+        self._reads = reads
         self.symbols: dict[str, Symbol] = {}  # local name -> first definition
         # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -133,23 +156,23 @@ class _Module:
         return facts
 
     def symbol(self, local: str) -> Symbol | None:
-        self._trace((self.path, f"sym:{local}"))
+        self._reads.top.add((self.path, f"sym:{local}"))
         return self.symbols.get(local)
 
     def binding(self, scope: str, name: str) -> tuple[str, str | None] | None:
-        self._trace((self.path, f"bind:{scope}:{name}"))
+        self._reads.top.add((self.path, f"bind:{scope}:{name}"))
         return self.bindings.get(scope, {}).get(name)
 
     def star_imports(self) -> list[str]:
-        self._trace((self.path, "stars"))
+        self._reads.top.add((self.path, "stars"))
         return self.stars
 
     def all_names(self) -> list[str] | None:
-        self._trace((self.path, "all"))
+        self._reads.top.add((self.path, "all"))
         return self.ir.all_names
 
     def module_name(self) -> str:
-        self._trace((self.path, "name"))
+        self._reads.top.add((self.path, "name"))
         return self.name
 
 
@@ -159,28 +182,25 @@ class _Resolver:
         self.load_ir = load_ir
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
-        self._frames: list[set[Read]] = [set()]
+        self._reads = _Reads()
         self._active: dict[Hashable, int] = {}
         self._cut = _NO_CUT
         self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
 
-    def _trace(self, read: Read) -> None:
-        self._frames[-1].add(read)
-
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
         if module is None:
-            module = _Module(self.modules[path], path, self.load_ir(path), self._trace)
+            module = _Module(self.modules[path], path, self.load_ir(path), self._reads)
             self._loaded[path] = module
         return module
 
     def module_named(self, name: str) -> _Module | None:
-        self._trace(("", f"mod:{name}"))
+        self._reads.top.add(("", f"mod:{name}"))
         path = self.by_name.get(name)
         return self.by_path(path) if path is not None else None
 
     def has_module(self, name: str) -> bool:
-        self._trace(("", f"mod:{name}"))
+        self._reads.top.add(("", f"mod:{name}"))
         return name in self.by_name
 
     def _memoised(self, key: Hashable, compute: Callable[[], Any], on_cycle: Any) -> Any:
@@ -189,23 +209,23 @@ class _Resolver:
         recomputed next time instead of being remembered."""
         hit = self._memo.get(key)
         if hit is not None:
-            self._frames[-1] |= hit[1]
+            self._reads.top |= hit[1]
             return hit[0]
         active = self._active.get(key)
         if active is not None:
             self._cut = min(self._cut, active)
             return on_cycle
-        depth = len(self._frames)
+        depth = len(self._reads.stack)
         self._active[key] = depth
-        self._frames.append(set())
+        self._reads.push()
         outer_cut, self._cut = self._cut, _NO_CUT
         try:
             result = compute()
         finally:
-            reads = self._frames.pop()
+            reads = self._reads.pop()
             del self._active[key]
             cut = self._cut
-        self._frames[-1] |= reads
+        self._reads.top |= reads
         if cut >= depth:
             self._memo[key] = (result, frozenset(reads))
             cut = _NO_CUT
@@ -363,12 +383,12 @@ class _Resolver:
 
     def qualified(self, ref: Target) -> tuple[str, str]:
         if isinstance(ref, ModuleRef):
-            self._trace(("", f"mod:{ref.name}"))
+            self._reads.top.add(("", f"mod:{ref.name}"))
             return ref.name, self.by_name[ref.name]
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
     def resolve_file(self, path: str) -> FileResolution:
-        self._frames = [set()]
+        self._reads.reset()
         self._cut = _NO_CUT
         module = self.by_path(path)
         edges: set[Edge] = set()
@@ -408,7 +428,7 @@ class _Resolver:
                 edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
                                dst_path, symbol.start_line))
         deps.discard((module.path, ""))
-        reads = {read for read in self._frames[0] if read[0] != path}
+        reads = {read for read in self._reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
         return FileResolution(path, ordered, deps, reads, unresolved)
 
@@ -424,4 +444,4 @@ def resolve(
 
 def interface(path: str, module_name: str, ir: FileIR) -> dict[str, Hashable]:
     """The facts of one file that other files' resolutions can read (see `Read`)."""
-    return _Module(module_name, path, ir, lambda read: None).interface()
+    return _Module(module_name, path, ir, _Reads()).interface()
