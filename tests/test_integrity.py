@@ -22,7 +22,7 @@ import codegraph
 from codegraph import embed
 from codegraph.pipeline import IndexOptions
 from codegraph.stages import IndexConfig
-from conftest import pg_database
+from conftest import pg_database, write_tree
 
 SMALL = {"max_chunk_chars": 200, "min_chunk_chars": 20}  # many chunks from a small repository
 VECTORS = IndexOptions(IndexConfig(**SMALL))  # type: ignore[arg-type]
@@ -282,3 +282,19 @@ def test_an_older_sqlite_store_is_refused_with_one_line_saying_what_to_do(tmp_pa
     sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with pytest.raises(UserError, match=r"version 2; this codegraph needs 3: delete .* and index again"):
         open_store(db)
+
+
+def test_a_search_across_repositories_skips_one_repositorys_damaged_file_and_names_it(
+    shop_repo: Path, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "db")
+    other = write_tree(tmp_path / "other", {"billing.py": "def total_price(items):\n    return sum(items)\n"})
+    codegraph.index(str(shop_repo), db, options=NO_VECTORS)
+    codegraph.index(str(other), db, options=NO_VECTORS)
+    sql(db, "UPDATE chunks SET end_line = end_line + 1 WHERE content_hash ="
+            " (SELECT content_hash FROM snapshot_files WHERE path = 'billing.py')")
+    idx = codegraph.open(db)
+    hits = idx.search("total price", "lexical", limit=10)
+    assert hits and "billing.py" not in {h.path for h in hits}
+    assert idx.warnings == ["skipped other:billing.py: its stored L2 chunk set is damaged"
+                            " (run `codegraph index --full`)"]

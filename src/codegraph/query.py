@@ -229,7 +229,7 @@ class Index:
     def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
         """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
         bad, _ = self.store.damaged_chunk_sets(snap.id, snap.stage_keys[L2], paths)
-        self._skipped(snap, "L2 chunks", bad)
+        self._skipped(snap, "L2 chunk set", bad)
         return set(bad)
 
     def _skipped(self, snap: SnapshotInfo, what: str, paths: dict[str, str]) -> None:
