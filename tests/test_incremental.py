@@ -326,3 +326,36 @@ def test_a_comment_edit_embeds_only_the_edited_chunk(tmp_path: Path, monkeypatch
     seen.clear()
     (repo / "mod.py").write_text((repo / "mod.py").read_text().replace("return x + 4", "return x + 4   "))
     assert codegraph.index(str(repo), str(db))["embedded"] == len(seen) == 1
+
+
+def test_index_at_a_rev_updates_incrementally_from_the_previous_commit(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from conftest import git_init
+
+    repo = write_tree(tmp_path / "repo", CHAIN)
+    git_init(repo)
+    first = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    (repo / "base.py").write_text((repo / "base.py").read_text().replace("def helper", "def assist"))
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam",
+                    "rename"], check=True)
+    (repo / "main.py").write_text("uncommitted = True\n")  # the work tree is not what --rev indexes
+    db, cache = str(tmp_path / "db"), str(tmp_path / "cache")
+
+    def index_at(rev: str) -> dict[str, Any]:
+        proc = subprocess.run([sys.executable, "-m", "codegraph.cli", "index", str(repo), "--rev", rev,
+                               "--db", db, "--cache", cache, "--no-vectors", "--json"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    old = index_at(first)
+    assert old["mode"] == "full" and old["commit"] == first
+    new = index_at("HEAD")
+    assert new["mode"] == "incremental" and new["changed_files"]["modified"] == ["base.py"]
+    assert new["affected_files"] == ["base.py", "user.py"]
+    symbols = {row[1] for row in codegraph.open(db).export() if row[0] == "symbol"}
+    assert "base.assist" in symbols and "main.uncommitted" not in symbols

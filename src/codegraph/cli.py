@@ -116,27 +116,48 @@ def index(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes.")] = 2,
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything instead of updating "
                                        "incrementally from the last indexed snapshot.")] = False,
+    rev: Annotated[str | None, typer.Option("--rev", help="Index this commit, branch or tag of the "
+                   "git repository PATH (or URL) instead of the files as they are.")] = None,
+    cache: Annotated[str | None, typer.Option("--cache", help="Git cache for --rev and URLs "
+                     "(default: CODEGRAPH_CACHE or ~/.cache/codegraph).")] = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Index the current snapshot of PATH (L1 IR ∥ L3 lexical → L2 chunks → L4 vectors).
 
     An indexed PATH is updated incrementally: only changed files, and the files that use what
-    changed, are recomputed."""
-    from codegraph.pipeline import IndexOptions
+    changed, are recomputed. With --rev (or a git URL for PATH) the commit's tree is indexed from
+    a checkout in the git cache, under the repository's identity."""
+    import os
+
+    from codegraph.pipeline import IndexOptions, default_db_for
     from codegraph.pipeline import index as run_index
+    from codegraph.source import GitCache, looks_like_url, parse_source
     from codegraph.stages import IndexConfig
 
     options = IndexOptions(
         IndexConfig(vectors=not no_vectors, workers=workers), list(exclude or []), max_file_bytes
     )
 
+    def run_at(progress: Any) -> dict[str, Any]:
+        if rev is None and not looks_like_url(path):
+            return run_index(path, db, options, progress, full=full)
+        source = parse_source(path)
+        store = db or os.environ.get("CODEGRAPH_DB")
+        if store is None:
+            if source.is_url:
+                raise UserError("a URL needs --db (or CODEGRAPH_DB): where should its index go?")
+            store = default_db_for(Path(source.location))
+        with GitCache(cache).checkout(source, rev) as checkout:
+            return run_index(checkout.path, store, options, progress, full=full,
+                             repo=source.identity, commit=checkout.commit)
+
     def run() -> dict[str, Any]:
         if as_json:
-            return run_index(path, db, options, full=full)
+            return run_at(None)
         progress = _RichProgress()
         try:
-            return run_index(path, db, options, progress, full=full)
+            return run_at(progress)
         finally:
             if progress.started:
                 progress.progress.stop()
