@@ -224,9 +224,13 @@ def search(
         return idx, chosen, idx.search(query, chosen, limit)
 
     idx, chosen, hits = _guard(debug, run)
+    warnings = idx.warnings
     if as_json:
-        _print_json({"query": query, "mode": chosen, "hits": [h.as_dict() for h in hits]})
+        _print_json({"query": query, "mode": chosen, "hits": [h.as_dict() for h in hits],
+                     "warnings": warnings})
         return
+    for warning in warnings:  # damaged stored rows the search left out
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if not hits:
         out.print("no hits")
     several = len(idx.snapshots) > 1

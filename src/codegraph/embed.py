@@ -20,6 +20,12 @@ _lock = threading.Lock()
 _models: dict[str, Any] = {}
 
 
+def dimensions(model_name: str = MODEL_NAME) -> int:
+    """The length of a model's vectors, known without loading it (stored vectors are checked
+    against it)."""
+    return DIMENSIONS
+
+
 class EmbeddingUnavailable(RuntimeError):
     """The embedding model or its libraries are not installed."""
 

@@ -15,5 +15,10 @@ class StoreError(CodegraphError):
     """The store cannot be opened or used as a codegraph store."""
 
 
+class DamagedIndexError(StoreError):
+    """A stored index structure is damaged beyond one row (SQLite's FTS5 index): queries skip
+    it with a warning; `index --full` rebuilds it."""
+
+
 class NoIndexError(UserError):
     """A command that reads an index found none."""

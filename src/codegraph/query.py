@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from codegraph import lexical
-from codegraph.errors import NoIndexError, UserError
+from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo
+from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vector_ok
 from codegraph.store.sqlite import DB_FILENAME
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
@@ -105,6 +105,9 @@ class Index:
             raise NoIndexError(f"{store.url} holds no completed index yet: run `codegraph index` first")
         # Ordered by identity: ties across repositories break by repository, then path and line.
         self.snapshots: list[SnapshotInfo] = select_repos(snapshots, repo) if repo else snapshots
+        # What the last search skipped because its stored rows are damaged (`index --full`
+        # repairs them): a query never returns garbage, and never fails over it either.
+        self.warnings: list[str] = []
 
     @property
     def snapshot(self) -> SnapshotInfo:
@@ -131,6 +134,7 @@ class Index:
             raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if mode in ("vector", "hybrid") and not self.has_vectors:
             raise UserError("this index has no vectors (it was built with --no-vectors)")
+        self.warnings = []
         if mode == "lexical":
             return self.lexical(query, limit)
         if mode == "vector":
@@ -148,8 +152,16 @@ class Index:
         match = lexical.fts_query(terms)
         ranked: list[tuple[float, int, str]] = []
         for i, snap in enumerate(self.snapshots):
-            for path, score in self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit):
-                ranked.append((score, i, path))
+            try:
+                found = self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit)
+            except DamagedIndexError as exc:
+                self._warn(f"no lexical hits: {exc} (run `codegraph index --full`)")
+                continue
+            # A damaged document ranks wrongly, damaged chunks would answer wrongly: skipped.
+            bad = self.store.damaged_lexical(snap.id, snap.stage_keys[L3], [p for p, _ in found])
+            self._skipped(snap, "L3 lexical document", bad)
+            skip = set(bad) | self._damaged_chunks(snap, [p for p, _ in found if p not in bad])
+            ranked += [(score, i, path) for path, score in found if path not in skip]
         ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
         ranked = ranked[:limit]
         by_file: dict[tuple[int, str], list[ChunkRow]] = {}
@@ -175,32 +187,59 @@ class Index:
         if len(models) > 1:  # vectors of different models are not comparable
             raise UserError(f"the repositories were embedded with different models ({', '.join(models)}):"
                             " pass --repo NAME")
-        rows: list[tuple[int, int, str, bytes]] = []  # (snapshot index, chunk id, path, vector)
-        for i, snap in enumerate(self.snapshots):
+        rows: list[tuple[int, int, str, bytes, str | None]] = []  # (snapshot index, chunk id, path,
+        for i, snap in enumerate(self.snapshots):                  # vector, stored checksum)
             keys = snap.stage_keys
-            rows += [(i, cid, path, vec) for cid, path, vec in
+            rows += [(i, cid, path, vec, checksum) for cid, path, vec, checksum in
                      self.store.snapshot_vectors(snap.id, keys[L2], keys[L4])]
         if not rows:
             return []
-        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         model_name = models[0].split(":", 1)[1]
         q = embed.embed([query], model_name)[0]
+        # A stored vector must pass its checksum and have the query vector's length.
+        good = [vector_ok(bytes(r[3]), r[4], len(q)) for r in rows]
+        for i, snap in enumerate(self.snapshots):
+            self._skipped(snap, "L4 vector", {r[2]: "" for r, ok in zip(rows, good, strict=True)
+                                               if not ok and r[0] == i})
+        rows = [r for r, ok in zip(rows, good, strict=True) if ok]
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         scores = matrix @ q
         # Ties broken by repository, path and line (rows come sorted that way) for stable output.
         order = np.argsort(-scores, kind="stable")[:limit]
         chunk_rows: dict[int, ChunkRow] = {}
+        damaged: set[tuple[int, str]] = set()
         for i, snap in enumerate(self.snapshots):
             picked = [int(k) for k in order if rows[k][0] == i]
             if picked:
                 found = self.store.chunks_by_ids(snap.id, [(rows[k][1], rows[k][2]) for k in picked])
                 chunk_rows.update(zip(picked, found, strict=True))
+                damaged |= {(i, p) for p in self._damaged_chunks(snap, sorted({rows[k][2] for k in picked}))}
         terms = lexical.query_terms(query)
         hits = []
         for k in (int(k) for k in order):
             c = chunk_rows[k]
+            if (rows[k][0], c.path) in damaged or not text_ok(c.text, c.text_hash):
+                continue
             hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
                             _snippet(c.text, terms), self.snapshots[rows[k][0]].repo))
         return hits
+
+    def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
+        """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
+        bad, _ = self.store.damaged_chunk_sets(snap.id, snap.stage_keys[L2], paths)
+        self._skipped(snap, "L2 chunk set", bad)
+        return set(bad)
+
+    def _skipped(self, snap: SnapshotInfo, what: str, paths: dict[str, str]) -> None:
+        where = f"{snap.repo_name}:" if len(self.snapshots) > 1 else ""
+        for path in sorted(paths):
+            self._warn(f"skipped {where}{path}: its stored {what} is damaged (run `codegraph index --full`)")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
         """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""

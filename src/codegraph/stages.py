@@ -38,6 +38,7 @@ from codegraph.store.base import (
     SymbolRow,
     payload_checksum,
     read_key,
+    text_ok,
 )
 
 _ENCODE_IR = msgspec.msgpack.Encoder()
@@ -132,6 +133,12 @@ class RunContext:
             known = {row.content_hash for row in self.base_files.values()} & hashes
         return known | lookup(self.keys[stage], hashes - known)
 
+    @property
+    def verify_all(self) -> bool:
+        """Without a base (`--full`, or a first build) every stored output the snapshot uses is
+        verified: what a run computes itself is not read back, so a first build pays nothing."""
+        return self.base is None
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise StageCancelled("cancelled")
@@ -223,6 +230,15 @@ def _unique_by_hash(files: Sequence[SourceFile], wanted: set[str]) -> list[tuple
         if f.content_hash in wanted and f.content_hash not in seen:
             seen.add(f.content_hash)
             out.append((f.path, f.content_hash))
+    return out
+
+
+def _by_content(damaged: dict[str, str]) -> dict[str, str]:
+    """path -> content hash of damaged outputs, as content hash -> its first path (one output
+    per content, however many paths share it), in path order."""
+    out: dict[str, str] = {}
+    for path, content_hash in sorted(damaged.items()):
+        out.setdefault(content_hash, path)
     return out
 
 
@@ -501,7 +517,14 @@ class LexicalStage:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L3]
         existing = ctx.stored(L3, {f.content_hash for f in ctx.files}, ctx.store.existing_lexical)
-        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
+        damaged: dict[str, str] = {}
+        if ctx.verify_all and existing:
+            damaged = _by_content(ctx.store.damaged_lexical(ctx.snapshot_id, key))
+            for content_hash, path in damaged.items():
+                ctx.warn(f"corrupt L3 output for {path} ({content_hash}): recomputed")
+            if ctx.store.verify_lexical_index():
+                ctx.warn("corrupt L3 full-text index: rebuilt from the stored documents")
+        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - (existing - set(damaged)))
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
         for batch in _batches(todo, ctx.config.batch_files * 4):
@@ -516,7 +539,8 @@ class LexicalStage:
                 docs.append(LexicalDoc(content_hash, text, lexical.subtokens(text)))
             ctx.store.put_lexical(key, docs)
             ctx.progress.advance(self.name, len(batch))
-        return {"documents_written": len(todo), "documents_reused": len(ctx.files) - len(todo)}
+        return {"documents_written": len(todo), "documents_reused": len(ctx.files) - len(todo),
+                "documents_repaired": len(damaged)}
 
 
 # ----- L2 -----------------------------------------------------------------------------------
@@ -529,7 +553,14 @@ class ChunkStage:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L2]
         existing = ctx.stored(L2, {f.content_hash for f in ctx.files}, ctx.store.existing_chunk_sets)
-        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - existing)
+        damaged: dict[str, str] = {}
+        bad_texts: set[str] = set()
+        if ctx.verify_all and existing:
+            damaged_paths, bad_texts = ctx.store.damaged_chunk_sets(ctx.snapshot_id, key)
+            damaged = _by_content(damaged_paths)
+            for content_hash, path in damaged.items():
+                ctx.warn(f"corrupt L2 output for {path} ({content_hash}): recomputed")
+        todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - (existing - set(damaged)))
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
         cfg = ctx.config
@@ -543,8 +574,12 @@ class ChunkStage:
                 else:
                     rows.append((content_hash, _DECODE_CHUNKS.decode(payload), None))
             ctx.store.put_chunks(key, rows)
+            if bad_texts:  # put_chunks keeps a stored text: put the recomputed one over it
+                ctx.store.replace_texts(sorted({(c.text_hash, c.text) for _, chunks, _ in rows
+                                                for c in chunks or [] if c.text_hash in bad_texts}))
             ctx.progress.advance(self.name, len(results))
         return {"files_chunked": len(todo), "files_reused": len(ctx.files) - len(todo),
+                "files_repaired": len(damaged),
                 "chunks": ctx.store.snapshot_chunk_count(ctx.snapshot_id, key)}
 
 
@@ -558,7 +593,17 @@ class VectorStage:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         model_key = ctx.keys[L4]
         chunk_key = ctx.keys[L2]
+        repaired = 0
+        if ctx.verify_all:
+            damaged = sorted(ctx.store.damaged_embeddings(
+                ctx.snapshot_id, chunk_key, model_key, embed.dimensions(ctx.config.model_name)))
+            for text_hash in damaged:
+                ctx.warn(f"corrupt L4 output for text {text_hash}: embedded again")
+            if damaged:  # dropped, they are texts without an embedding like any other: embedded below
+                ctx.store.delete_embeddings(model_key, damaged)
+            repaired = len(damaged)
         todo = ctx.store.texts_without_embedding(ctx.snapshot_id, chunk_key, model_key)
+        todo, texts_repaired = self._verified_texts(ctx, todo)
         # Similar lengths side by side: a batch then falls in one or two padded lengths.
         todo.sort(key=lambda item: (len(item[1]), item[0]))
         ctx.progress.start(self.name, len(todo))
@@ -572,7 +617,31 @@ class VectorStage:
             )
             ctx.progress.advance(self.name, len(batch))
         vectors = ctx.store.count_embedded(ctx.snapshot_id, chunk_key, model_key)
-        return {"embedded": len(todo), "texts_reused": vectors - len(todo), "vectors": vectors}
+        return {"embedded": len(todo), "texts_reused": vectors - len(todo), "vectors": vectors,
+                "vectors_repaired": repaired, "texts_repaired": texts_repaired}
+
+    @staticmethod
+    def _verified_texts(ctx: RunContext, todo: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+        """The texts to embed, each checked against its hash: a damaged one is chunked again
+        from a file that holds it (L2's own computation), stored again, and that text embedded."""
+        bad = {h for h, text in todo if not text_ok(text, h)}
+        if not bad:
+            return todo, 0
+        owners = ctx.store.text_owners(ctx.snapshot_id, ctx.keys[L2], sorted(bad))
+        fixed: dict[str, str] = {}
+        cfg = ctx.config
+        for path, content_hash in sorted(set(owners.values())):
+            for _, _, payload, _ in _chunk_batch(str(ctx.root), [(path, content_hash)],
+                                                  cfg.max_chunk_chars, cfg.min_chunk_chars):
+                for chunk in _DECODE_CHUNKS.decode(payload) if payload is not None else []:
+                    if chunk.text_hash in owners:
+                        fixed[chunk.text_hash] = chunk.text
+        for text_hash in sorted(bad):
+            path = owners.get(text_hash, ("?", ""))[0]
+            ctx.warn(f"corrupt L2 text {text_hash} (of {path}): "
+                     + ("chunked again" if text_hash in fixed else "not embedded: its file is gone"))
+        ctx.store.replace_texts(sorted(fixed.items()))
+        return [(h, fixed.get(h, text)) for h, text in todo if h in fixed or h not in bad], len(fixed)
 
 
 def pipeline_stages(config: IndexConfig) -> list[Any]:

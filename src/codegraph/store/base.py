@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import xxhash
 
 from codegraph.model import Chunk, Edge
@@ -90,6 +91,84 @@ class LexicalDoc(NamedTuple):
 def payload_checksum(payload: bytes | None) -> str | None:
     """Stored beside every per-file payload; a mismatch means the row is damaged."""
     return None if payload is None else xxhash.xxh3_64_hexdigest(payload)
+
+
+# ----- integrity: what each stored output's checksum covers -----------------------------------
+# Computed by the store when it writes an output and compared whenever the output is used, on
+# every output of the snapshot by `index --full`, and by queries for what they return. A
+# mismatch means the row was damaged behind codegraph's back: it is recomputed, never used.
+
+ChunkFields = tuple[int, int, int, str, str]  # ordinal, start line, end line, symbol, text hash
+
+
+def chunk_set_checksum(chunks: Iterable[ChunkFields], error: str | None) -> str:
+    """Over a file's chunk rows in ordinal order and its error: a changed, lost or extra chunk
+    row changes it. The chunk texts are checked against their own `text_hash` instead."""
+    h = xxhash.xxh3_64()
+    for ordinal, start, end, symbol, text_hash in chunks:
+        h.update(f"{ordinal}\0{start}\0{end}\0{symbol}\0{text_hash}\n".encode("utf-8", "surrogatepass"))
+    h.update(f"error\0{error or ''}".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def text_ok(text: str | None, text_hash: str) -> bool:
+    """A stored chunk text is verifiable by its key: `chunking.text_hash` of its UTF-8 bytes."""
+    if not isinstance(text, str):  # gone, or a BLOB where SQLite held text
+        return False
+    try:
+        return xxhash.xxh3_128_hexdigest(text.encode("utf-8")) == text_hash
+    except UnicodeEncodeError:  # a lone surrogate: chunking could never have hashed it
+        return False
+
+
+def lexical_checksum(body: str, subtokens: str) -> str:
+    """Over a lexical document's two columns (the same digest `export` prints)."""
+    h = xxhash.xxh3_64()
+    for part in (body, subtokens):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def vector_checksum(vector: bytes) -> str:
+    return xxhash.xxh3_64_hexdigest(vector)
+
+
+def vector_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bool:
+    """Checksum, then sanity: `dimensions` float32s, all finite (NaN would poison every score)."""
+    if vector is None or checksum != vector_checksum(vector) or len(vector) != 4 * dimensions:
+        return False
+    return bool(np.isfinite(np.frombuffer(vector, dtype=np.float32)).all())
+
+
+def check_chunk_sets(
+    sets: Iterable[tuple[str, str, str | None, str | None]],
+    chunks: Iterable[tuple[str, int, int, int, str, str, str | None]],
+) -> tuple[dict[str, str], set[str]]:
+    """The shared check behind `Store.damaged_chunk_sets`: `sets` are (path, content hash,
+    error, checksum), `chunks` (content hash, ordinal, start, end, symbol, text hash, text or
+    None when the text row is gone), both of the same files. Returns the paths of the damaged
+    sets (path -> content hash) and the damaged texts; a set that holds a damaged text is damaged too,
+    so that chunking it again yields the text to store."""
+    rows: dict[str, list[ChunkFields]] = {}
+    texts: dict[str, bool] = {}
+    owners: dict[str, set[str]] = {}
+    for content_hash, ordinal, start, end, symbol, th, text in chunks:
+        rows.setdefault(content_hash, []).append((ordinal, start, end, symbol, th))
+        if th not in texts:
+            texts[th] = text_ok(text, th)
+        owners.setdefault(content_hash, set()).add(th)
+    bad_texts = {th for th, ok in texts.items() if not ok}
+    verdict: dict[str, bool] = {}
+    damaged: dict[str, str] = {}
+    for path, content_hash, error, checksum in sorted(sets):
+        if content_hash not in verdict:
+            mine = sorted(rows.get(content_hash, []))
+            verdict[content_hash] = (checksum != chunk_set_checksum(mine, error)
+                                     or bool(owners.get(content_hash, set()) & bad_texts))
+        if verdict[content_hash]:
+            damaged[path] = content_hash
+    return damaged, bad_texts
 
 
 class Store(ABC):
@@ -200,6 +279,24 @@ class Store(ABC):
         ...
 
     @abstractmethod
+    def damaged_chunk_sets(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> tuple[dict[str, str], set[str]]:
+        """Verify the chunk sets (and their texts) of the snapshot's `paths` (None: every file):
+        (path -> content hash of each damaged set, damaged text hashes). See `check_chunk_sets`."""
+
+    @abstractmethod
+    def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Store (text hash, text) over whatever is stored under the hash: the repair of a
+        damaged text (`put_chunks` keeps an existing text as it is)."""
+
+    @abstractmethod
+    def text_owners(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """text hash -> (path, content hash) of one file of the snapshot whose chunks hold it."""
+
+    @abstractmethod
     def chunks_of_files(
         self, snapshot_id: int, stage_key: str, paths: Sequence[str]
     ) -> list[ChunkRow]:
@@ -217,6 +314,19 @@ class Store(ABC):
     @abstractmethod
     def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
         ...
+
+    @abstractmethod
+    def damaged_lexical(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """Verify the lexical documents of the snapshot's `paths` (None: every file) against
+        their checksums (PostgreSQL: the term rows too): path -> content hash of each damaged
+        one."""
+
+    @abstractmethod
+    def verify_lexical_index(self) -> bool:
+        """Check the search index built over the documents as a whole (SQLite's FTS5 index);
+        rebuild it from the documents when it is damaged. True when it was rebuilt."""
 
     @abstractmethod
     def lexical_search(
@@ -238,9 +348,19 @@ class Store(ABC):
     @abstractmethod
     def snapshot_vectors(
         self, snapshot_id: int, chunk_key: str, model_key: str
-    ) -> list[tuple[int, str, bytes]]:
-        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+    ) -> list[tuple[int, str, bytes, str | None]]:
+        """(chunk id, path, vector, stored checksum) for every embedded chunk of the snapshot."""
         ...
+
+    @abstractmethod
+    def damaged_embeddings(
+        self, snapshot_id: int, chunk_key: str, model_key: str, dimensions: int
+    ) -> set[str]:
+        """Text hashes of the snapshot's stored vectors that fail `vector_ok`."""
+
+    @abstractmethod
+    def delete_embeddings(self, model_key: str, text_hashes: Sequence[str]) -> None:
+        """Drop damaged vectors: L4 then embeds their texts again as never-embedded ones."""
 
     @abstractmethod
     def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:

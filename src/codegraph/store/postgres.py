@@ -14,6 +14,7 @@ database at once. Lexical search is FTS5's BM25, reproduced in `bm25.py` over te
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import threading
@@ -38,7 +39,12 @@ from codegraph.store.base import (
     SnapshotInfo,
     Store,
     SymbolRow,
+    check_chunk_sets,
+    chunk_set_checksum,
+    lexical_checksum,
     payload_checksum,
+    vector_checksum,
+    vector_ok,
 )
 
 # Any constant works; it only has to be the same in every codegraph process.
@@ -99,11 +105,58 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
             if mig.version in done:
                 continue
             conn.execute(mig.sql)  # no parameters, so several statements may go in one call
+            if mig.version == CHECKSUMS_MIGRATION:
+                backfill_checksums(conn)
             conn.execute(
                 "INSERT INTO schema_migrations(version, name) VALUES (%s, %s)", (mig.version, mig.name)
             )
             applied.append(mig.version)
     return applied
+
+
+CHECKSUMS_MIGRATION = 3
+# md5 of one lexical document's term rows, computed by the server (over `d` lexical_docs and its
+# `t` lexical_terms, grouped by document), so verifying the term tables sends no rows; equal to
+# `terms_digest` (terms in code-point order: COLLATE "C" on UTF-8 is code-point order).
+TERMS_DIGEST_SQL = (
+    "md5(d.body_len::text || ',' || d.sub_len::text || coalesce(string_agg("
+    "';' || t.term || ',' || t.tf_body::text || ',' || t.tf_sub::text, '' ORDER BY t.term), ''))"
+)
+
+
+def terms_digest(doc: bm25.DocTerms) -> str:
+    parts = [f"{doc.body_len},{doc.sub_len}"]
+    parts += [f";{term},{tf_body},{tf_sub}" for term, (tf_body, tf_sub) in sorted(doc.terms.items())]
+    return hashlib.md5("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def backfill_checksums(conn: psycopg.Connection[Any]) -> None:
+    """Migration 3's data step: checksums for the outputs stored before it, from what is stored
+    (nothing older can tell a damaged row from a good one), then the columns become NOT NULL."""
+    with conn.cursor() as cur:
+        vectors = cur.execute("SELECT text_hash, model_key, vector FROM embeddings").fetchall()
+        cur.executemany("UPDATE embeddings SET checksum=%s WHERE text_hash=%s AND model_key=%s",
+                        [(vector_checksum(bytes(v)), h, m) for h, m, v in vectors])
+        docs = cur.execute("SELECT doc_id, body, subtokens FROM lexical_docs").fetchall()
+        cur.executemany("UPDATE lexical_docs SET checksum=%s WHERE doc_id=%s",
+                        [(lexical_checksum(_text(b), _text(s)), i) for i, b, s in docs])
+        cur.execute(
+            f"UPDATE lexical_docs SET terms_checksum=x.digest FROM (SELECT d.doc_id, {TERMS_DIGEST_SQL}"
+            " AS digest FROM lexical_docs d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
+            " GROUP BY d.doc_id) x WHERE lexical_docs.doc_id=x.doc_id")
+        chunks: dict[tuple[str, str], list[tuple[int, int, int, str, str]]] = {}
+        for h, key, *fields in cur.execute(
+            "SELECT content_hash, stage_key, ordinal, start_line, end_line, symbol, text_hash FROM chunks"
+        ):
+            chunks.setdefault((h, key), []).append(tuple(fields))  # type: ignore[arg-type]
+        sets = cur.execute("SELECT content_hash, stage_key, error FROM chunk_sets").fetchall()
+        cur.executemany(
+            "UPDATE chunk_sets SET checksum=%s WHERE content_hash=%s AND stage_key=%s",
+            [(chunk_set_checksum(sorted(chunks.get((h, k), [])), e), h, k) for h, k, e in sets])
+        cur.execute("ALTER TABLE chunk_sets ALTER COLUMN checksum SET NOT NULL")
+        cur.execute("ALTER TABLE lexical_docs ALTER COLUMN checksum SET NOT NULL,"
+                    " ALTER COLUMN terms_checksum SET NOT NULL")
+        cur.execute("ALTER TABLE embeddings ALTER COLUMN checksum SET NOT NULL")
 
 
 def redact(url: str) -> str:
@@ -128,6 +181,14 @@ def _utf8(text: str) -> bytes:
 
 def _text(data: bytes) -> str:
     return bytes(data).decode("utf-8", "surrogatepass")
+
+
+def _text_or_none(data: bytes | None) -> str | None:
+    """A stored text being verified: None when it is gone or is not UTF-8 (damaged either way)."""
+    try:
+        return None if data is None else _text(data)
+    except UnicodeDecodeError:
+        return None
 
 
 class _Owned:
@@ -479,10 +540,12 @@ class PostgresStore(Store):
             # this commit, then replace these chunks whole (instead of colliding with them).
             # Every writer locks markers, then texts, each in key order: no deadlock.
             cur.executemany(
-                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
-                " SET chunk_count=excluded.chunk_count, error=excluded.error",
-                [(h, stage_key, len(chunks or []), error) for h, chunks, error in rows],
+                "INSERT INTO chunk_sets(content_hash, stage_key, chunk_count, error, checksum)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (content_hash, stage_key) DO UPDATE"
+                " SET chunk_count=excluded.chunk_count, error=excluded.error, checksum=excluded.checksum",
+                [(h, stage_key, len(chunks or []), error, chunk_set_checksum(
+                    [(c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash) for c in chunks or []],
+                    error)) for h, chunks, error in rows],
             )
             cur.execute(
                 "DELETE FROM chunks WHERE stage_key=%s AND content_hash = ANY(%s)",
@@ -508,6 +571,44 @@ class PostgresStore(Store):
             (stage_key, snapshot_id),
         ).fetchone() or (0,)
         return int(n)
+
+    def damaged_chunk_sets(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> tuple[dict[str, str], set[str]]:
+        if paths is not None and not paths:
+            return {}, set()
+        where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
+        params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
+        conn = self._conn()
+        sets = conn.execute(
+            "SELECT f.path, s.content_hash, s.error, s.checksum FROM snapshot_files f"
+            f" JOIN chunk_sets s ON s.content_hash=f.content_hash AND s.stage_key=%s WHERE {where}",
+            (stage_key, *params)).fetchall()
+        # Streamed (libpq single-row mode): every text of a snapshot need not be in memory at once.
+        chunks = ((h, o, a, b, sym, th, _text_or_none(t)) for h, o, a, b, sym, th, t in conn.cursor().stream(
+            "SELECT c.content_hash, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
+            " FROM chunks c LEFT JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE c.stage_key=%s AND c.content_hash IN"
+            f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
+            (stage_key, *params)))
+        return check_chunk_sets(sets, chunks)
+
+    def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO texts(text_hash, text) VALUES (%s, %s)"
+                " ON CONFLICT (text_hash) DO UPDATE SET text=excluded.text",
+                [(h, _utf8(t)) for h, t in sorted(rows)])
+
+    def text_owners(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        rows = self._conn().execute(
+            "SELECT DISTINCT ON (c.text_hash) c.text_hash, f.path, f.content_hash FROM chunks c"
+            " JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=%s"
+            " WHERE c.text_hash = ANY(%s) AND c.stage_key=%s ORDER BY c.text_hash, f.path",
+            (snapshot_id, list(text_hashes), chunk_key)).fetchall()
+        return {th: (path, h) for th, path, h in rows}
 
     _CHUNK_COLUMNS = "c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
 
@@ -547,16 +648,19 @@ class PostgresStore(Store):
             # Upsert, in key order: a concurrent writer of the same document waits on its row,
             # then replaces it and its terms (a delete-then-insert would collide instead).
             ids = cur.execute(
-                "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
-                " SELECT h, %s, b, s, bl, sl"
-                " FROM unnest(%s::text[], %b::bytea[], %b::bytea[], %s::int[], %s::int[])"
-                "   WITH ORDINALITY AS u(h, b, s, bl, sl, n) ORDER BY n"
+                "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len,"
+                "   checksum, terms_checksum)"
+                " SELECT h, %s, b, s, bl, sl, c, tc"
+                " FROM unnest(%s::text[], %b::bytea[], %b::bytea[], %s::int[], %s::int[], %s::text[],"
+                "   %s::text[]) WITH ORDINALITY AS u(h, b, s, bl, sl, c, tc, n) ORDER BY n"
                 " ON CONFLICT (content_hash, stage_key) DO UPDATE SET body=excluded.body,"
-                "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len"
+                "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len,"
+                "   checksum=excluded.checksum, terms_checksum=excluded.terms_checksum"
                 " RETURNING doc_id, content_hash",
                 (stage_key, [d.content_hash for d in unique], [_utf8(d.body) for d in unique],
                  [_utf8(d.subtokens) for d in unique], [t.body_len for t in terms],
-                 [t.sub_len for t in terms]),
+                 [t.sub_len for t in terms], [lexical_checksum(d.body, d.subtokens) for d in unique],
+                 [terms_digest(t) for t in terms]),
             ).fetchall()
             doc_ids = {h: doc_id for doc_id, h in ids}
             cur.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)", (sorted(doc_ids.values()),))
@@ -565,6 +669,38 @@ class PostgresStore(Store):
                     doc_id = doc_ids[doc.content_hash]
                     for term, (tf_body, tf_sub) in doc_terms.terms.items():
                         copy.write_row((doc_id, term, tf_body, tf_sub))
+
+    def damaged_lexical(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        if paths is not None and not paths:
+            return {}
+        where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
+        params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
+        conn = self._conn()
+        # The term rows BM25 ranks by, checked by the server against the digest stored with them.
+        bad_terms = {h for (h,) in conn.execute(
+            f"SELECT d.content_hash FROM lexical_docs d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
+            " WHERE d.stage_key=%s AND d.content_hash IN"
+            f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})"
+            f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
+            (stage_key, *params))}
+        damaged: dict[str, str] = {}
+        for path, content_hash, checksum, body, subtokens in conn.cursor().stream(  # file texts: streamed
+            "SELECT f.path, d.content_hash, d.checksum, d.body, d.subtokens FROM snapshot_files f"
+            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}",
+            (stage_key, *params),
+        ):
+            try:
+                ok = checksum == lexical_checksum(_text(body), _text(subtokens))
+            except UnicodeDecodeError:
+                ok = False
+            if not ok or content_hash in bad_terms:
+                damaged[path] = content_hash
+        return damaged
+
+    def verify_lexical_index(self) -> bool:
+        return False  # no index beyond the per-document term rows `damaged_lexical` checks
 
     def lexical_search(
         self, snapshot_id: int, stage_key: str, match: str, limit: int
@@ -666,17 +802,33 @@ class PostgresStore(Store):
     def put_embeddings(self, model_key: str, rows: Sequence[tuple[str, bytes]]) -> None:
         with self._tx() as conn, conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO embeddings(text_hash, model_key, vector) VALUES (%s, %s, %s)"
-                " ON CONFLICT (text_hash, model_key) DO UPDATE SET vector=excluded.vector",
-                [(h, model_key, v) for h, v in sorted(rows, key=lambda r: r[0])],
+                "INSERT INTO embeddings(text_hash, model_key, vector, checksum) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (text_hash, model_key) DO UPDATE SET vector=excluded.vector,"
+                " checksum=excluded.checksum",
+                [(h, model_key, v, vector_checksum(v)) for h, v in sorted(rows, key=lambda r: r[0])],
             )
+
+    def damaged_embeddings(
+        self, snapshot_id: int, chunk_key: str, model_key: str, dimensions: int
+    ) -> set[str]:
+        return {th for th, vector, checksum in self._conn().cursor().stream(
+            "SELECT DISTINCT e.text_hash, e.vector, e.checksum FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
+            " WHERE f.snapshot_id=%s", (chunk_key, model_key, snapshot_id),
+        ) if not vector_ok(bytes(vector), checksum, dimensions)}
+
+    def delete_embeddings(self, model_key: str, text_hashes: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM embeddings WHERE model_key=%s AND text_hash = ANY(%s)",
+                         (model_key, sorted(text_hashes)))
 
     def snapshot_vectors(
         self, snapshot_id: int, chunk_key: str, model_key: str
-    ) -> list[tuple[int, str, bytes]]:
-        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+    ) -> list[tuple[int, str, bytes, str | None]]:
+        """(chunk id, path, vector, stored checksum) for every embedded chunk of the snapshot."""
         return self._conn().execute(
-            "SELECT c.id, f.path, e.vector FROM snapshot_files f"
+            "SELECT c.id, f.path, e.vector, e.checksum FROM snapshot_files f"
             " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
             " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=%s"
             " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal",
@@ -798,7 +950,8 @@ def _symbol(r: tuple[Any, ...]) -> SymbolRow:
 
 
 def _chunk(r: tuple[Any, ...]) -> ChunkRow:
-    return ChunkRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], _text(r[7]))
+    # A damaged (non-UTF-8) text reads as "": it then fails its hash check instead of crashing.
+    return ChunkRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], _text_or_none(r[7]) or "")
 
 
 def _digest(*parts: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import xxhash
 
-from codegraph.errors import StoreError
+from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
 from codegraph.store.base import (
@@ -29,10 +29,15 @@ from codegraph.store.base import (
     SnapshotInfo,
     Store,
     SymbolRow,
+    check_chunk_sets,
+    chunk_set_checksum,
+    lexical_checksum,
     payload_checksum,
+    vector_checksum,
+    vector_ok,
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: checksums on L2, L3 and L4 outputs
 ABANDONED_AFTER_S = 3600
 DB_FILENAME = "index.sqlite"
 # Cross-file rows belong to a snapshot through the resolution its file points at.
@@ -74,8 +79,11 @@ class SqliteStore(Store):
                     (SCHEMA_VERSION,),
                 )
             elif version != SCHEMA_VERSION:
+                # Versions 1 and 2 were never released: no migration, an index is rebuilt.
+                older = version.isdigit() and int(version) < int(SCHEMA_VERSION)
+                hint = f": delete {path} and index again" if older else ""
                 raise StoreError(
-                    f"{path} has schema version {version}; this codegraph needs {SCHEMA_VERSION}"
+                    f"{path} has schema version {version}; this codegraph needs {SCHEMA_VERSION}{hint}"
                 )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a usable codegraph store: {exc}") from exc
@@ -399,9 +407,11 @@ class SqliteStore(Store):
                         for c in chunks
                     ),
                 )
+                checksum = chunk_set_checksum(
+                    ((c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash) for c in chunks), error)
                 conn.execute(
-                    "INSERT OR REPLACE INTO chunk_sets VALUES (?, ?, ?, ?)",
-                    (content_hash, stage_key, len(chunks), error),
+                    "INSERT OR REPLACE INTO chunk_sets VALUES (?, ?, ?, ?, ?)",
+                    (content_hash, stage_key, len(chunks), error, checksum),
                 )
 
     def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
@@ -411,6 +421,49 @@ class SqliteStore(Store):
             (stage_key, snapshot_id),
         ).fetchone()
         return int(n)
+
+    def _snapshot_paths(self, snapshot_id: int, paths: Sequence[str] | None) -> tuple[str, tuple[Any, ...]]:
+        """SQL condition on `f` (snapshot_files) and its parameters: the snapshot, or its `paths`."""
+        if paths is None:
+            return "f.snapshot_id=?", (snapshot_id,)
+        return f"f.snapshot_id=? AND f.path IN ({','.join('?' * len(paths))})", (snapshot_id, *paths)
+
+    def damaged_chunk_sets(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> tuple[dict[str, str], set[str]]:
+        if paths is not None and not paths:
+            return {}, set()
+        where, params = self._snapshot_paths(snapshot_id, paths)
+        conn = self._conn()
+        sets = conn.execute(
+            "SELECT f.path, s.content_hash, s.error, s.checksum FROM snapshot_files f"
+            f" JOIN chunk_sets s ON s.content_hash=f.content_hash AND s.stage_key=? WHERE {where}",
+            (stage_key, *params)).fetchall()
+        chunks = conn.execute(  # a cursor, not a list: texts are checked as they are read
+            "SELECT c.content_hash, c.ordinal, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
+            " FROM chunks c LEFT JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE c.stage_key=? AND c.content_hash IN"
+            f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
+            (stage_key, *params))
+        return check_chunk_sets(sets, chunks)
+
+    def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
+        with self._tx() as conn:
+            conn.executemany("INSERT OR REPLACE INTO texts VALUES (?, ?)", rows)
+
+    def text_owners(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        for th in text_hashes:
+            row = self._conn().execute(
+                "SELECT f.path, f.content_hash FROM chunks c JOIN snapshot_files f"
+                " ON f.content_hash=c.content_hash AND f.snapshot_id=?"
+                " WHERE c.text_hash=? AND c.stage_key=? ORDER BY f.path LIMIT 1",
+                (snapshot_id, th, chunk_key)).fetchone()
+            if row is not None:
+                out[th] = (row[0], row[1])
+        return out
 
     def chunks_of_files(
         self, snapshot_id: int, stage_key: str, paths: Sequence[str]
@@ -466,22 +519,55 @@ class SqliteStore(Store):
                     (doc.body, doc.subtokens),
                 )
                 conn.execute(
-                    "INSERT OR REPLACE INTO lexical_docs VALUES (?, ?, ?)",
-                    (doc.content_hash, stage_key, cur.lastrowid),
+                    "INSERT OR REPLACE INTO lexical_docs VALUES (?, ?, ?, ?)",
+                    (doc.content_hash, stage_key, cur.lastrowid, lexical_checksum(doc.body, doc.subtokens)),
                 )
+
+    def damaged_lexical(
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        if paths is not None and not paths:
+            return {}
+        where, params = self._snapshot_paths(snapshot_id, paths)
+        damaged: dict[str, str] = {}
+        for path, content_hash, checksum, body, subtokens in self._conn().execute(
+            "SELECT f.path, d.content_hash, d.checksum, x.body, x.subtokens FROM snapshot_files f"
+            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=?"
+            f" LEFT JOIN lexical_fts x ON x.rowid=d.doc_id WHERE {where} ORDER BY f.path",
+            (stage_key, *params),
+        ):
+            if (body is None or subtokens is None or not isinstance(body, str)
+                    or not isinstance(subtokens, str) or checksum != lexical_checksum(body, subtokens)):
+                damaged[path] = content_hash
+        return damaged
+
+    def verify_lexical_index(self) -> bool:
+        # FTS5 compares its inverted index with the stored documents; 'rebuild' re-derives it.
+        try:
+            self._conn().execute("INSERT INTO lexical_fts(lexical_fts, rank) VALUES ('integrity-check', 1)")
+            return False
+        except sqlite3.DatabaseError:
+            with self._tx() as conn:
+                conn.execute("INSERT INTO lexical_fts(lexical_fts) VALUES ('rebuild')")
+            return True
 
     def lexical_search(
         self, snapshot_id: int, stage_key: str, match: str, limit: int
     ) -> list[tuple[str, float]]:
         """(path, BM25 score; higher is better) of the best matching files of the snapshot."""
-        rows = self._conn().execute(
-            "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
-            " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
-            " AND d.stage_key = ?"
-            " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
-            " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
-            (stage_key, snapshot_id, match, limit),
-        ).fetchall()
+        try:
+            rows = self._conn().execute(
+                "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
+                " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
+                " AND d.stage_key = ?"
+                " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
+                " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
+                (stage_key, snapshot_id, match, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CORRUPT_VTAB:
+                raise
+            raise DamagedIndexError("the full-text index (L3) is damaged") from exc
         return [(p, float(s)) for p, s in rows]
 
     # ----- L4 ----------------------------------------------------------------------------
@@ -502,16 +588,31 @@ class SqliteStore(Store):
     def put_embeddings(self, model_key: str, rows: Sequence[tuple[str, bytes]]) -> None:
         with self._tx() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                ((h, model_key, v) for h, v in rows),
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                ((h, model_key, v, vector_checksum(v)) for h, v in rows),
             )
+
+    def damaged_embeddings(
+        self, snapshot_id: int, chunk_key: str, model_key: str, dimensions: int
+    ) -> set[str]:
+        return {th for th, vector, checksum in self._conn().execute(
+            "SELECT DISTINCT e.text_hash, CAST(e.vector AS BLOB), e.checksum FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
+            " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=?"
+            " WHERE f.snapshot_id=?", (chunk_key, model_key, snapshot_id),
+        ) if not vector_ok(vector, checksum, dimensions)}
+
+    def delete_embeddings(self, model_key: str, text_hashes: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM embeddings WHERE text_hash=? AND model_key=?",
+                             ((h, model_key) for h in text_hashes))
 
     def snapshot_vectors(
         self, snapshot_id: int, chunk_key: str, model_key: str
-    ) -> list[tuple[int, str, bytes]]:
-        """(chunk id, path, vector) for every embedded chunk of the snapshot."""
+    ) -> list[tuple[int, str, bytes, str | None]]:
+        """(chunk id, path, vector, stored checksum) for every embedded chunk of the snapshot."""
         return self._conn().execute(
-            "SELECT c.id, f.path, e.vector FROM snapshot_files f"
+            "SELECT c.id, f.path, CAST(e.vector AS BLOB), e.checksum FROM snapshot_files f"
             " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
             " JOIN embeddings e ON e.text_hash=c.text_hash AND e.model_key=?"
             " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal",

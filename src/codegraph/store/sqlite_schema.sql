@@ -1,4 +1,4 @@
--- codegraph embedded store, schema version 2.
+-- codegraph embedded store, schema version 3 (3: checksums on every per-file output).
 -- Ground state: repos, snapshots, snapshot_files.
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
 --   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS chunk_sets (
     stage_key TEXT NOT NULL,
     chunk_count INTEGER NOT NULL,
     error TEXT,
+    checksum TEXT NOT NULL,              -- base.chunk_set_checksum of its chunk rows and error
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunk_sets_failed ON chunk_sets(stage_key, content_hash)
@@ -91,6 +92,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_text ON chunks(text_hash);
 
+-- A text is verified by its key: text_hash is xxh3-128 of its UTF-8 bytes (chunking.text_hash).
 CREATE TABLE IF NOT EXISTS texts (
     text_hash TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -104,6 +106,7 @@ CREATE TABLE IF NOT EXISTS lexical_docs (
     content_hash TEXT NOT NULL,
     stage_key TEXT NOT NULL,
     doc_id INTEGER NOT NULL,             -- rowid in lexical_fts
+    checksum TEXT NOT NULL,              -- base.lexical_checksum of its body and subtokens
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lexical_docs_by_doc ON lexical_docs(doc_id);
@@ -113,6 +116,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     text_hash TEXT NOT NULL,
     model_key TEXT NOT NULL,
     vector BLOB NOT NULL,                -- float32, L2-normalised
+    checksum TEXT NOT NULL,              -- xxh3-64 of vector
     PRIMARY KEY (text_hash, model_key)
 ) WITHOUT ROWID;
 
