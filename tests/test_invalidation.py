@@ -104,3 +104,41 @@ def test_cache_stats_and_prune_keep_what_kept_snapshots_use(shop_repo: Path, sto
     again = codegraph.index(str(shop_repo), str(db), options=IndexOptions(IndexConfig(vectors=False)),
                             full=True)
     assert work(again) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}
+
+
+def test_a_new_embedding_model_reruns_l4_only_and_a_new_chunk_size_l2_and_l4(
+    shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted from the work each stage reports (a deterministic fake model stands in for
+    MiniLM; what matters is which texts reach it)."""
+    from test_integrity import fake_embed
+
+    from codegraph import embed
+
+    embedded: list[str] = []
+
+    def counting_embed(texts: list[str], model_name: str = "", batch_size: int = 32) -> object:
+        embedded.extend(texts)
+        return fake_embed(texts)
+
+    monkeypatch.setattr(embed, "embed", counting_embed)
+
+    def run(**config: object) -> dict:
+        embedded.clear()
+        result = codegraph.index(str(shop_repo), store_url, options=IndexOptions(IndexConfig(**config)),
+                                 full=True)
+        assert result["state"] == "completed", result.get("error")
+        return result
+
+    first = run()
+    assert first["embedded"] == len(embedded) == len(set(embedded)) > 0
+    other_model = run(model_name="another-model")
+    assert work(other_model) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}
+    assert other_model["embedded"] == len(embedded) == first["embedded"]  # every text, once
+    smaller = run(model_name="another-model", max_chunk_chars=400, min_chunk_chars=100)
+    assert work(smaller)["L1_ir"] == 0 and work(smaller)["L3_lexical"] == 0
+    assert work(smaller)["L2_chunk"] == first["files_indexed"]
+    # Only texts never embedded for this model: chunks the new size left unchanged are reused.
+    stages = {s["name"]: s for s in smaller["stages"]}
+    assert smaller["embedded"] == len(embedded) == stages["L4_vector"]["embedded"]
+    assert stages["L4_vector"]["texts_reused"] > 0 or smaller["embedded"] == smaller["vectors"]
