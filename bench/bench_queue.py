@@ -20,28 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
 from codegraph.queue import JobQueue, open_queue
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_pg import ADMIN, scratch_database  # one scratch-database helper for the benches
+
 CLI = [sys.executable, "-m", "codegraph.cli"]
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"codegraph_qbench_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def worker(url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:

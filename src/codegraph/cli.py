@@ -578,6 +578,17 @@ def jobs_show(
                   f"  {e.worker_id or ''}  {e.detail or ''}", highlight=False, markup=False)
 
 
+def _operate(db: str | None, job_id: int, operation: str, debug: bool) -> Any:
+    """An operator's transition (`cancel`, `retry`) of an existing job; refusals are one line."""
+
+    def run() -> Any:
+        queue = _open_queue(db)
+        _get_job(queue, job_id)
+        return getattr(queue, operation)(job_id)
+
+    return _queue_guard(debug, run)
+
+
 @jobs_app.command("cancel")
 def jobs_cancel(
     job_id: Annotated[int, typer.Argument(help="Job id.")],
@@ -586,13 +597,7 @@ def jobs_cancel(
     debug: DebugOption = False,
 ) -> None:
     """Cancel a queued job now; a running one stops at its next stage boundary."""
-
-    def run() -> Any:
-        queue = _open_queue(db)
-        _get_job(queue, job_id)
-        return queue.cancel(job_id)
-
-    job = _queue_guard(debug, run)
+    job = _operate(db, job_id, "cancel", debug)
     if as_json:
         _print_json(_job_dict(job))
     elif job.state == "cancelled":
@@ -609,13 +614,7 @@ def jobs_retry(
     debug: DebugOption = False,
 ) -> None:
     """Put a failed job back in the queue with fresh attempts (its earlier errors are kept)."""
-
-    def run() -> Any:
-        queue = _open_queue(db)
-        _get_job(queue, job_id)
-        return queue.retry(job_id)
-
-    job = _queue_guard(debug, run)
+    job = _operate(db, job_id, "retry", debug)
     if as_json:
         _print_json(_job_dict(job))
     else:

@@ -176,7 +176,9 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
     duration_ms = (time.perf_counter() - t0) * 1000
     if run.ok:
         store.complete_snapshot(snapshot_id, duration_ms)
-    symbols, edges = store.graph_counts(snapshot_id)
+    # L1 counted the graph when it ran; only a run that stopped before it needs the query.
+    symbols, edges = ((counters["symbols"], counters["edges"]) if "symbols" in counters
+                      else store.graph_counts(snapshot_id))
     result: dict[str, Any] = {
         "job_id": job_id,
         "state": "completed" if run.ok else "failed",
@@ -186,21 +188,15 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         "db": store.url,
         "snapshot": snapshot.manifest_hash,
         "snapshot_id": snapshot_id,
-        "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
-        "files_indexed": len(snapshot.files) - len({path for path, _, _ in problems}),
-        "files_read": snapshot.files_read,
-        "files_failed": sorted(
-            [{"path": e.path, "reason": e.reason} for e in snapshot.failed]
-            + [{"path": path, "reason": reason} for path, _, reason in problems],
-            key=lambda e: (e["path"], e["reason"]),
-        ),
-        "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
+        **_files_report(snapshot, [(path, reason) for path, _, reason in problems]),
         "changed_files": change,
         "affected_files": ctx.affected_files,
         "symbols": symbols,
         "edges": edges,
         "unresolved_calls": counters.get("unresolved_calls", 0),
-        "chunks": counters.get("chunks", store.snapshot_chunk_count(snapshot_id, keys[L2])),
+        # L2 counts them when it ran; only a run that stopped before it needs the query.
+        "chunks": counters["chunks"] if "chunks" in counters
+        else store.snapshot_chunk_count(snapshot_id, keys[L2]),
         "embedded": counters.get("embedded", 0),
         "vectors": counters.get("vectors", 0) if L4 in keys else 0,
         "stages": [
@@ -249,15 +245,7 @@ def _unchanged_result(
     return {
         "job_id": job_id, "state": "completed", "mode": "incremental", "repo": repo,
         "db": store.url, "snapshot": snapshot.manifest_hash, "snapshot_id": base.id,
-        "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
-        "files_indexed": len(snapshot.files) - len({path for path, _, _ in problems}),
-        "files_read": snapshot.files_read,
-        "files_failed": sorted(
-            [{"path": e.path, "reason": e.reason} for e in snapshot.failed]
-            + [{"path": path, "reason": f"{stage}: {error}"} for path, stage, error in problems],
-            key=lambda e: (e["path"], e["reason"]),
-        ),
-        "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
+        **_files_report(snapshot, [(path, f"{stage}: {error}") for path, stage, error in problems]),
         "changed_files": {"added": [], "modified": [], "deleted": []},
         "affected_files": [],
         "symbols": symbols, "edges": edges,
@@ -268,6 +256,21 @@ def _unchanged_result(
         "stages": [],
         "reused": {"stages": list(keys), "files": {}},
         "warnings": [],
+    }
+
+
+def _files_report(snapshot: Snapshot, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The result's file counts and lists: the scan's problems and the stages' (path, reason)."""
+    return {
+        "files_total": len(snapshot.files) + len(snapshot.failed) + len(snapshot.skipped),
+        "files_indexed": len(snapshot.files) - len({path for path, _ in problems}),
+        "files_read": snapshot.files_read,
+        "files_failed": sorted(
+            [{"path": e.path, "reason": e.reason} for e in snapshot.failed]
+            + [{"path": path, "reason": reason} for path, reason in problems],
+            key=lambda e: (e["path"], e["reason"]),
+        ),
+        "files_skipped": [{"path": e.path, "reason": e.reason} for e in snapshot.skipped],
     }
 
 
