@@ -4,11 +4,13 @@ The stdlib's .py files are copied into a temporary git repository and indexed on
 Then for each scenario — body-only edits, signature changes and renames of exported functions, to
 1%, 10% and 50% of the files — the base tree and store are restored, the edits applied, and both
 an incremental update of the base store and a full build of the edited tree into a fresh store are
-timed; their exports must be identical. Also: a no-change update (in process and from the CLI),
-the CLI's wall time for the 1% update, and a 1% update with vectors on (on json/http/urllib: a
-full vector build of the whole stdlib would take ~40 minutes here).
+timed (each `--repeat` times: the table shows medians); their exports must be identical. The
+edited files are a uniform sample of all files (see `apply_edits`). Also: a no-change update (in
+process and from the CLI), the CLI's wall time for the 1% update, and a 1% update with vectors on
+(on json/http/urllib: a full vector build of the whole stdlib would take ~40 minutes here).
 
     .venv/bin/python bench/bench_incremental.py [--sizes 0.01,0.1,0.5] [--kinds body,signature,rename]
+                                                [--repeat 3] [--skip-vectors]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -61,6 +64,11 @@ def edit_rename(text: str) -> str | None:
     if m is None or m[1].startswith("_"):
         return None
     return text[: m.start(1)] + m[1] + "_renamed" + text[m.end(1):]
+
+
+def edit_statement(text: str) -> str:
+    """A module-level `pass`: for files with no function body to edit (nothing visible changes)."""
+    return text + ("" if text.endswith("\n") or not text else "\n") + "pass\n"
 
 
 EDITS: dict[str, Callable[[str], str | None]] = {
@@ -105,6 +113,10 @@ def restore(pristine: Path, repo: Path, paths: list[str], base_db: Path, db: Pat
 
 
 def apply_edits(repo: Path, kind: str, fraction: float, seed: int) -> list[str]:
+    """Edit a uniform random sample of `fraction` of the files. A file the scenario's edit does
+    not apply to (no top-level function, no `return`) gets a body edit, or else a module-level
+    statement: sampling only the files an edit applies to would favour large files (at 50% of
+    the files, two thirds of the bytes)."""
     files = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.py"))
     rng = random.Random(seed)
     rng.shuffle(files)
@@ -118,11 +130,15 @@ def apply_edits(repo: Path, kind: str, fraction: float, seed: int) -> list[str]:
             text = path.read_text("utf-8")
         except UnicodeDecodeError:
             continue
-        new = EDITS[kind](text)
-        if new is not None:
-            path.write_text(new, "utf-8")
-            edited.append(rel)
+        new = EDITS[kind](text) or edit_body(text) or edit_statement(text)
+        path.write_text(new, "utf-8")
+        edited.append(rel)
     return edited
+
+
+def byte_share(repo: Path, paths: list[str]) -> float:
+    total = sum(p.stat().st_size for p in repo.rglob("*.py"))
+    return sum((repo / p).stat().st_size for p in paths) / total
 
 
 def export(db: Path) -> list[list[Any]]:
@@ -148,6 +164,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.01,0.1,0.5")
     parser.add_argument("--kinds", default="body,signature,rename")
     parser.add_argument("--skip-vectors", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each update and each full build; the table shows medians")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -171,23 +189,30 @@ def main() -> None:
         fresh = tmp / "full-db"
         for kind in args.kinds.split(","):
             for fraction in (float(s) for s in args.sizes.split(",")):
-                restore(pristine, repo, [], base_db, db)
                 edited = apply_edits(repo, kind, fraction, seed=round(fraction * 1000) + len(rows))
-                inc_time, inc = timed(lambda: codegraph.index(str(repo), str(db), options=NO_VECTORS))
-                shutil.rmtree(fresh, ignore_errors=True)
-                full_time, _ = timed(lambda: codegraph.index(str(repo), str(fresh), options=NO_VECTORS))
+                inc_times, full_times = [], []
+                for _ in range(args.repeat):  # each from the same base store
+                    restore(pristine, repo, [], base_db, db)
+                    inc_time, inc = timed(lambda: codegraph.index(str(repo), str(db), options=NO_VECTORS))
+                    inc_times.append(inc_time)
+                for _ in range(args.repeat):
+                    shutil.rmtree(fresh, ignore_errors=True)
+                    full_times.append(timed(lambda: codegraph.index(str(repo), str(fresh),
+                                                                    options=NO_VECTORS))[0])
+                inc_time, full_time = statistics.median(inc_times), statistics.median(full_times)
                 same = export(db) == export(fresh)
                 assert same, f"{kind} {fraction}: incremental export differs from the full rebuild"
                 rows.append((f"{kind} {fraction:.0%}", full_time, inc_time, len(edited),
-                             len(inc["affected_files"]), same, inc["speedup"]))
+                             byte_share(repo, edited), len(inc["affected_files"]), same, inc["speedup"]))
                 restore(pristine, repo, edited, base_db, db)
 
-        print()
+        print(f"\nmedians of {args.repeat} runs each; bytes: the edited files' share of the tree's bytes")
         print(f"{'scenario':<16} {'full s':>7} {'incr s':>7} {'speedup':>8} {'changed':>8} "
-              f"{'affected':>9} {'export':>7} {'speedup field':>14}")
-        for name, full_time, inc_time, changed, affected, same, field in rows:
+              f"{'bytes':>6} {'affected':>9} {'export':>7} {'speedup field':>14}")
+        for name, full_time, inc_time, changed, share, affected, same, field in rows:
             print(f"{name:<16} {full_time:>7.2f} {inc_time:>7.3f} {full_time / inc_time:>7.1f}x "
-                  f"{changed:>8} {affected:>9} {'equal' if same else 'DIFFER':>7} {field!s:>14}")
+                  f"{changed:>8} {share:>6.1%} {affected:>9} {'equal' if same else 'DIFFER':>7} "
+                  f"{field!s:>14}")
 
         restore(pristine, repo, [], base_db, db)
         edited = apply_edits(repo, "body", 0.01, seed=1)

@@ -133,7 +133,8 @@ def _resolve(repo: Path) -> _Whole:
     paths = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.py"))
     irs = {p: PYTHON.extract((repo / p).read_text()) for p in paths}
     modules = module_names(paths, repo.name)
-    results = list(PYTHON.resolve(modules, irs.__getitem__, paths))
+    resolver = PYTHON.resolver(modules, irs.__getitem__)
+    results = [resolver.resolve_file(p) for p in paths]
     return _Whole([e for r in results for e in r.edges], {r.path: r.deps for r in results})
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -69,6 +70,7 @@ def embed(texts: list[str], model_name: str = MODEL_NAME, batch_size: int = 32) 
     to a length fixed by its own token count (the next multiple of PAD_STEP): texts of one
     padded length are batched together, and the result is bit-identical to embedding it alone.
     """
+    import numpy as np
     import torch
 
     if not texts:

@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from codegraph import lexical
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
@@ -204,6 +202,8 @@ class Index:
         rows = [r for r, ok in zip(rows, good, strict=True) if ok]
         if not rows:
             return []
+        import numpy as np  # here: numpy costs a CLI that never searches vectors ~0.2 s to import
+
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         scores = matrix @ q
         # Ties broken by repository, path and line (rows come sorted that way) for stable output.

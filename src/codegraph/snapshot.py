@@ -189,19 +189,20 @@ def scan(
     snapshot = Snapshot(root, started_at=time.time())
     known = known or {}
     trust_before_ns = int(known_scanned_at * 1e9) - RACY_WINDOW_NS
+    prefix = f"{root}/"  # string paths: a pathlib join per file costs more than the lstat
     for rel in list_files(root):
         if on_file is not None:
             on_file()
         if exclude.match_file(rel):
             continue
-        full = root / rel
+        full = prefix + rel
         try:
             st = os.lstat(full)  # one system call for the common case: a regular file
             if stat.S_ISLNK(st.st_mode):
-                if full.resolve(strict=True).is_dir():
+                if os.path.isdir(os.path.realpath(full, strict=True)):
                     snapshot.skipped.append(FileError(rel, "symlink to a directory: not followed"))
                     continue
-                st = full.stat()
+                st = os.stat(full)
             if not stat.S_ISREG(st.st_mode):
                 snapshot.skipped.append(FileError(rel, "not a regular file"))
                 continue
@@ -215,13 +216,13 @@ def scan(
                     and st.st_mtime_ns < trust_before_ns):
                 snapshot.files.append(SourceFile(rel, seen[2], st.st_size, st.st_mtime_ns))
                 continue
-            data = full.read_bytes()
+            data = Path(full).read_bytes()
             snapshot.files_read += 1
         except RuntimeError:  # pathlib's report of a symlink loop on older Pythons
             snapshot.failed.append(FileError(rel, "symlink loop"))
             continue
         except FileNotFoundError:
-            if full.is_symlink():
+            if os.path.islink(full):
                 snapshot.failed.append(FileError(rel, "broken symlink"))
             continue  # deleted in the work tree: not part of this snapshot
         except OSError as exc:

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
-import numpy as np
 
 from codegraph import embed, lexical
 from codegraph.chunking import chunk_plain_text
 from codegraph.dag import StageCancelled
-from codegraph.languages import Language, all_languages, get_language, language_for
+from codegraph.languages import Language, Resolver, all_languages, get_language, language_for
 from codegraph.model import Chunk, FileError, FileIR
 from codegraph.snapshot import SourceFile, read_text
 from codegraph.store.base import (
@@ -51,6 +53,7 @@ LEXICAL_VERSION = "lex-1"
 CHUNKER_VERSION = "chunk-1"
 INLINE_MAX_FILES = 24  # at most this many files to parse or chunk: no worker processes
 EMBED_BATCH = 32  # texts per transaction: the most a kill can cost L4 (~2 s)
+WRITE_GROUP_SECONDS = 2.0  # the longest a stage's transaction stays open (see _WriteGroups)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,11 @@ class RunContext:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+    @cached_property
+    def hashes(self) -> dict[str, str]:
+        """path -> content hash, for every file of the snapshot."""
+        return {f.path: f.content_hash for f in self.files}
 
     def stored(self, stage: str, hashes: set[str], lookup: Any) -> set[str]:
         """Which of `hashes` already have the stage's output. Contents of a complete base snapshot
@@ -242,25 +250,64 @@ def _by_content(damaged: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _run_batches(ctx: RunContext, fn: Any, todo: list[tuple[str, str]], *args: Any) -> Iterator[BatchResult]:
+def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str]],
+                 *args: Any) -> Iterator[BatchResult]:
     """Farm batches out to the worker pool; yield each batch's results as it completes. A few
     files (a typical incremental update) are done in this process: starting workers costs more."""
     if len(todo) <= INLINE_MAX_FILES:
         for batch in _batches(todo, ctx.config.batch_files):
             ctx.check_cancelled()
-            yield fn(str(ctx.root), list(batch), *args)
+            results = fn(str(ctx.root), list(batch), *args)
+            ctx.progress.advance(stage, len(results))
+            yield results
         return
     futures: list[Future[Any]] = [
         ctx.pool().submit(fn, str(ctx.root), list(batch), *args)
-        for batch in _batches(todo, ctx.config.batch_files)
+        for batch in _batches(todo, _batch_size(ctx, len(todo)))
     ]
     try:
         for future in as_completed(futures):
             ctx.check_cancelled()
-            yield future.result()
+            results = future.result()
+            ctx.progress.advance(stage, len(results))
+            yield results
     finally:
         for future in futures:
             future.cancel()
+
+
+def _batch_size(ctx: RunContext, files: int) -> int:
+    """At most `batch_files`, and small enough for a few batches per worker: the last batch to
+    finish is what the other workers wait for."""
+    return max(4, min(ctx.config.batch_files, -(-files // (ctx.config.workers * 4))))
+
+
+class _WriteGroups:
+    """A stage's writes share transactions (`Store.write_group`) of at most WRITE_GROUP_SECONDS:
+    few commits, and still a bounded wait for other writers (a sibling stage, the heartbeat)
+    and a bounded loss when the process is killed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.stack = ExitStack()
+        self.started = 0.0
+
+    def __enter__(self) -> _WriteGroups:
+        self._begin()
+        return self
+
+    def _begin(self) -> None:
+        self.stack.enter_context(self.store.write_group())
+        self.started = time.monotonic()
+
+    def wrote(self) -> None:
+        """After a write: end the group (commit) once it is old enough, and begin the next."""
+        if time.monotonic() - self.started >= WRITE_GROUP_SECONDS:
+            self.stack.close()
+            self._begin()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.__exit__(*exc)
 
 
 # ----- L1 -----------------------------------------------------------------------------------
@@ -281,14 +328,15 @@ class IRStage:
         todo = _unique_by_hash(code_files, hashes - existing)
         ctx.progress.start(self.name, len(code_files))
         ctx.progress.advance(self.name, len(code_files) - len(todo))
-        fresh: dict[str, tuple[bytes | None, str | None, str | None]] = {}
-        for results in _run_batches(ctx, _extract_batch, todo):
+        resolution = _Resolution(ctx)
+        resolution.expect_changes()
+        # One transaction per batch, not write groups: L3 runs beside this loop and writes too.
+        for results in _run_batches(ctx, self.name, _extract_batch, todo):
             rows = [(h, payload, error) for _, h, payload, error in ctx.stored_results(L1, results)]
             ctx.store.put_ir(key, rows)
-            fresh.update((h, (payload, error, payload_checksum(payload))) for h, payload, error in rows)
-            ctx.progress.advance(self.name, len(results))
+            resolution.parsed(rows)
         ctx.check_cancelled()
-        resolved = _Resolution(ctx, fresh).run()
+        resolved = resolution.run()
         repaired = resolved["files_repaired"]
         return {"files_parsed": len(todo) + repaired,
                 "files_reused": len(code_files) - len(todo) - repaired, **resolved}
@@ -330,35 +378,35 @@ class _IRSource:
         return ir
 
 
-def _resolve_paths(source: _IRSource, lang: Language, modules: dict[str, str], hashes: dict[str, str],
-                   paths: list[str]) -> tuple[list[ResolvedFile], int]:
+def _resolve_paths(source: _IRSource, resolver: Resolver, hashes: dict[str, str],
+                   modules: Mapping[str, str], paths: list[str]) -> tuple[list[ResolvedFile], int]:
     """Resolve `paths`; their results as stored rows, and how many had syntax errors."""
-
-    def load(path: str) -> FileIR:
-        return source.ir(path, hashes[path])
-
     out: list[ResolvedFile] = []
     syntax_errors = 0
-    for res in lang.resolve(modules, load, paths):
-        ir = load(res.path)
+    for path in paths:
+        res = resolver.resolve_file(path)
+        ir = source.ir(path, hashes[path])
         syntax_errors += ir.syntax_errors > 0
-        module = modules[res.path]
+        module = modules[path]
         symbols = []
         for s in ir.symbols:
             qname = f"{module}.{s.local_name}" if s.local_name else module
-            symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, res.path,
+            symbols.append(SymbolRow(qname, qname.rpartition(".")[2], s.kind, path,
                                      s.start_line, s.end_line, s.signature, s.docstring))
         out.append(ResolvedFile(
-            res.path, hashes[res.path], symbols, res.edges, sorted(res.deps),
+            path, hashes[path], symbols, res.edges, sorted(res.deps),
             sorted({read_key(p, k) for p, k in res.reads}), res.unresolved_calls))
     return out, syntax_errors
 
 
+# A worker's resolver for the snapshot it is resolving now, kept between its batches: answers
+# about shared modules (exports, class bases) are worked out once per worker, not once per batch.
+_WORKER_RESOLVER: dict[tuple[str, str, int, str], tuple[_IRSource, Resolver]] = {}
 _WORKER_STORES: dict[str, Store] = {}
 
 
-def _resolve_batch(root: str, store_url: str, key: str, lang_name: str, modules: dict[str, str],
-                   hashes: dict[str, str], paths: list[str]) -> tuple[
+def _resolve_batch(root: str, store_url: str, key: str, snapshot_id: int, lang_name: str,
+                   modules: dict[str, str], hashes: dict[str, str], paths: list[str]) -> tuple[
                        list[ResolvedFile], int, dict[str, tuple[bytes | None, str | None]], list[str]]:
     """Worker side of a parallel resolution: the store is opened once per worker process."""
     from codegraph.store import open_store
@@ -366,21 +414,75 @@ def _resolve_batch(root: str, store_url: str, key: str, lang_name: str, modules:
     store = _WORKER_STORES.get(store_url)
     if store is None:
         store = _WORKER_STORES[store_url] = open_store(store_url)
-    source = _IRSource(Path(root), store, key)
+    cache_key = (store_url, key, snapshot_id, lang_name)
+    if cache_key not in _WORKER_RESOLVER:
+        _WORKER_RESOLVER.clear()
+        source = _IRSource(Path(root), store, key)
+        resolver = get_language(lang_name).resolver(modules, lambda p: source.ir(p, hashes[p]))
+        _WORKER_RESOLVER[cache_key] = source, resolver
+    source, resolver = _WORKER_RESOLVER[cache_key]
     source.prefetch(hashes[p] for p in paths)
-    rows, syntax_errors = _resolve_paths(source, get_language(lang_name), modules, hashes, paths)
-    return rows, syntax_errors, source.repairs, source.warnings
+    rows, syntax_errors = _resolve_paths(source, resolver, hashes, modules, paths)
+    repairs, warnings = source.repairs, source.warnings
+    source.repairs, source.warnings = {}, []
+    return rows, syntax_errors, repairs, warnings
 
 
 class _Resolution:
     """The second half of L1 for one snapshot."""
 
-    def __init__(self, ctx: RunContext, fresh: dict[str, tuple[bytes | None, str | None, str | None]]):
+    def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.key = ctx.keys[L1]
-        self.source = _IRSource(ctx.root, ctx.store, self.key, fresh)
+        self.source = _IRSource(ctx.root, ctx.store, self.key)
         self.repaired: set[str] = set()
         self.syntax_errors = 0
+        # Against a base: the changed files' interface diffs, worked out while the others parse.
+        self._diff_when_parsed: dict[str, list[tuple[Language, str]]] = {}  # new hash -> files
+        self._changed_facts: dict[str, set[int]] = {}  # path -> facts its change touched
+
+    def expect_changes(self) -> None:
+        """Before parsing: note which changed files to diff once their new IR is parsed, and
+        fetch their base IR."""
+        ctx = self.ctx
+        if ctx.base is None:
+            return
+        old_hashes = []
+        for lang, modules in self._languages().items():
+            base = self._base_files(lang)
+            for path in self._changed(lang, modules, base):
+                self._diff_when_parsed.setdefault(ctx.hashes[path], []).append((lang, path))
+                if path in base:
+                    old_hashes.append(base[path].content_hash)
+        self.source.prefetch(old_hashes)
+
+    def parsed(self, rows: list[tuple[str, bytes | None, str | None]]) -> None:
+        """New IR, just stored: keep it for resolution, and diff the changed files it belongs to
+        (the main thread would otherwise wait for the workers doing nothing)."""
+        self.source.rows.update((h, (payload, error, payload_checksum(payload)))
+                                for h, payload, error in rows)
+        for content_hash, _, _ in rows:
+            for lang, path in self._diff_when_parsed.pop(content_hash, []):
+                with suppress(_BaseUnusable):  # said (and acted on) when `affected` meets it again
+                    self._changed_facts[path] = self._file_facts(lang, path)
+
+    def _languages(self) -> dict[Language, dict[str, str]]:
+        """Per language of the snapshot: its files, path -> module name."""
+        by_lang: dict[str, dict[str, str]] = {}
+        for f in self.ctx.files:
+            lang = language_for(f.path)
+            if lang is not None:
+                by_lang.setdefault(lang.name, {})[f.path] = self.ctx.modules.get(f.path) or ""
+        return {get_language(name): modules for name, modules in sorted(by_lang.items())}
+
+    def _base_files(self, lang: Language) -> dict[str, FileRow]:
+        return {path: row for path, row in self.ctx.base_files.items() if row.language == lang.name}
+
+    def _changed(self, lang: Language, modules: dict[str, str], base: dict[str, FileRow]) -> set[str]:
+        hashes = self.ctx.hashes
+        return {p for p, module in modules.items()
+                if p not in base or base[p].content_hash != hashes[p] or base[p].module != module
+                or base[p].res_id is None}
 
     def ir(self, path: str, content_hash: str) -> FileIR:
         ir = self.source.ir(path, content_hash)
@@ -396,61 +498,67 @@ class _Resolution:
             self.repaired.update(fresh)
             self.ctx.warnings.extend(w for w in warnings if any(h in w for h in fresh))
 
-    def _record(self, rows: list[ResolvedFile], syntax_errors: int) -> None:
+    def _record(self, rows: list[ResolvedFile], syntax_errors: int, group: _WriteGroups) -> None:
         self.syntax_errors += syntax_errors
-        for i in range(0, len(rows), RESOLVE_BATCH):
-            self.ctx.store.put_resolutions(self.ctx.snapshot_id, rows[i : i + RESOLVE_BATCH])
+        if rows:
+            self.ctx.store.put_resolutions(self.ctx.snapshot_id, rows)
+            group.wrote()
 
     def run(self) -> dict[str, Any]:
         ctx = self.ctx
-        by_lang: dict[str, dict[str, str]] = {}
-        for f in ctx.files:
-            lang = language_for(f.path)
-            if lang is not None:
-                by_lang.setdefault(lang.name, {})[f.path] = ctx.modules.get(f.path) or ""
-        hashes = {f.path: f.content_hash for f in ctx.files}
+        hashes = ctx.hashes
         affected: list[str] = []
-        for lang_name, modules in sorted(by_lang.items()):
-            lang = get_language(lang_name)
-            try:
-                todo = sorted(modules) if ctx.base is None else self.affected(lang, modules, hashes)
-            except _BaseUnusable as exc:
-                ctx.warn(f"resolving every {lang_name} file: {exc}")
-                todo = sorted(modules)
-            affected.extend(todo)
-            carried = sorted(set(modules) - set(todo))
-            if carried:
-                assert ctx.base is not None
-                ctx.store.carry_resolutions(ctx.snapshot_id, ctx.base.id, carried)
-            if len(todo) > PARALLEL_RESOLVE_MIN_FILES and ctx.config.workers > 1:
-                self._resolve_in_workers(lang_name, modules, hashes, todo)
-                continue
-            # One query for what resolving `todo` will surely read, not one per file.
-            wanted = set(todo) if ctx.base is None else (
-                set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules)))
-            self.source.prefetch(hashes[p] for p in wanted)
-            for i in range(0, len(todo), RESOLVE_BATCH):
-                ctx.check_cancelled()
-                rows, syntax_errors = _resolve_paths(self.source, lang, modules, hashes,
-                                                     todo[i : i + RESOLVE_BATCH])
-                self._record_repairs(self.source.repairs, self.source.warnings)
-                self._record(rows, syntax_errors)
+        with _WriteGroups(ctx.store) as group:
+            for lang, modules in self._languages().items():
+                affected.extend(self._resolve_language(lang, modules, hashes, group))
         ctx.affected_files = sorted(affected)
         symbols, edges = ctx.store.graph_counts(ctx.snapshot_id)
         return {"files_resolved": len(affected), "symbols": symbols, "edges": edges,
                 "unresolved_calls": ctx.store.unresolved_calls(ctx.snapshot_id),
                 "files_with_syntax_errors": self.syntax_errors, "files_repaired": len(self.repaired)}
 
+    def _resolve_language(self, lang: Language, modules: dict[str, str], hashes: dict[str, str],
+                          group: _WriteGroups) -> list[str]:
+        """Resolve what needs it among one language's files and carry the rest over; the files
+        resolved."""
+        ctx = self.ctx
+        try:
+            todo = sorted(modules) if ctx.base is None else self.affected(lang, modules, hashes)
+        except _BaseUnusable as exc:
+            ctx.warn(f"resolving every {lang.name} file: {exc}")
+            todo = sorted(modules)
+        carried = sorted(set(modules) - set(todo))
+        if carried:
+            assert ctx.base is not None
+            ctx.store.carry_resolutions(ctx.snapshot_id, ctx.base.id, carried)
+        if len(todo) > PARALLEL_RESOLVE_MIN_FILES and ctx.config.workers > 1:
+            self._resolve_in_workers(lang.name, modules, hashes, todo, group)
+            return todo
+        # One query for what resolving `todo` will surely read, not one per file.
+        wanted = set(todo) if ctx.base is None else (
+            set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules)))
+        self.source.prefetch(hashes[p] for p in wanted)
+        resolver = lang.resolver(modules, lambda p: self.ir(p, hashes[p]))
+        for i in range(0, len(todo), RESOLVE_BATCH):
+            ctx.check_cancelled()
+            rows, syntax_errors = _resolve_paths(self.source, resolver, hashes, modules,
+                                                 todo[i : i + RESOLVE_BATCH])
+            self._record_repairs(self.source.repairs, self.source.warnings)
+            self._record(rows, syntax_errors, group)
+        return todo
+
     def _resolve_in_workers(self, lang_name: str, modules: dict[str, str], hashes: dict[str, str],
-                            todo: list[str]) -> None:
+                            todo: list[str], group: _WriteGroups) -> None:
         """Files resolve independently (each result is a function of the snapshot alone), so
         batches of them go to the worker pool; each worker loads the IR its lookups reach."""
         ctx = self.ctx
         lang_hashes = {p: hashes[p] for p in modules}
-        size = max(16, -(-len(todo) // (ctx.config.workers * 4)))  # a few batches per worker
+        # Many small batches: each worker keeps its resolver between them, and results arrive
+        # (to be written while the workers go on) steadily rather than all at the end.
+        size = max(8, -(-len(todo) // (ctx.config.workers * 8)))
         futures = [
-            ctx.pool().submit(_resolve_batch, str(ctx.root), ctx.store.url, self.key, lang_name,
-                              modules, lang_hashes, todo[i : i + size])
+            ctx.pool().submit(_resolve_batch, str(ctx.root), ctx.store.url, self.key,
+                              ctx.snapshot_id, lang_name, modules, lang_hashes, todo[i : i + size])
             for i in range(0, len(todo), size)
         ]
         try:
@@ -458,7 +566,7 @@ class _Resolution:
                 ctx.check_cancelled()
                 rows, syntax_errors, repairs, warnings = future.result()
                 self._record_repairs(repairs, warnings)
-                self._record(rows, syntax_errors)
+                self._record(rows, syntax_errors, group)
         finally:
             for future in futures:
                 future.cancel()
@@ -468,18 +576,14 @@ class _Resolution:
         recorded reads include a fact that changed (the early cutoff: a body-only edit changes
         no fact another file can read, so it re-resolves no other file)."""
         ctx = self.ctx
-        base = {path: row for path, row in ctx.base_files.items() if row.language == lang.name}
-        changed = {p for p, module in modules.items()
-                    if p not in base or base[p].content_hash != hashes[p] or base[p].module != module
-                    or base[p].res_id is None}
+        base = self._base_files(lang)
+        changed = self._changed(lang, modules, base)
         deleted = set(base) - set(modules)
         self.source.prefetch(base[p].content_hash for p in changed | deleted if p in base)
         facts: set[int] = set()
         for path in changed | deleted:
-            old = self._old_interface(lang, path, base[path]) if path in base else {}
-            new = self._interface(lang, path, modules[path], hashes[path]) if path in modules else {}
-            facts.update(read_key(path, k) for k in old.keys() | new.keys()
-                         if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+            known = self._changed_facts.get(path)
+            facts.update(known if known is not None else self._file_facts(lang, path))
         before = lang.namespace({p: r.module or "" for p, r in base.items()})
         after = lang.namespace(modules)
         facts.update(read_key("", k) for k in before.keys() | after.keys()
@@ -487,14 +591,23 @@ class _Resolution:
         readers = ctx.store.readers(ctx.base.id, facts) if facts and ctx.base else set()
         return sorted(changed | (readers & set(modules)))
 
-    def _interface(self, lang: Language, path: str, module: str, content_hash: str) -> Mapping[str, Hashable]:
-        return lang.interface(path, module, self.ir(path, content_hash))
-
-    def _old_interface(self, lang: Language, path: str, row: FileRow) -> Mapping[str, Hashable]:
-        if row.content_hash not in self.source.rows:  # prefetched when it exists
+    def _file_facts(self, lang: Language, path: str) -> set[int]:
+        """The read keys of the facts of `path` that differ between the base and this snapshot."""
+        ctx = self.ctx
+        row = ctx.base_files.get(path)
+        if row is not None and row.language != lang.name:
+            row = None
+        if row is None:
+            old: Mapping[str, Hashable] = {}
+        elif row.content_hash not in self.source.rows:  # prefetched when it exists
             # Without the old facts the diff could miss a removed name: resolve everything.
             raise _BaseUnusable(f"the base snapshot's L1 output for {path} is gone")
-        return self._interface(lang, path, row.module or "", row.content_hash)
+        else:
+            old = lang.interface(path, row.module or "", self.ir(path, row.content_hash))
+        new = (lang.interface(path, ctx.modules.get(path) or "", self.ir(path, ctx.hashes[path]))
+               if path in ctx.hashes else {})
+        return {read_key(path, k) for k in old.keys() | new.keys()
+                if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
 
 
 class _BaseUnusable(Exception):
@@ -503,7 +616,7 @@ class _BaseUnusable(Exception):
 
 _ABSENT = object()
 _EMPTY_IR = FileIR([], [], [], None, 0)
-RESOLVE_BATCH = 256  # files per transaction when recording resolutions
+RESOLVE_BATCH = 256  # files resolved in this process between cancellation checks
 PARALLEL_RESOLVE_MIN_FILES = 64  # fewer files are resolved in this process
 
 
@@ -564,20 +677,21 @@ class ChunkStage:
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
         cfg = ctx.config
-        for results in _run_batches(
-            ctx, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
-        ):
-            rows: list[tuple[str, list[Chunk] | None, str | None]] = []
-            for _path, content_hash, payload, error in ctx.stored_results(L2, results):
-                if payload is None:  # reported from the store, by this run and every later one
-                    rows.append((content_hash, None, error or "no chunks"))
-                else:
-                    rows.append((content_hash, _DECODE_CHUNKS.decode(payload), None))
-            ctx.store.put_chunks(key, rows)
-            if bad_texts:  # put_chunks keeps a stored text: put the recomputed one over it
-                ctx.store.replace_texts(sorted({(c.text_hash, c.text) for _, chunks, _ in rows
-                                                for c in chunks or [] if c.text_hash in bad_texts}))
-            ctx.progress.advance(self.name, len(results))
+        with _WriteGroups(ctx.store) as group:
+            for results in _run_batches(
+                ctx, self.name, _chunk_batch, todo, cfg.max_chunk_chars, cfg.min_chunk_chars
+            ):
+                rows: list[tuple[str, list[Chunk] | None, str | None]] = []
+                for _path, content_hash, payload, error in ctx.stored_results(L2, results):
+                    if payload is None:  # reported from the store, by this run and every later one
+                        rows.append((content_hash, None, error or "no chunks"))
+                    else:
+                        rows.append((content_hash, _DECODE_CHUNKS.decode(payload), None))
+                ctx.store.put_chunks(key, rows)
+                if bad_texts:  # put_chunks keeps a stored text: put the recomputed one over it
+                    ctx.store.replace_texts(sorted({(c.text_hash, c.text) for _, chunks, _ in rows
+                                                    for c in chunks or [] if c.text_hash in bad_texts}))
+                group.wrote()
         return {"files_chunked": len(todo), "files_reused": len(ctx.files) - len(todo),
                 "files_repaired": len(damaged),
                 "chunks": ctx.store.snapshot_chunk_count(ctx.snapshot_id, key)}
@@ -591,6 +705,8 @@ class VectorStage:
     depends_on: tuple[str, ...] = (L2,)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        import numpy as np  # here, not at the top: worker processes and most CLI runs never need it
+
         model_key = ctx.keys[L4]
         chunk_key = ctx.keys[L2]
         repaired = 0

@@ -8,10 +8,20 @@ and listing it in `_LANGUAGES`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Protocol
 
 from codegraph.model import Chunk, FileIR, FileResolution
+
+
+class Resolver(Protocol):
+    """Resolves the files of one snapshot, any number of them, in any order; it may remember
+    answers between files (what makes resolving many files cheaper than one at a time)."""
+
+    def resolve_file(self, path: str) -> FileResolution:
+        """Must be a function of the snapshot alone (not of which files were resolved before,
+        or in which order) and must list in `reads` every fact of other files it depended on."""
+        ...
 
 
 class Language(Protocol):
@@ -32,13 +42,9 @@ class Language(Protocol):
         indexed directory's name, for languages where the root itself can be a module)."""
         ...
 
-    def resolve(
-        self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
-    ) -> Iterator[FileResolution]:
-        """Cross-file resolution of `paths` within a snapshot whose files of this language are
-        `modules` (path -> module name). `load_ir` is called only for files a lookup reaches.
-        Each result must be a function of the snapshot alone (not of which paths were asked, or
-        in which order) and must list in `reads` every fact of other files it depended on."""
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
+        """Cross-file resolution within a snapshot whose files of this language are `modules`
+        (path -> module name). `load_ir` is called only for files a lookup reaches."""
         ...
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import xxhash
 
 from codegraph.model import Chunk, Edge
@@ -138,6 +138,8 @@ def vector_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bo
     """Checksum, then sanity: `dimensions` float32s, all finite (NaN would poison every score)."""
     if vector is None or checksum != vector_checksum(vector) or len(vector) != 4 * dimensions:
         return False
+    import numpy as np
+
     return bool(np.isfinite(np.frombuffer(vector, dtype=np.float32)).all())
 
 
@@ -177,6 +179,13 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release this thread's connection."""
+
+    @abstractmethod
+    def write_group(self) -> AbstractContextManager[None]:
+        """Writes this thread makes inside the group share one transaction, committed when the
+        group ends (rolled back if it ends with an exception). On SQLite each commit writes every
+        page its writes dirtied, and an index on a hash key dirties a page per row: one commit
+        for many files' rows writes such a page once instead of once per file batch."""
 
     @abstractmethod
     def create_snapshot(

@@ -228,8 +228,13 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self._conn()
-        with conn.transaction():
+        with conn.transaction():  # inside a write group: a savepoint of the group's transaction
             yield conn
+
+    @contextlib.contextmanager
+    def write_group(self) -> Iterator[None]:
+        with self._conn().transaction():
+            yield
 
     def close(self) -> None:
         holder: _Owned | None = getattr(self._local, "conn", None)

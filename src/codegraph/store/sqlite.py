@@ -57,6 +57,15 @@ def resolve_sqlite_path(location: str) -> Path:
     return path / DB_FILENAME
 
 
+class _Group:
+    """A write group of one thread: `open` once its transaction has begun."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = False
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path, create: bool = True) -> None:
         self.path = path
@@ -116,6 +125,18 @@ class SqliteStore(Store):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
+        group: _Group | None = getattr(self._local, "group", None)
+        if group is not None:  # joins the group's transaction, begun by its first write
+            if not group.open:
+                conn.execute("BEGIN IMMEDIATE")
+                group.open = True
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")  # the whole group: its end has nothing left to commit
+                group.open = False
+                raise
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -123,6 +144,24 @@ class SqliteStore(Store):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def write_group(self) -> Iterator[None]:
+        if getattr(self._local, "group", None) is not None:  # nested: part of the outer group
+            yield
+            return
+        group = self._local.group = _Group()
+        try:
+            yield
+        except BaseException:
+            if group.open:
+                self._conn().execute("ROLLBACK")
+            raise
+        else:
+            if group.open:
+                self._conn().execute("COMMIT")
+        finally:
+            self._local.group = None
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

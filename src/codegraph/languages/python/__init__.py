@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
 
 from codegraph.languages.python import chunk as _chunk
 from codegraph.languages.python import extract as _extract
 from codegraph.languages.python import resolve as _resolve
-from codegraph.model import Chunk, FileIR, FileResolution
+from codegraph.model import Chunk, FileIR
+
+if TYPE_CHECKING:
+    from codegraph.languages import Resolver
 
 
 class Python:
@@ -25,10 +29,8 @@ class Python:
     def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
         return _resolve.module_names(paths, root_name)
 
-    def resolve(
-        self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
-    ) -> Iterator[FileResolution]:
-        return _resolve.resolve(modules, load_ir, paths)
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
+        return _resolve.Resolver(modules, load_ir)
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
         return {f"mod:{name}": path for name, path in _resolve.module_table(modules).items()}

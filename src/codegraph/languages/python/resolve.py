@@ -22,7 +22,7 @@ that replace functions, and names that come from outside the snapshot (they stay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +176,10 @@ class _Module:
         return self.name
 
 
-class _Resolver:
+class Resolver:
+    """Resolves files of one snapshot whose files are `modules` (path -> module name); the memo
+    of answers is kept from one file to the next."""
+
     def __init__(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> None:
         self.modules = modules
         self.load_ir = load_ir
@@ -431,15 +434,6 @@ class _Resolver:
         reads = {read for read in self._reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
         return FileResolution(path, ordered, deps, reads, unresolved)
-
-
-def resolve(
-    modules: Mapping[str, str], load_ir: Callable[[str], FileIR], paths: Iterable[str]
-) -> Iterator[FileResolution]:
-    """Resolve `paths` of a snapshot whose files are `modules` (path -> module name)."""
-    resolver = _Resolver(modules, load_ir)
-    for path in paths:
-        yield resolver.resolve_file(path)
 
 
 def interface(path: str, module_name: str, ir: FileIR) -> dict[str, Hashable]:
