@@ -9,6 +9,7 @@ decodable) are reported with a reason and left out; nothing about one file stops
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import time
@@ -168,6 +169,21 @@ def list_files(root: Path) -> list[str]:
     return git if git is not None else list(_walk_files(root))
 
 
+def _matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
+    """`spec.match_file`, as one regular expression when no pattern is a negation (then a path
+    is excluded iff any pattern matches it): a scan asks once per file, and pathspec tries each
+    pattern in turn. Any pattern it cannot combine keeps pathspec's own matching."""
+    patterns = [p for p in spec.patterns if p.include is not None]
+    regexes = [getattr(p, "regex", None) for p in patterns]
+    if any(not p.include for p in patterns) or any(r is None for r in regexes):
+        return spec.match_file
+    try:  # pathspec names a group in every pattern: one name may appear only once in a regex
+        combined = re.compile("|".join(f"(?:{r.pattern.replace('(?P<ps_d>', '(')})" for r in regexes))
+    except re.error:
+        return spec.match_file
+    return lambda path: combined.match(path) is not None
+
+
 # A file whose mtime is this close to (or after) the previous scan's start may have changed again
 # within one timestamp tick after it was read (git's "racily clean" problem): it is re-read.
 RACY_WINDOW_NS = 2_000_000_000
@@ -185,7 +201,7 @@ def scan(
     `known_scanned_at`). A file whose size and mtime still match, and whose mtime is safely older
     than that scan, is not read again: its recorded hash is taken."""
     root = root.resolve()
-    exclude = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *(excludes or [])])
+    excluded = _matcher(pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *(excludes or [])]))
     snapshot = Snapshot(root, started_at=time.time())
     known = known or {}
     trust_before_ns = int(known_scanned_at * 1e9) - RACY_WINDOW_NS
@@ -193,7 +209,7 @@ def scan(
     for rel in list_files(root):
         if on_file is not None:
             on_file()
-        if exclude.match_file(rel):
+        if excluded(rel):
             continue
         full = prefix + rel
         try:
