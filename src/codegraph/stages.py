@@ -21,7 +21,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -132,6 +132,11 @@ class RunContext:
         """path -> content hash, for every file of the snapshot."""
         return {f.path: f.content_hash for f in self.files}
 
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        """path -> size in bytes, for every file of the snapshot."""
+        return {f.path: f.size for f in self.files}
+
     def stored(self, stage: str, hashes: set[str], lookup: Any) -> set[str]:
         """Which of `hashes` already have the stage's output. Contents of a complete base snapshot
         built with the same key have it (prune never drops what a kept snapshot needs): only the
@@ -176,6 +181,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # ----- worker-process functions (module level, so they pickle) --------------------------------
 
 
+_T = TypeVar("_T", str, tuple[str, str])
 BatchResult = list[tuple[str, str, bytes | None, str | None]]  # (path, hash, payload, error)
 # A file that could not be read (again) is a fact about this run, not about its content: such
 # errors are reported but never stored under the content hash.
@@ -263,7 +269,7 @@ def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str
         return
     futures: list[Future[Any]] = [
         ctx.pool().submit(fn, str(ctx.root), list(batch), *args)
-        for batch in _batches(todo, _batch_size(ctx, len(todo)))
+        for batch in _balanced_batches(todo, ctx.sizes, ctx.config.workers, ctx.config.batch_files)
     ]
     try:
         for future in as_completed(futures):
@@ -276,10 +282,30 @@ def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str
             future.cancel()
 
 
-def _batch_size(ctx: RunContext, files: int) -> int:
-    """At most `batch_files`, and small enough for a few batches per worker: the last batch to
-    finish is what the other workers wait for."""
-    return max(4, min(ctx.config.batch_files, -(-files // (ctx.config.workers * 4))))
+def _balanced_batches(todo: Sequence[_T], sizes: Mapping[str, int], workers: int, max_files: int,
+                      per_worker: int = 4) -> list[list[_T]]:
+    """`todo` (paths, or (path, ...) tuples) largest file first, in batches of about
+    1/`per_worker` of a worker's share of the bytes and at most `max_files` files: a large file
+    starts first and small ones fill in behind it, so the workers finish together. (By file
+    count, a batch holding one 750 KB file kept one worker busy long after the other finished.)"""
+
+    def size(item: _T) -> int:
+        return sizes.get(item if isinstance(item, str) else item[0], 0)
+
+    ordered = sorted(todo, key=lambda item: (-size(item), item))
+    budget = max(1, sum(map(size, ordered)) // (workers * per_worker))
+    batches: list[list[_T]] = []
+    batch: list[_T] = []
+    batch_bytes = 0
+    for item in ordered:
+        batch.append(item)
+        batch_bytes += size(item)
+        if batch_bytes >= budget or len(batch) >= max_files:
+            batches.append(batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 class _WriteGroups:
@@ -329,12 +355,11 @@ class IRStage:
         ctx.progress.start(self.name, len(code_files))
         ctx.progress.advance(self.name, len(code_files) - len(todo))
         resolution = _Resolution(ctx)
-        resolution.expect_changes()
         # One transaction per batch, not write groups: L3 runs beside this loop and writes too.
         for results in _run_batches(ctx, self.name, _extract_batch, todo):
             rows = [(h, payload, error) for _, h, payload, error in ctx.stored_results(L1, results)]
             ctx.store.put_ir(key, rows)
-            resolution.parsed(rows)
+            resolution.parsed(rows)  # the first call also reads the base IR: the workers are busy
         ctx.check_cancelled()
         resolved = resolution.run()
         repaired = resolved["files_repaired"]
@@ -440,11 +465,13 @@ class _Resolution:
         # Against a base: the changed files' interface diffs, worked out while the others parse.
         self._diff_when_parsed: dict[str, list[tuple[Language, str]]] = {}  # new hash -> files
         self._changed_facts: dict[str, set[int]] = {}  # path -> facts its change touched
+        self._expecting = False
 
-    def expect_changes(self) -> None:
-        """Before parsing: note which changed files to diff once their new IR is parsed, and
-        fetch their base IR."""
+    def _expect_changes(self) -> None:
+        """Note which changed files to diff once their new IR is parsed, and fetch their base
+        IR (once, when the first parsed batch arrives: by then every batch is submitted)."""
         ctx = self.ctx
+        self._expecting = True
         if ctx.base is None:
             return
         old_hashes = []
@@ -459,6 +486,8 @@ class _Resolution:
     def parsed(self, rows: list[tuple[str, bytes | None, str | None]]) -> None:
         """New IR, just stored: keep it for resolution, and diff the changed files it belongs to
         (the main thread would otherwise wait for the workers doing nothing)."""
+        if not self._expecting:
+            self._expect_changes()
         self.source.rows.update((h, (payload, error, payload_checksum(payload)))
                                 for h, payload, error in rows)
         for content_hash, _, _ in rows:
@@ -555,11 +584,10 @@ class _Resolution:
         lang_hashes = {p: hashes[p] for p in modules}
         # Many small batches: each worker keeps its resolver between them, and results arrive
         # (to be written while the workers go on) steadily rather than all at the end.
-        size = max(8, -(-len(todo) // (ctx.config.workers * 8)))
         futures = [
             ctx.pool().submit(_resolve_batch, str(ctx.root), ctx.store.url, self.key,
-                              ctx.snapshot_id, lang_name, modules, lang_hashes, todo[i : i + size])
-            for i in range(0, len(todo), size)
+                              ctx.snapshot_id, lang_name, modules, lang_hashes, batch)
+            for batch in _balanced_batches(todo, ctx.sizes, ctx.config.workers, 64, per_worker=8)
         ]
         try:
             for future in as_completed(futures):
