@@ -234,9 +234,6 @@ def scan(
                 continue
             data = Path(full).read_bytes()
             snapshot.files_read += 1
-        except RuntimeError:  # pathlib's report of a symlink loop on older Pythons
-            snapshot.failed.append(FileError(rel, "symlink loop"))
-            continue
         except FileNotFoundError:
             if os.path.islink(full):
                 snapshot.failed.append(FileError(rel, "broken symlink"))

@@ -181,7 +181,6 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # ----- worker-process functions (module level, so they pickle) --------------------------------
 
 
-_T = TypeVar("_T", str, tuple[str, str])
 BatchResult = list[tuple[str, str, bytes | None, str | None]]  # (path, hash, payload, error)
 # A file that could not be read (again) is a fact about this run, not about its content: such
 # errors are reported but never stored under the content hash.
@@ -282,6 +281,9 @@ def _run_batches(ctx: RunContext, stage: str, fn: Any, todo: list[tuple[str, str
             future.cancel()
 
 
+_T = TypeVar("_T", str, tuple[str, str])  # a path, or (path, content hash)
+
+
 def _balanced_batches(todo: Sequence[_T], sizes: Mapping[str, int], workers: int, max_files: int,
                       per_worker: int = 4) -> list[list[_T]]:
     """`todo` (paths, or (path, ...) tuples) largest file first, in batches of about
@@ -371,14 +373,15 @@ class _IRSource:
     """Per-file IR for resolution, loaded on demand and verified: a damaged stored IR is
     recomputed from the file (and reported), never used. Used in this process and in workers."""
 
-    def __init__(self, root: Path, store: Store, key: str,
-                 rows: dict[str, tuple[bytes | None, str | None, str | None]] | None = None) -> None:
+    def __init__(self, root: Path, store: Store, key: str) -> None:
         self.root = root
         self.store = store
         self.key = key
-        self.rows = dict(rows or {})  # content hash -> stored IR row
+        self.rows: dict[str, tuple[bytes | None, str | None, str | None]] = {}  # hash -> stored row
         self.repairs: dict[str, tuple[bytes | None, str | None]] = {}  # hash -> recomputed row
         self.warnings: list[str] = []
+        # The last IR decoded: a file's rows and its resolution both ask for it, one after the other.
+        self._recent: tuple[str, FileIR] | None = None
 
     def prefetch(self, content_hashes: Iterable[str]) -> None:
         missing = sorted({h for h in content_hashes if h not in self.rows})
@@ -386,6 +389,13 @@ class _IRSource:
             self.rows.update(self.store.ir_rows(self.key, missing))
 
     def ir(self, path: str, content_hash: str) -> FileIR:
+        if self._recent is not None and self._recent[0] == content_hash:
+            return self._recent[1]
+        ir = self._decoded(path, content_hash)
+        self._recent = (content_hash, ir)
+        return ir
+
+    def _decoded(self, path: str, content_hash: str) -> FileIR:
         row = self.rows.get(content_hash)
         if row is None:
             row = self.store.ir_rows(self.key, [content_hash]).get(content_hash, (None, "no IR", None))
@@ -409,8 +419,8 @@ def _resolve_paths(source: _IRSource, resolver: Resolver, hashes: dict[str, str]
     out: list[ResolvedFile] = []
     syntax_errors = 0
     for path in paths:
+        ir = source.ir(path, hashes[path])  # first: the resolver's load of it is then no decode
         res = resolver.resolve_file(path)
-        ir = source.ir(path, hashes[path])
         syntax_errors += ir.syntax_errors > 0
         module = modules[path]
         symbols = []
@@ -475,7 +485,7 @@ class _Resolution:
         if ctx.base is None:
             return
         old_hashes = []
-        for lang, modules in self._languages().items():
+        for lang, modules in self._languages.items():
             base = self._base_files(lang)
             for path in self._changed(lang, modules, base):
                 self._diff_when_parsed.setdefault(ctx.hashes[path], []).append((lang, path))
@@ -495,6 +505,7 @@ class _Resolution:
                 with suppress(_BaseUnusable):  # said (and acted on) when `affected` meets it again
                     self._changed_facts[path] = self._file_facts(lang, path)
 
+    @cached_property
     def _languages(self) -> dict[Language, dict[str, str]]:
         """Per language of the snapshot: its files, path -> module name."""
         by_lang: dict[str, dict[str, str]] = {}
@@ -538,7 +549,7 @@ class _Resolution:
         hashes = ctx.hashes
         affected: list[str] = []
         with _WriteGroups(ctx.store) as group:
-            for lang, modules in self._languages().items():
+            for lang, modules in self._languages.items():
                 affected.extend(self._resolve_language(lang, modules, hashes, group))
         ctx.affected_files = sorted(affected)
         symbols, edges = ctx.store.graph_counts(ctx.snapshot_id)
