@@ -7,15 +7,17 @@ every line, merges small neighbours of the same scope up to the size budget, and
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import attrgetter
 
 import xxhash
 
 from codegraph.model import Chunk
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     start: int  # 0-based row, inclusive
     end: int  # 0-based row, inclusive
@@ -28,13 +30,18 @@ class Lines:
 
     def __init__(self, text: str) -> None:
         self.rows = text.splitlines(keepends=True)
-        self._cum = [0, *accumulate(len(r) for r in self.rows)]
+        self.cumulative = [0, *accumulate(map(len, self.rows))]  # [i]: size of rows before row i
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def size(self, start: int, end: int) -> int:
-        return self._cum[end + 1] - self._cum[start]
+        return self.cumulative[end + 1] - self.cumulative[start]
+
+    def last_row_within(self, start: int, budget: int) -> int:
+        """The last row r >= start with size(start, r) <= budget (start itself when even that
+        one row is larger)."""
+        return max(start, bisect_right(self.cumulative, self.cumulative[start] + budget) - 2)
 
 
 def text_hash(text: str) -> str:
@@ -45,12 +52,10 @@ def windows(lines: Lines, start: int, end: int, symbol: str, scope: str, max_cha
     """Cut rows start..end into consecutive windows of at most max_chars (one row at least)."""
     out: list[Piece] = []
     first = start
-    for row in range(start, end + 1):
-        if row > first and lines.size(first, row) > max_chars:
-            out.append(Piece(first, row - 1, symbol, scope))
-            first = row
-    if first <= end:
-        out.append(Piece(first, end, symbol, scope))
+    while first <= end:
+        last = min(end, lines.last_row_within(first, max_chars))
+        out.append(Piece(first, last, symbol, scope))
+        first = last + 1
     return out
 
 
@@ -60,32 +65,36 @@ def finish(lines: Lines, pieces: list[Piece], max_chars: int, min_chars: int) ->
         return []
     if not pieces:
         pieces = windows(lines, 0, len(lines) - 1, "", "", max_chars)
-    pieces = sorted(pieces, key=lambda p: (p.start, p.end))
+    pieces = sorted(pieces, key=attrgetter("start", "end"))
 
-    covered: list[Piece] = []
-    for piece in pieces:
-        if covered and piece.start <= covered[-1].end:
+    covered: list[Piece] = [pieces[0]]
+    pieces[0].start = 0
+    prev = pieces[0]
+    for piece in pieces[1:]:
+        if piece.start <= prev.end:
             # Two statements sharing a row cannot be separated by rows: keep them together.
-            prev = covered[-1]
             prev.end = max(prev.end, piece.end)
             if prev.symbol != piece.symbol:
                 prev.symbol = prev.scope
             continue
-        piece.start = covered[-1].end + 1 if covered else 0
+        piece.start = prev.end + 1
         covered.append(piece)
-    covered[-1].end = len(lines) - 1
+        prev = piece
+    prev.end = len(lines) - 1
 
-    merged: list[Piece] = []
-    for piece in covered:
-        if merged:
-            cur = merged[-1]
-            a, b = lines.size(cur.start, cur.end), lines.size(piece.start, piece.end)
-            if cur.scope == piece.scope and (a < min_chars or b < min_chars) and a + b <= max_chars:
-                cur.end = piece.end
-                if cur.symbol != piece.symbol:
-                    cur.symbol = cur.scope
-                continue
+    # Sizes straight from the cumulative row sizes: a large literal makes 15,000 pieces.
+    cum = lines.cumulative
+    merged: list[Piece] = [covered[0]]
+    cur = covered[0]
+    for piece in covered[1:]:
+        a, b = cum[cur.end + 1] - cum[cur.start], cum[piece.end + 1] - cum[piece.start]
+        if cur.scope == piece.scope and (a < min_chars or b < min_chars) and a + b <= max_chars:
+            cur.end = piece.end
+            if cur.symbol != piece.symbol:
+                cur.symbol = cur.scope
+            continue
         merged.append(piece)
+        cur = piece
 
     chunks: list[Chunk] = []
     rows = lines.rows

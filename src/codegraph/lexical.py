@@ -26,12 +26,15 @@ def split_identifier(identifier: str) -> tuple[str, ...]:
     return tuple(p.lower() for p in parts)
 
 
+@lru_cache(maxsize=200_000)
+def _joined_parts(identifier: str) -> str:
+    return " ".join(split_identifier(identifier))
+
+
 def subtokens(text: str) -> str:
     """The split parts of every compound identifier in text, space-separated, in order."""
-    out: list[str] = []
-    for identifier in _IDENTIFIER.findall(text):
-        out.extend(split_identifier(identifier))
-    return " ".join(out)
+    # map/filter/join: the loop over a file's identifiers stays in C (a 750 KB file has 100k).
+    return " ".join(filter(None, map(_joined_parts, _IDENTIFIER.findall(text))))
 
 
 def query_terms(query: str) -> list[str]:

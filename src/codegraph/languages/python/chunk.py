@@ -15,6 +15,7 @@ from codegraph.languages.python.extract import parse
 from codegraph.model import Chunk
 
 _DEF_TYPES = ("function_definition", "class_definition")
+_DEFINITION_TYPES = frozenset((*_DEF_TYPES, "decorated_definition"))
 
 
 class _Cutter:
@@ -50,8 +51,15 @@ class _Cutter:
                             and children[0].end_point == node.end_point and not children[0].named_children):
             return windows(self.lines, start, end, scope, scope, self.max)
         pieces = []
+        cum, budget = self.lines.cumulative, self.max
         for child in children:
-            pieces.extend(self.statement(child, scope))
+            # Inline for the common case, a small statement or element (a 750 KB literal has
+            # 15,000 of them); definitions and large children go through `statement`.
+            child_start, child_end = child.start_point[0], child.end_point[0]
+            if cum[child_end + 1] - cum[child_start] <= budget and child.type not in _DEFINITION_TYPES:
+                pieces.append(Piece(child_start, child_end, scope, scope))
+            else:
+                pieces.extend(self.statement(child, scope))
         return pieces
 
 
