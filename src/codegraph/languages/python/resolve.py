@@ -316,6 +316,11 @@ class Resolver:
 
     def class_member(self, cls: SymbolRef, name: str, skip_self: bool = False) -> SymbolRef | None:
         """Method resolution order as a depth-first walk of the resolved bases."""
+        found: SymbolRef | None = self._memoised(("member", cls, name, skip_self),
+                                                 lambda: self._class_member(cls, name, skip_self), None)
+        return found
+
+    def _class_member(self, cls: SymbolRef, name: str, skip_self: bool) -> SymbolRef | None:
         seen: set[SymbolRef] = set()
         todo = [cls]
         while todo:
@@ -414,8 +419,15 @@ class Resolver:
                     deps.add((dst_path, "" if isinstance(imported, ModuleRef)
                               else dst.rpartition(".")[2]))
                 edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
+        # A file asks the same question many times (`self.assertEqual` in every test method):
+        # the answer and its reads are those of the first time, and the reads are recorded.
+        answers: dict[tuple[str, str], Target | None] = {}
         for call in module.ir.calls:
-            target = self.dotted(module, call.scope, call.callee)
+            question = (call.scope, call.callee)
+            if question in answers:
+                target = answers[question]
+            else:
+                target = answers[question] = self.dotted(module, call.scope, call.callee)
             if not isinstance(target, SymbolRef):
                 unresolved += 1
                 continue
