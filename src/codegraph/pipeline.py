@@ -164,6 +164,7 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         raise
     finally:
         ctx.shutdown()
+    store.settle()  # a checkpoint of the stages' writes still running is part of this run
 
     problems = [(path, "failed", f"{stage}: {error}")
                 for path, stage, error in store.stage_errors(snapshot_id, keys[L1], keys[L2])]

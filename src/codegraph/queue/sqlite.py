@@ -19,6 +19,7 @@ from typing import Any
 
 from codegraph.errors import StoreError
 from codegraph.queue.sql import Exec, SqlJobQueue
+from codegraph.store import checkpoint
 
 # Columns an index store of schema 1 created `jobs`/`job_events` without.
 _UPGRADES = {
@@ -47,6 +48,7 @@ class SqliteJobQueue(SqlJobQueue):
         self.path = path
         self.url = str(path)
         self._local = threading.local()
+        self._checkpointer = checkpoint.checkpointer_for(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._create_schema(self._conn())
@@ -84,6 +86,7 @@ class SqliteJobQueue(SqlJobQueue):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
+            checkpoint.configure(conn)
             self._local.conn = conn
         return conn
 
@@ -105,6 +108,7 @@ class SqliteJobQueue(SqlJobQueue):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._checkpointer.wrote()
 
     def _claim_sql(self) -> str:
         return _CLAIM

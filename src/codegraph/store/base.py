@@ -181,6 +181,11 @@ class Store(ABC):
         """Release this thread's connection."""
 
     @abstractmethod
+    def settle(self) -> None:
+        """Wait for maintenance this process runs in the background for the store (SQLite: a
+        WAL checkpoint in progress), so that a run's measured time includes it."""
+
+    @abstractmethod
     def write_group(self) -> AbstractContextManager[None]:
         """Writes this thread makes inside the group share one transaction, committed when the
         group ends (rolled back if it ends with an exception). On SQLite each commit writes every

@@ -242,6 +242,9 @@ class PostgresStore(Store):
             holder.conn.close()
             self._local.conn = None
 
+    def settle(self) -> None:
+        pass  # the server checkpoints on its own
+
     # ----- repos and snapshots -----------------------------------------------------------
 
     def create_snapshot(

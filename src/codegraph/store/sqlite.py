@@ -21,6 +21,7 @@ import xxhash
 from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
+from codegraph.store import checkpoint
 from codegraph.store.base import (
     ChunkRow,
     FileRow,
@@ -71,6 +72,7 @@ class SqliteStore(Store):
         self.path = path
         self.url = str(path)
         self._local = threading.local()
+        self._checkpointer = checkpoint.checkpointer_for(path)
         if not create and not path.exists():
             raise StoreError(f"no index at {path}")
         try:
@@ -119,6 +121,7 @@ class SqliteStore(Store):
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA mmap_size=4294967296")
+            checkpoint.configure(conn)
             self._local.conn = conn
         return conn
 
@@ -144,6 +147,7 @@ class SqliteStore(Store):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._checkpointer.wrote()
 
     @contextmanager
     def write_group(self) -> Iterator[None]:
@@ -160,8 +164,12 @@ class SqliteStore(Store):
         else:
             if group.open:
                 self._conn().execute("COMMIT")
+                self._checkpointer.wrote()
         finally:
             self._local.group = None
+
+    def settle(self) -> None:
+        self._checkpointer.wait_idle()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,87 @@
+"""WAL checkpoints off the committing thread (codegraph.store.checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from codegraph.queue.sqlite import SqliteJobQueue
+from codegraph.store import checkpoint
+from codegraph.store.base import LexicalDoc
+from codegraph.store.sqlite import SqliteStore
+
+
+def _big_docs(n: int) -> list[LexicalDoc]:
+    # ~2 MB of distinct words: past SQLite's own 1,000-page checkpoint threshold.
+    return [LexicalDoc(f"h{i}", " ".join(f"w{i}x{j}" for j in range(30_000)), "") for i in range(n)]
+
+
+def _wait_until(predicate, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_a_commit_leaves_the_wal_to_the_checkpointer_which_copies_it(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "index.sqlite")
+    conn = store._conn()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    db_file = tmp_path / "index.sqlite"
+    before = db_file.stat().st_size
+    store.put_lexical("k", _big_docs(3))
+    # Copied into the database file in the background, not by the commit.
+    assert _wait_until(lambda: db_file.stat().st_size > before + 1_000_000)
+    store.settle()
+    with sqlite3.connect(db_file) as other:  # everything committed is readable, of course
+        assert other.execute("SELECT count(*) FROM lexical_docs").fetchone() == (3,)
+
+
+def test_without_the_checkpointer_the_commit_alone_copies_nothing(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for the test above: the growth comes from the checkpointer, not the commit."""
+    monkeypatch.setattr(checkpoint.WalCheckpointer, "wrote", lambda self: None)
+    store = SqliteStore(tmp_path / "index.sqlite")
+    db_file = tmp_path / "index.sqlite"
+    before = db_file.stat().st_size
+    store.put_lexical("k", _big_docs(3))
+    time.sleep(0.5)
+    assert db_file.stat().st_size < before + 500_000
+    assert os.path.getsize(str(db_file) + "-wal") > 1_000_000
+
+
+def test_the_queue_shares_the_stores_checkpointer(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "index.sqlite")
+    queue = SqliteJobQueue(tmp_path / "index.sqlite")
+    assert queue._checkpointer is store._checkpointer
+    assert queue._conn().execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+
+
+def test_a_file_deleted_under_the_checkpointer_is_not_created_again(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db" / "index.sqlite")
+    store.put_lexical("k", _big_docs(1))
+    store.close()
+    store.settle()
+    shutil.rmtree(tmp_path / "db")
+    (tmp_path / "db").mkdir()
+    store._checkpointer.wrote()
+    time.sleep(checkpoint.MIN_INTERVAL + 0.3)
+    store.settle()
+    assert list((tmp_path / "db").iterdir()) == []
+
+
+def test_an_idle_checkpointer_thread_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoint, "IDLE_EXIT", 0.1)
+    store = SqliteStore(tmp_path / "index.sqlite")
+    store.put_lexical("k", _big_docs(1))
+    ckpt = store._checkpointer
+    assert _wait_until(lambda: ckpt._thread is None, 5.0)
+    store.put_lexical("k", _big_docs(1)[:0])  # a later commit starts it again
+    assert ckpt._thread is not None
