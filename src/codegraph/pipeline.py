@@ -142,13 +142,17 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
     for lang_name, paths in modules_by_lang.items():
         for p, module in get_language(lang_name).module_names(paths, root.name).items():
             languages[p] = (lang_name, module)
-    snapshot_id = store.create_snapshot(repo, root.name, snapshot, languages, keys, job_id, mode)
+    # Resolutions can be carried over only from a base resolved by the same L1: each file starts
+    # with its base resolution, and L1 re-points those it resolves again (see _Resolution).
+    carry = base is not None and base.stage_keys.get(L1) == keys[L1]
+    snapshot_id = store.create_snapshot(
+        repo, root.name, snapshot, languages, keys, job_id, mode,
+        resolutions={p: r.res_id for p, r in base_files.items()} if carry else None)
 
     cancel = job.cancel
     ctx = RunContext(root, store, snapshot_id, snapshot.files, config, keys, cancel, progress,
                      modules={p: m for p, (_, m) in languages.items()})
-    # Resolutions can be carried over only from a base resolved by the same L1.
-    if base is not None and base.stage_keys.get(L1) == keys[L1]:
+    if carry:
         ctx.base, ctx.base_files = base, base_files
 
     def on_stage(name: str, status: dag.StageStatus | None) -> None:

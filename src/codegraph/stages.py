@@ -559,18 +559,14 @@ class _Resolution:
 
     def _resolve_language(self, lang: Language, modules: dict[str, str], hashes: dict[str, str],
                           group: _WriteGroups) -> list[str]:
-        """Resolve what needs it among one language's files and carry the rest over; the files
-        resolved."""
+        """Resolve what needs it among one language's files; the files resolved. The others keep
+        the base's resolution, which the snapshot's files were created pointing at."""
         ctx = self.ctx
         try:
             todo = sorted(modules) if ctx.base is None else self.affected(lang, modules, hashes)
         except _BaseUnusable as exc:
             ctx.warn(f"resolving every {lang.name} file: {exc}")
             todo = sorted(modules)
-        carried = sorted(set(modules) - set(todo))
-        if carried:
-            assert ctx.base is not None
-            ctx.store.carry_resolutions(ctx.snapshot_id, ctx.base.id, carried)
         if len(todo) > PARALLEL_RESOLVE_MIN_FILES and ctx.config.workers > 1:
             self._resolve_in_workers(lang.name, modules, hashes, todo, group)
             return todo

@@ -8,7 +8,7 @@ SQL: they hand typed rows to these methods and get typed rows back.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -202,9 +202,12 @@ class Store(ABC):
         stage_keys: dict[str, str],
         job_id: int | None,
         mode: str = "full",
+        resolutions: Mapping[str, int | None] | None = None,
     ) -> int:
         """Record a new (incomplete) snapshot of the repository `repo` (its identity; `name` is
-        its short name) and its files."""
+        its short name) and its files. `resolutions`: path -> the resolution (res_id) a file
+        starts with, its base snapshot's: an update keeps it for every file it does not resolve
+        again, and L1 points the others at their new ones (`put_resolutions`)."""
 
     @abstractmethod
     def complete_snapshot(self, snapshot_id: int, duration_ms: float, keep: int = 2) -> None:
@@ -251,10 +254,6 @@ class Store(ABC):
     @abstractmethod
     def put_resolutions(self, snapshot_id: int, rows: Sequence[ResolvedFile]) -> None:
         """Record new resolutions and point the snapshot's files at them: one transaction."""
-
-    @abstractmethod
-    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
-        """Point the snapshot's `paths` at the resolutions they have in the base snapshot."""
 
     @abstractmethod
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:

@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -256,7 +256,9 @@ class PostgresStore(Store):
         stage_keys: dict[str, str],
         job_id: int | None,
         mode: str = "full",
+        resolutions: Mapping[str, int | None] | None = None,
     ) -> int:
+        resolutions = resolutions or {}
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO repos(root, name) VALUES (%s, %s) ON CONFLICT (root) DO NOTHING", (repo, name)
@@ -269,12 +271,12 @@ class PostgresStore(Store):
                  snapshot.started_at or time.time(), mode),
             ).fetchone() or (0,)
             with conn.cursor() as cur, cur.copy(
-                "COPY snapshot_files (snapshot_id, path, content_hash, size, mtime_ns, language, module)"
-                " FROM STDIN"
+                "COPY snapshot_files (snapshot_id, path, content_hash, size, mtime_ns, language, module,"
+                " res_id) FROM STDIN"
             ) as copy:
                 for f in snapshot.files:
                     copy.write_row((snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns,
-                                    *languages[f.path]))
+                                    *languages[f.path], resolutions.get(f.path)))
             self._insert_problems(
                 conn, snapshot_id,
                 [(e.path, "failed", e.reason) for e in snapshot.failed]
@@ -453,19 +455,6 @@ class PostgresStore(Store):
                 ([r.path for r in rows], ids, snapshot_id),
             )
 
-    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
-        if not paths:
-            return
-        with self._tx() as conn:
-            # As SQLite's: a path the base does not have gets no resolution (res_id NULL).
-            conn.execute(
-                "UPDATE snapshot_files f SET res_id=b.res_id"
-                " FROM unnest(%s::text[]) AS p(path)"
-                " LEFT JOIN snapshot_files b ON b.snapshot_id=%s AND b.path=p.path"
-                " WHERE f.snapshot_id=%s AND f.path=p.path",
-                (list(paths), base_snapshot_id, snapshot_id),
-            )
-
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
         keys = sorted(set(read_keys))
         if not keys:
@@ -574,8 +563,8 @@ class PostgresStore(Store):
 
     def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
         (n,) = self._conn().execute(
-            "SELECT count(*) FROM snapshot_files f JOIN chunks c"
-            " ON c.content_hash=f.content_hash AND c.stage_key=%s WHERE f.snapshot_id=%s",
+            "SELECT coalesce(sum(s.chunk_count), 0) FROM snapshot_files f JOIN chunk_sets s"
+            " ON s.content_hash=f.content_hash AND s.stage_key=%s WHERE f.snapshot_id=%s",
             (stage_key, snapshot_id),
         ).fetchone() or (0,)
         return int(n)

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -188,7 +188,9 @@ class SqliteStore(Store):
         stage_keys: dict[str, str],
         job_id: int | None,
         mode: str = "full",
+        resolutions: Mapping[str, int | None] | None = None,
     ) -> int:
+        resolutions = resolutions or {}
         with self._tx() as conn:
             conn.execute("INSERT OR IGNORE INTO repos(root, name) VALUES (?, ?)", (repo, name))
             (repo_id,) = conn.execute("SELECT id FROM repos WHERE root=?", (repo,)).fetchone()
@@ -200,9 +202,10 @@ class SqliteStore(Store):
             )
             snapshot_id = int(cur.lastrowid or 0)
             conn.executemany(
-                "INSERT INTO snapshot_files VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO snapshot_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns, *languages[f.path])
+                    (snapshot_id, f.path, f.content_hash, f.size, f.mtime_ns, *languages[f.path],
+                     resolutions.get(f.path))
                     for f in snapshot.files
                 ),
             )
@@ -359,14 +362,6 @@ class SqliteStore(Store):
             conn.executemany("UPDATE snapshot_files SET res_id=? WHERE snapshot_id=? AND path=?",
                              [(i, snapshot_id, r.path) for i, r in zip(ids, rows, strict=True)])
 
-    def carry_resolutions(self, snapshot_id: int, base_snapshot_id: int, paths: Sequence[str]) -> None:
-        with self._tx() as conn:
-            conn.executemany(
-                "UPDATE snapshot_files SET res_id=(SELECT b.res_id FROM snapshot_files b"
-                " WHERE b.snapshot_id=? AND b.path=?) WHERE snapshot_id=? AND path=?",
-                ((base_snapshot_id, p, snapshot_id, p) for p in paths),
-            )
-
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
         return {p for (p,) in self._rows_in(
             "SELECT DISTINCT f.path FROM resolution_reads r JOIN snapshot_files f"
@@ -462,9 +457,10 @@ class SqliteStore(Store):
                 )
 
     def snapshot_chunk_count(self, snapshot_id: int, stage_key: str) -> int:
+        # A chunk set records its chunk count: one lookup per file, not a scan of its chunks.
         (n,) = self._conn().execute(
-            "SELECT count(*) FROM snapshot_files f JOIN chunks c"
-            " ON c.content_hash=f.content_hash AND c.stage_key=? WHERE f.snapshot_id=?",
+            "SELECT coalesce(sum(s.chunk_count), 0) FROM snapshot_files f JOIN chunk_sets s"
+            " ON s.content_hash=f.content_hash AND s.stage_key=? WHERE f.snapshot_id=?",
             (stage_key, snapshot_id),
         ).fetchone()
         return int(n)
