@@ -19,7 +19,7 @@ from typing import Any
 
 from codegraph.errors import StoreError
 from codegraph.queue.sql import Exec, SqlJobQueue
-from codegraph.store import checkpoint
+from codegraph.store import connections
 
 # Columns an index store of schema 1 created `jobs`/`job_events` without.
 _UPGRADES = {
@@ -48,7 +48,7 @@ class SqliteJobQueue(SqlJobQueue):
         self.path = path
         self.url = str(path)
         self._local = threading.local()
-        self._checkpointer = checkpoint.checkpointer_for(path)
+        self._checkpointer = connections.checkpointer_for(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._create_schema(self._conn())
@@ -76,19 +76,10 @@ class SqliteJobQueue(SqlJobQueue):
         conn.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                       check_same_thread=False)
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            checkpoint.configure(conn)
-            self._local.conn = conn
-        return conn
+        owned: connections.Owned | None = getattr(self._local, "conn", None)
+        if owned is None:
+            owned = self._local.conn = connections.Owned(connections.connect(self.path))
+        return owned.conn
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Exec]:
@@ -121,7 +112,4 @@ class SqliteJobQueue(SqlJobQueue):
             time.sleep(timeout)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._local.conn = None  # its Owned closes it

@@ -21,7 +21,7 @@ import xxhash
 from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.snapshot import Snapshot
-from codegraph.store import checkpoint
+from codegraph.store import connections
 from codegraph.store.base import (
     ChunkRow,
     FileRow,
@@ -72,7 +72,7 @@ class SqliteStore(Store):
         self.path = path
         self.url = str(path)
         self._local = threading.local()
-        self._checkpointer = checkpoint.checkpointer_for(path)
+        self._checkpointer = connections.checkpointer_for(path)
         if not create and not path.exists():
             raise StoreError(f"no index at {path}")
         try:
@@ -110,20 +110,11 @@ class SqliteStore(Store):
         return row[0] if row else None
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA cache_size=-65536")
-            conn.execute("PRAGMA mmap_size=4294967296")
-            checkpoint.configure(conn)
-            self._local.conn = conn
-        return conn
+        owned: connections.Owned | None = getattr(self._local, "conn", None)
+        if owned is None:
+            owned = self._local.conn = connections.Owned(
+                connections.connect(self.path, "cache_size=-65536", "mmap_size=4294967296"))
+        return owned.conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -172,10 +163,7 @@ class SqliteStore(Store):
         self._checkpointer.wait_idle()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._local.conn = None  # its Owned closes it
 
     # ----- repos and snapshots -----------------------------------------------------------
 

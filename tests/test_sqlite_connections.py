@@ -1,17 +1,20 @@
-"""WAL checkpoints off the committing thread (codegraph.store.checkpoint)."""
+"""This process's SQLite connections (codegraph.store.connections): checkpoints off the
+committing thread, connections closed when their thread or store is gone."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from codegraph.queue.sqlite import SqliteJobQueue
-from codegraph.store import checkpoint
+from codegraph.store import connections
 from codegraph.store.base import LexicalDoc
 from codegraph.store.sqlite import SqliteStore
 
@@ -47,7 +50,7 @@ def test_a_commit_leaves_the_wal_to_the_checkpointer_which_copies_it(tmp_path: P
 def test_without_the_checkpointer_the_commit_alone_copies_nothing(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The control for the test above: the growth comes from the checkpointer, not the commit."""
-    monkeypatch.setattr(checkpoint.WalCheckpointer, "wrote", lambda self: None)
+    monkeypatch.setattr(connections.WalCheckpointer, "wrote", lambda self: None)
     store = SqliteStore(tmp_path / "index.sqlite")
     db_file = tmp_path / "index.sqlite"
     before = db_file.stat().st_size
@@ -72,16 +75,52 @@ def test_a_file_deleted_under_the_checkpointer_is_not_created_again(tmp_path: Pa
     shutil.rmtree(tmp_path / "db")
     (tmp_path / "db").mkdir()
     store._checkpointer.wrote()
-    time.sleep(checkpoint.MIN_INTERVAL + 0.3)
+    time.sleep(connections.MIN_INTERVAL + 0.3)
     store.settle()
     assert list((tmp_path / "db").iterdir()) == []
 
 
 def test_an_idle_checkpointer_thread_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint, "IDLE_EXIT", 0.1)
+    monkeypatch.setattr(connections, "IDLE_EXIT", 0.1)
     store = SqliteStore(tmp_path / "index.sqlite")
     store.put_lexical("k", _big_docs(1))
     ckpt = store._checkpointer
     assert _wait_until(lambda: ckpt._thread is None, 5.0)
     store.put_lexical("k", _big_docs(1)[:0])  # a later commit starts it again
     assert ckpt._thread is not None
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_a_threads_connection_closes_when_the_thread_ends_not_when_gc_runs(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "index.sqlite")
+    opened: list[sqlite3.Connection] = []
+    gc.disable()  # a connection is in a reference cycle: only its holder can close it on time
+    try:
+        worker = threading.Thread(target=lambda s: opened.append(s._conn()), args=(store,))
+        worker.start()
+        worker.join()
+        assert opened and _closed(opened[0])
+        main = store._conn()
+        assert not _closed(main)
+        del store
+        assert _closed(main)
+    finally:
+        gc.enable()
+
+
+def test_the_queues_connections_close_with_it(tmp_path: Path) -> None:
+    queue = SqliteJobQueue(tmp_path / "index.sqlite")
+    conn = queue._conn()
+    gc.disable()
+    try:
+        del queue
+        assert _closed(conn)
+    finally:
+        gc.enable()

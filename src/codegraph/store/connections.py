@@ -1,23 +1,36 @@
-"""WAL checkpoints on a thread of their own, for every connection this process has to one file.
+"""This process's SQLite connections: how they are opened, when they close, who checkpoints.
 
-SQLite's automatic checkpoint runs inside whichever COMMIT finds the WAL past 1,000 pages: that
-commit then copies every page of the WAL into the database file and syncs it before returning.
-In a small update that was the single largest wait (~40 ms of ~400 on the stdlib, profiled).
-Here every connection turns the automatic checkpoint off and pokes this process's checkpointer
-for the file after it commits; the checkpointer runs PASSIVE checkpoints (they never block
-readers or writers) at most every MIN_INTERVAL seconds, while the stages go on. An index run
-waits for a checkpoint in progress before it returns (`wait_idle`), so its cost is still part of
-the run's measured time, only no longer on the stages' critical path.
+**Opening.** Every connection (index store and job queue, one per thread) is in WAL mode with
+`synchronous=NORMAL` (a commit is durable against a killed process; the WAL is synced at
+checkpoints) and waits up to 60 s for the write lock.
 
+**Closing.** A `sqlite3.Connection` is in a reference cycle with its own statement cache, so
+dropping it frees nothing until the cyclic garbage collector runs, at some later moment, in
+whatever is running then; and the last connection to a file to close copies the WAL into the
+database. A run's connections piling up that way cost a later run a 70–220 ms pause (profiled).
+So each thread's connection is held by an `Owned`, which closes it when the thread (or the
+store or queue) is gone, by reference counting, at a known point.
+
+**Checkpoints.** SQLite's automatic checkpoint runs inside whichever COMMIT finds the WAL past
+1,000 pages: that commit then copies every page of the WAL into the database file and syncs it
+before returning. In a small update that was the single largest wait (~40 ms of ~400 on the
+stdlib, profiled). Here every connection turns the automatic checkpoint off and pokes this
+process's checkpointer for the file after it commits; the checkpointer runs PASSIVE checkpoints
+(they never block readers or writers) at most every MIN_INTERVAL seconds, while the stages go
+on. An index run waits for a checkpoint in progress before it returns (`wait_idle`), so its
+cost is still part of the run's measured time, only no longer on the stages' critical path.
 A crash during a checkpoint is safe (SQLite's own guarantee): the WAL is copied again later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from codegraph.errors import StoreError
 
 MIN_INTERVAL = 0.25  # seconds between checkpoints: a few syncs per second at most
 IDLE_EXIT = 5.0  # a checkpointer thread with nothing to do for this long ends (a test opens many files)
@@ -100,6 +113,29 @@ def checkpointer_for(path: Path) -> WalCheckpointer:
         return found
 
 
-def configure(conn: sqlite3.Connection) -> None:
-    """A connection of this process: no checkpoint inside its commits (see module doc)."""
-    conn.execute("PRAGMA wal_autocheckpoint=0")
+def connect(path: Path, *pragmas: str) -> sqlite3.Connection:
+    """A new connection to the database at `path`, set up as every connection of this process
+    is (see the module doc), plus `pragmas` ("cache_size=-65536", ...). `check_same_thread` is
+    off only so that `Owned` may close it from whichever thread drops it last; it is used by
+    one thread."""
+    try:
+        conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=60000",
+                   "wal_autocheckpoint=0", *pragmas):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class Owned:
+    """A thread's connection, closed as soon as nothing holds this (see the module doc)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
