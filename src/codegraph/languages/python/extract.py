@@ -52,6 +52,21 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def _squashed_head(node: ts.Node, source: bytes, limit: int) -> str:
+    """`_squash(node's text)[:limit]`, decoding only as much of a large node as that needs (a
+    750 KB literal assigned at module level needs its first few hundred bytes). Exact: the
+    squashed text of a prefix is a prefix of the squashed whole."""
+    start, end = node.start_byte, node.end_byte
+    span = 4 * limit
+    while True:
+        stop = min(end, start + span)
+        # `source` is valid UTF-8: only a character cut at `stop` can fail to decode.
+        head = _squash(source[start:stop].decode("utf-8", "ignore" if stop < end else "replace"))
+        if len(head) >= limit or stop == end:
+            return head[:limit]
+        span *= 4
+
+
 class _Def:
     __slots__ = ("end", "kind", "local", "start")
 
@@ -275,7 +290,7 @@ def extract(text: str) -> FileIR:
                     SymbolKind.VARIABLE,
                     statement.start_point[0] + 1,
                     statement.end_point[0] + 1,
-                    _squash(_text(statement))[:_MAX_SIGNATURE],
+                    _squashed_head(statement, source, _MAX_SIGNATURE),
                     "",
                 )
             )
@@ -290,7 +305,9 @@ def extract(text: str) -> FileIR:
     calls: list[CallSite] = []
     scopes = _Scopes(defs)
     call_nodes = facts.get("callee", [])
-    call_nodes.sort(key=lambda n: n.start_byte)
+    # Nested callees can start at one byte (`super` in `super().m()`): the end orders them, as
+    # the order tree-sitter captures them in is not always the same for the same tree.
+    call_nodes.sort(key=lambda n: (n.start_byte, n.end_byte))
     for node in call_nodes:
         callee = _dotted(node)
         if callee is not None:
