@@ -19,12 +19,17 @@ process's checkpointer for the file after it commits; the checkpointer runs PASS
 (they never block readers or writers) at most every MIN_INTERVAL seconds, while the stages go
 on. An index run waits for a checkpoint in progress before it returns (`wait_idle`), so its
 cost is still part of the run's measured time, only no longer on the stages' critical path.
-A crash during a checkpoint is safe (SQLite's own guarantee): the WAL is copied again later.
+The checkpointer keeps a connection of its own open, so the connections of a run closing are
+never the file's last: the last one would copy the whole rest of the WAL into the database and
+sync it, inside the run (17–47 ms of a small update, profiled). What a run leaves in the WAL is
+copied by the next run's first checkpoint, or when the process exits. A crash during a
+checkpoint is safe (SQLite's own guarantee): the WAL is copied again later.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -45,6 +50,7 @@ class WalCheckpointer:
         self._busy = False
         self._thread: threading.Thread | None = None
         self._last = 0.0
+        self._pinned: tuple[tuple[int, int], sqlite3.Connection] | None = None
 
     def wrote(self) -> None:
         """A connection committed: checkpoint soon."""
@@ -84,23 +90,55 @@ class WalCheckpointer:
                     self._idle.notify_all()
 
     def _checkpoint(self) -> None:
-        # A connection of its own each time: the file may have been replaced since the last one.
-        try:
-            # mode=rw: a file that is gone is not created again (empty) by a checkpoint.
-            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, timeout=60,
-                                   isolation_level=None)
-        except sqlite3.Error:
+        conn = self._pinned_connection()
+        if conn is None:
             return  # the file is gone: nothing to copy
-        try:
+        with contextlib.suppress(sqlite3.Error):  # busy: the next commit pokes again
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            pass  # busy: the next commit pokes again
-        finally:
-            conn.close()
+
+    def _pinned_connection(self) -> sqlite3.Connection | None:
+        """The checkpointer's own connection, kept open from one run to the next: the file's
+        connections closing at the end of a run are then never its last, and the last one to
+        close would copy the whole WAL into the database right there, inside the run. Opened
+        again when the file at `path` was replaced (a deleted index, a restored copy)."""
+        try:
+            identity = _identity(self.path)
+        except OSError:
+            identity = None
+        if self._pinned is not None and identity != self._pinned[0]:
+            with contextlib.suppress(sqlite3.Error):
+                self._pinned[1].close()
+            self._pinned = None
+        if self._pinned is None and identity is not None:
+            try:
+                # mode=rw: a file that is gone is not created again (empty) by a checkpoint.
+                conn = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, timeout=60,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                if _identity(self.path) == identity:
+                    self._pinned = (identity, conn)
+                else:  # replaced while opening: next time
+                    conn.close()
+            except (sqlite3.Error, OSError):
+                return None
+        return self._pinned[1] if self._pinned is not None else None
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
 
 
 _CHECKPOINTERS: dict[Path, WalCheckpointer] = {}
 _REGISTRY_LOCK = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    # A forked child has none of the parent's threads, and must not use its connections.
+    _CHECKPOINTERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def checkpointer_for(path: Path) -> WalCheckpointer:
