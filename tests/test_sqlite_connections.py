@@ -81,11 +81,13 @@ def test_a_file_deleted_under_the_checkpointer_is_not_created_again(tmp_path: Pa
 
 
 def test_an_idle_checkpointer_thread_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connections, "IDLE_EXIT", 0.1)
+    monkeypatch.setattr(connections, "IDLE_EXIT", 0.5)
     store = SqliteStore(tmp_path / "index.sqlite")
     store.put_lexical("k", _big_docs(1))
     ckpt = store._checkpointer
+    assert _wait_until(lambda: ckpt._pinned is not None, 5.0)  # it checkpointed, on its own connection
     assert _wait_until(lambda: ckpt._thread is None, 5.0)
+    assert ckpt._pinned is None  # and closed that connection when it went idle
     store.put_lexical("k", _big_docs(1)[:0])  # a later commit starts it again
     assert ckpt._thread is not None
 

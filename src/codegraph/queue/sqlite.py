@@ -20,6 +20,7 @@ from typing import Any
 from codegraph.errors import StoreError
 from codegraph.queue.sql import Exec, SqlJobQueue
 from codegraph.store import connections
+from codegraph.store.base import Owned
 
 # Columns an index store of schema 1 created `jobs`/`job_events` without.
 _UPGRADES = {
@@ -76,9 +77,9 @@ class SqliteJobQueue(SqlJobQueue):
         conn.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
-        owned: connections.Owned | None = getattr(self._local, "conn", None)
+        owned: Owned[sqlite3.Connection] | None = getattr(self._local, "conn", None)
         if owned is None:
-            owned = self._local.conn = connections.Owned(connections.connect(self.path))
+            owned = self._local.conn = Owned(connections.connect(self.path))
         return owned.conn
 
     @contextmanager

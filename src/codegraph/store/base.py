@@ -7,11 +7,12 @@ SQL: they hand typed rows to these methods and get typed rows back.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import xxhash
 
@@ -52,6 +53,29 @@ class ResolvedFile(NamedTuple):
     deps: list[tuple[str, str]]
     read_keys: list[int]
     unresolved_calls: int
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closable)
+
+
+class Owned(Generic[_C]):
+    """A thread's database connection, closed as soon as nothing holds this: when its thread, or
+    the store, is gone. Stage threads never call close(); a server's connection slots are few;
+    and a `sqlite3.Connection` left alone sits in a reference cycle until the garbage collector
+    runs, in some later run (see `store/connections.py`)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: _C) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 def read_key(path: str, key: str) -> int:

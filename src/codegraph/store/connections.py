@@ -8,8 +8,8 @@ checkpoints) and waits up to 60 s for the write lock.
 dropping it frees nothing until the cyclic garbage collector runs, at some later moment, in
 whatever is running then; and the last connection to a file to close copies the WAL into the
 database. A run's connections piling up that way cost a later run a 70–220 ms pause (profiled).
-So each thread's connection is held by an `Owned`, which closes it when the thread (or the
-store or queue) is gone, by reference counting, at a known point.
+So each thread's connection is held by a `store.base.Owned`, which closes it when the thread
+(or the store or queue) is gone, by reference counting, at a known point.
 
 **Checkpoints.** SQLite's automatic checkpoint runs inside whichever COMMIT finds the WAL past
 1,000 pages: that commit then copies every page of the WAL into the database file and syncs it
@@ -22,7 +22,8 @@ cost is still part of the run's measured time, only no longer on the stages' cri
 The checkpointer keeps a connection of its own open, so the connections of a run closing are
 never the file's last: the last one would copy the whole rest of the WAL into the database and
 sync it, inside the run (17–47 ms of a small update, profiled). What a run leaves in the WAL is
-copied by the next run's first checkpoint, or when the process exits. A crash during a
+copied by the next run's first checkpoint, or when the checkpointer has been idle for
+IDLE_EXIT seconds (it then closes its connection), or when the process exits. A crash during a
 checkpoint is safe (SQLite's own guarantee): the WAL is copied again later.
 """
 
@@ -72,9 +73,16 @@ class WalCheckpointer:
         while True:
             if not self._poked.wait(IDLE_EXIT):
                 with self._lock:
-                    if not self._poked.is_set():
-                        self._thread = None
-                        return
+                    if self._poked.is_set():
+                        continue
+                    self._thread = None
+                    pinned, self._pinned = self._pinned, None
+                # Idle: the file's other connections may be gone too, and this one should not
+                # hold the file open for the life of the process (closing it last checkpoints).
+                if pinned is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        pinned[1].close()
+                return
             delay = self._last + MIN_INTERVAL - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -154,7 +162,7 @@ def checkpointer_for(path: Path) -> WalCheckpointer:
 def connect(path: Path, *pragmas: str) -> sqlite3.Connection:
     """A new connection to the database at `path`, set up as every connection of this process
     is (see the module doc), plus `pragmas` ("cache_size=-65536", ...). `check_same_thread` is
-    off only so that `Owned` may close it from whichever thread drops it last; it is used by
+    off only so that its `Owned` may close it from whichever thread drops it last; it is used by
     one thread."""
     try:
         conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
@@ -164,16 +172,3 @@ def connect(path: Path, *pragmas: str) -> sqlite3.Connection:
                    "wal_autocheckpoint=0", *pragmas):
         conn.execute(f"PRAGMA {pragma}")
     return conn
-
-
-class Owned:
-    """A thread's connection, closed as soon as nothing holds this (see the module doc)."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()

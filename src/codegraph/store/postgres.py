@@ -35,6 +35,7 @@ from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    Owned,
     ResolvedFile,
     SnapshotInfo,
     Store,
@@ -191,18 +192,6 @@ def _text_or_none(data: bytes | None) -> str | None:
         return None
 
 
-class _Owned:
-    """A thread's connection, closed when the thread (or the store) is gone: stage threads never
-    call close(), and a server's connection slots are few."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
-
-
 class PostgresStore(Store):
     def __init__(self, url: str, create: bool = True) -> None:
         self._conninfo = url
@@ -219,9 +208,9 @@ class PostgresStore(Store):
             raise StoreError(f"{self.url} is not a usable codegraph store: {exc}") from exc
 
     def _conn(self) -> psycopg.Connection[Any]:
-        holder: _Owned | None = getattr(self._local, "conn", None)
+        holder: Owned[psycopg.Connection[Any]] | None = getattr(self._local, "conn", None)
         if holder is None or holder.conn.closed:
-            holder = _Owned(connect(self._conninfo))
+            holder = Owned(connect(self._conninfo))
             self._local.conn = holder
         return holder.conn
 
@@ -237,7 +226,7 @@ class PostgresStore(Store):
             yield
 
     def close(self) -> None:
-        holder: _Owned | None = getattr(self._local, "conn", None)
+        holder: Owned[psycopg.Connection[Any]] | None = getattr(self._local, "conn", None)
         if holder is not None:
             holder.conn.close()
             self._local.conn = None

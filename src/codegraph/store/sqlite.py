@@ -26,6 +26,7 @@ from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    Owned,
     ResolvedFile,
     SnapshotInfo,
     Store,
@@ -110,9 +111,9 @@ class SqliteStore(Store):
         return row[0] if row else None
 
     def _conn(self) -> sqlite3.Connection:
-        owned: connections.Owned | None = getattr(self._local, "conn", None)
+        owned: Owned[sqlite3.Connection] | None = getattr(self._local, "conn", None)
         if owned is None:
-            owned = self._local.conn = connections.Owned(
+            owned = self._local.conn = Owned(
                 connections.connect(self.path, "cache_size=-65536", "mmap_size=4294967296"))
         return owned.conn
 
