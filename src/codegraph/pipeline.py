@@ -204,6 +204,7 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         else store.snapshot_chunk_count(snapshot_id, keys[L2]),
         "embedded": counters.get("embedded", 0),
         "vectors": counters.get("vectors", 0) if L4 in keys else 0,
+        "embedder": _embedder(keys),
         "stages": [
             {"name": o.name, "status": str(o.status), "duration_ms": round(o.duration_ms, 1),
              **o.counters, **({"error": _describe(o.error)} if o.error else {})}
@@ -242,6 +243,11 @@ def _speedup(store: Store, repo: str, mode: str, duration_ms: float) -> dict[str
     return {"speedup": round(full_ms / max(duration_ms, 0.001), 2), "full_build_ms": round(full_ms, 1)}
 
 
+def _embedder(keys: dict[str, str]) -> str | None:
+    """The vectors' producer (`<model>:<runtime>`), None without vectors."""
+    return keys[L4].split(":", 1)[1] if L4 in keys else None
+
+
 def _unchanged_result(
     store: Store, base: SnapshotInfo, snapshot: Snapshot, repo: str, job_id: int, keys: dict[str, str]
 ) -> dict[str, Any]:
@@ -258,6 +264,7 @@ def _unchanged_result(
         "chunks": store.snapshot_chunk_count(base.id, keys[L2]),
         "embedded": 0,
         "vectors": store.count_embedded(base.id, keys[L2], keys[L4]) if L4 in keys else 0,
+        "embedder": _embedder(keys),
         "stages": [],
         "reused": {"stages": list(keys), "files": {}},
         "warnings": [],
