@@ -169,3 +169,46 @@ def test_a_killed_worker_leaves_no_process_and_its_job_is_rescued(tmp_path: Path
     state = query(db, f"SELECT state, attempt FROM jobs WHERE id = {job_id}")
     assert state == [("completed", 2)]
     assert export(db) == export(reference_db)
+
+
+OWNER_SCRIPT = """
+import os, sys, threading, time
+from codegraph import procs
+
+pools = []
+
+def start_pool():  # the thread that starts the forkserver ends at once: the pool must live on
+    pools.append(procs.process_pool(2))
+    pools[0].submit(time.sleep, 0).result()
+
+thread = threading.Thread(target=start_pool)
+thread.start()
+thread.join()
+time.sleep(0.3)
+child = threading.Thread(target=procs.run, args=(["sleep", "60"],), daemon=True)
+child.start()
+print(pools[0].submit(os.getpid).result(), flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_mechanism_outlives_the_thread_that_started_it_and_covers_subprocesses(tmp_path: Path) -> None:
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen([CLI[0], "-c", OWNER_SCRIPT], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, MARK: mark})
+    assert proc.stdout is not None
+    worker = int(proc.stdout.readline())  # a pool worker answered after its starter thread ended
+    deadline = time.monotonic() + 30
+    while not any(_cmdline(pid).startswith("sleep") for pid in run_processes(mark)):
+        assert time.monotonic() < deadline, "the subprocess never started"
+        time.sleep(0.02)
+    assert worker in run_processes(mark)
+    kill_owner_when(proc, tmp_path, mark, lambda: True, "with a subprocess running")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
