@@ -120,16 +120,20 @@ class RootDir:
             self._dirs.move_to_end(parts)
             return fd
         parent = self._dir(parts[:-1])
-        try:
-            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # became a link or a file just now
-                raise OSError(errno.EAGAIN, f"{'/'.join(parts)} changed while it was read") from None
-            raise
+        fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)  # ELOOP/ENOTDIR: a link or a file
         self._dirs[parts] = fd
         while len(self._dirs) > _DIR_CACHE:
             os.close(self._dirs.popitem(last=False)[1])
         return fd
+
+    def _enter(self, where: list[str], name: str) -> bool:
+        """Step into directory `name` (appended to `where`) if it is one, not a link."""
+        try:
+            self._dir((*where, name))
+        except OSError:
+            return False  # a link, a file or nothing: the caller looks with lstat
+        where.append(name)
+        return True
 
     def _resolve(self, rel: str) -> tuple[int, str, os.stat_result, bool]:
         """(parent directory fd, name, lstat of the final entry, whether a link was followed).
@@ -148,6 +152,9 @@ class RootDir:
                 where.pop()
                 continue
             parent = self._dir(tuple(where))
+            final = not any(p not in ("", ".") for p in pending)
+            if not final and self._enter(where, name):
+                continue  # a directory (no link): entered without a stat
             try:
                 st = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:
@@ -169,7 +176,7 @@ class RootDir:
                     where = []
                 pending.extend(reversed(target.split("/")))
                 continue
-            if not any(p not in ("", ".") for p in pending):
+            if final:
                 return parent, name, st, links > 0
             if not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {name}")
@@ -200,12 +207,11 @@ class RootDir:
                 raise Refused(f"special file ({kind}): not read")
             if max_bytes is not None and fst.st_size > max_bytes:
                 raise FileTooLarge(fst.st_size, max_bytes)
-            chunks = []
-            while True:
-                chunk = os.read(fd, max(fst.st_size + 1, 65536))
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            want = fst.st_size + 1  # one read for the whole file; a short read is its end
+            chunks = [os.read(fd, want)]
+            while len(chunks[-1]) == want:  # it grew: read on to its end
+                want = 1 << 20
+                chunks.append(os.read(fd, want))
             return b"".join(chunks), fst, linked
         finally:
             os.close(fd)
