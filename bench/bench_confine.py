@@ -3,7 +3,10 @@ side by side in one process, alternating, best of `--repeat`:
 
 - `plain`: `open(root/path).read()` — what the scan and `read_text` did before (follows any link);
 - `shared`: `RootDir.read` on one `RootDir` for all files — the scan, and a stage's batch;
-- `one-off`: `read_inside`, a `RootDir` per file — `read_text` without a shared one.
+- `one-off`: `read_inside`, a `RootDir` per file — `read_text` without a shared one;
+
+and the stat alone (a file the scan proves unchanged): `os.lstat(root/path)` as before against
+`RootDir.lstat` on one `RootDir`.
 
     .venv/bin/python bench/bench_confine.py [--repeat 5]
 """
@@ -42,7 +45,15 @@ def main() -> None:
     def one_off() -> int:
         return sum(len(read_inside(root, rel)) for rel in paths)
 
-    ways: dict[str, Callable[[], int]] = {"plain": plain, "shared": shared, "one-off": one_off}
+    def plain_stat() -> int:  # the scan of an unchanged file: stat only (before: one lstat)
+        return sum(os.lstat(os.path.join(root, rel)).st_size for rel in paths)
+
+    def shared_stat() -> int:
+        with RootDir(root) as tree:
+            return sum(tree.lstat(rel)[0].st_size for rel in paths)
+
+    ways: dict[str, Callable[[], int]] = {"plain": plain, "shared": shared, "one-off": one_off,
+                                          "plain stat": plain_stat, "shared stat": shared_stat}
     best = {name: float("inf") for name in ways}
     sizes = set()
     for _ in range(args.repeat):
@@ -50,12 +61,13 @@ def main() -> None:
             t0 = time.perf_counter()
             sizes.add(fn())
             best[name] = min(best[name], time.perf_counter() - t0)
-    assert len(sizes) == 1, "the three ways read different bytes"
+    assert len(sizes) == 1, "the ways read different bytes"
     print(f"{len(paths)} files, {sizes.pop() / 1e6:.1f} MB of {root}; best of {args.repeat}")
-    print(f"{'way':10} {'seconds':>8} {'files/s':>9} {'vs plain':>9} {'µs/file extra':>14}")
+    print(f"{'way':12} {'seconds':>8} {'files/s':>9} {'vs plain':>9} {'µs/file extra':>14}")
     for name, seconds in best.items():
-        extra = (seconds - best["plain"]) / len(paths) * 1e6
-        print(f"{name:10} {seconds:8.3f} {len(paths) / seconds:9.0f} {seconds / best['plain']:8.2f}x "
+        base = best["plain stat" if name.endswith("stat") else "plain"]
+        extra = (seconds - base) / len(paths) * 1e6
+        print(f"{name:12} {seconds:8.3f} {len(paths) / seconds:9.0f} {seconds / base:8.2f}x "
               f"{extra:14.1f}")
 
 

@@ -139,6 +139,17 @@ class RootDir:
         """(parent directory fd, name, lstat of the final entry, whether a link was followed).
         Raises Refused for a link out of the root, FileNotFoundError when a component (or a
         link's target) does not exist, OSError(ELOOP) for a loop."""
+        # The common case first: a regular file in a directory already open (paths come sorted,
+        # so most files' directory is). Cache keys are real names: ".", ".." or "" never hit.
+        head, _, name = rel.rpartition("/")
+        parent = self._dirs.get(tuple(head.split("/")) if head else ()) if head else self._fd
+        if parent is not None and name not in ("", ".", ".."):
+            try:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                return parent, name, st, False
         pending = [p for p in reversed(rel.split("/"))]
         where: list[str] = []
         links = 0
