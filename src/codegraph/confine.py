@@ -142,7 +142,7 @@ class RootDir:
         # The common case first: a regular file in a directory already open (paths come sorted,
         # so most files' directory is). Cache keys are real names: ".", ".." or "" never hit.
         head, _, name = rel.rpartition("/")
-        parent = self._dirs.get(tuple(head.split("/")) if head else ()) if head else self._fd
+        parent = self._dirs.get(tuple(head.split("/"))) if head else self._fd
         if parent is not None and name not in ("", ".", ".."):
             try:
                 st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -150,7 +150,7 @@ class RootDir:
                 st = None
             if st is not None and stat.S_ISREG(st.st_mode):
                 return parent, name, st, False
-        pending = [p for p in reversed(rel.split("/"))]
+        pending = rel.split("/")[::-1]
         where: list[str] = []
         links = 0
         while pending:
