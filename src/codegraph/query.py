@@ -17,7 +17,7 @@ from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vector_ok
+from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vectors_ok
 from codegraph.store.sqlite import DB_FILENAME
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
@@ -195,7 +195,7 @@ class Index:
         model_name = models[0].split(":", 1)[1]
         q = embed.embed([query], model_name)[0]
         # A stored vector must pass its checksum and have the query vector's length.
-        good = [vector_ok(bytes(r[3]), r[4], len(q)) for r in rows]
+        good = vectors_ok([bytes(r[3]) for r in rows], [r[4] for r in rows], len(q))
         for i, snap in enumerate(self.snapshots):
             self._skipped(snap, "L4 vector", {r[2]: "" for r, ok in zip(rows, good, strict=True)
                                                if not ok and r[0] == i})
