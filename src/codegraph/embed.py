@@ -155,17 +155,46 @@ def _has_avx2() -> bool:
 
 
 def model_hash(directory: Path) -> str:
-    """xxh3-128 over every file of a model directory (relative path and content)."""
+    """xxh3-128 over every file of a model directory (relative path and content).
+
+    Memoised (in the process, and in `models_dir()`) under the files' paths, sizes and mtimes,
+    as the scan trusts them (`snapshot.py`): a query does not read 90 MB of weights to find its
+    export. Files modified within the last 2 s are not memoised (git's "racily clean" rule)."""
+    import time
+
     import xxhash
 
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and ".git" not in p.parts)
+    stats = [(p.relative_to(directory).as_posix(), p.stat()) for p in files]
+    signature = xxhash.xxh3_128_hexdigest(repr([str(directory)] + [
+        (rel, st.st_size, st.st_mtime_ns) for rel, st in stats]).encode())
+    if signature in _hashes:
+        return _hashes[signature]
+    memo = models_dir() / "hashes" / signature
+    with contextlib.suppress(OSError):
+        known = memo.read_text().strip()
+        if len(known) == 32:
+            _hashes[signature] = known
+            return known
     h = xxhash.xxh3_128()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and ".git" not in p.parts):
-        h.update(path.relative_to(directory).as_posix().encode() + b"\0")
+    for path, (rel, _) in zip(files, stats, strict=True):
+        h.update(rel.encode() + b"\0")
         with open(path, "rb") as f:
             while block := f.read(1 << 22):
                 h.update(block)
         h.update(b"\0")
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if all(st.st_mtime_ns < (time.time() - 2) * 1e9 for _, st in stats):
+        _hashes[signature] = digest
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{signature}.{os.getpid()}")
+            tmp.write_text(digest)
+            os.replace(tmp, memo)
+    return digest
+
+
+_hashes: dict[str, str] = {}
 
 
 def _model_config(directory: Path, name: str) -> dict[str, Any]:
