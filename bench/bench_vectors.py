@@ -85,6 +85,18 @@ def main() -> None:
 
         # The pipeline's L4 on the same texts (L2 reused from a copy of the store).
         pipeline: dict[str, float] = {}
+        inside: dict[str, float] = {}
+        model_embed = embed.embed
+        spent = [0.0]
+
+        def timed(texts: list[str], model_name: str | None = None, batch_size: int = 32) -> np.ndarray:
+            t0 = time.perf_counter()
+            try:
+                return model_embed(texts, model_name, batch_size)
+            finally:
+                spent[0] += time.perf_counter() - t0
+
+        embed.embed = timed  # type: ignore[assignment]  # what L4 spends outside the model
         for label, config in (("L4 stage, default " + IndexConfig().producer().tag, IndexConfig()),
                               ("L4 stage, onnx-int8", IndexConfig(quantisation="int8"))):
             db = Path(tmp) / f"db-{len(pipeline)}"
@@ -93,6 +105,8 @@ def main() -> None:
             l4 = next(s for s in result["stages"] if s["name"] == "L4_vector")
             assert l4["embedded"] == len(texts), (l4["embedded"], len(texts))
             pipeline[label] = l4["duration_ms"] / 1000
+            inside[label], spent[0] = spent[0], 0.0
+        embed.embed = model_embed
         torch_rate = len(texts) / seconds["torch model.encode"]
 
         print(f"model load: torch {loads[TORCH]:.2f} s, onnx fp32 {loads[FP32]:.2f} s, "
@@ -110,7 +124,8 @@ def main() -> None:
             rate = len(texts) / secs
             own = direct[label.rsplit(" ", 1)[1]]
             print(f"{label:30s} {secs:8.2f} {rate:8.1f} {rate / torch_rate:7.2f}x  "
-                  f"(not interleaved: ran after the rounds; {100 * (rate / own - 1):+.1f}% vs direct)")
+                  f"(ran after the rounds: {100 * (rate / own - 1):+.1f}% vs direct; of its time "
+                  f"{100 * (1 - inside[label] / secs):.1f}% outside the model)")
 
         search_wall(Path(tmp), texts, args.units)
 
