@@ -91,6 +91,12 @@ def language_for(path: str) -> Language | None:
     return _BY_EXTENSION.get(extension)
 
 
+def language_name(path: str) -> str | None:
+    """The language a file is reported in (None: a file no plug-in understands)."""
+    lang = language_for(path)
+    return lang.name if lang is not None else None
+
+
 def family_of(lang: Language) -> Language:
     """The language whose resolver, namespace and interface serve `lang`'s family."""
     return get_language(lang.family)
