@@ -13,13 +13,13 @@ from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import given, settings
+from test_incremental import export, rebuild_export, resolved, update
 
 import codegraph
 from codegraph.chunking import chunk_by_symbols
 from codegraph.languages import language_for
 from codegraph.languages.typescript.extract import extract
 from conftest import write_tree
-from test_incremental import export, rebuild_export, resolved, update
 
 TS_SOURCE = '''
 /** A client.
@@ -149,8 +149,8 @@ PROJECT = {
           const m = import("./lib/client");
         }
         ''',
-    "packages/util/package.json":
-        '{"name": "@acme/util", "exports": {".": {"types": "./src/index.ts", "default": "./dist/index.js"}}}\n',
+    "packages/util/package.json": json.dumps({"name": "@acme/util", "exports": {
+        ".": {"types": "./src/index.ts", "default": "./dist/index.js"}}}),
     "packages/util/src/index.ts": "export function util() {}\n",
     "tools/build.py": "def build():\n    return 1\n",
 }

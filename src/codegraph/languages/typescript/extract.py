@@ -141,6 +141,11 @@ def dotted(node: ts.Node) -> str | None:
             return None
         base = dotted(fn)
         return None if base is None else f"{base}()"
+    if kind == "new_expression":  # only as the object of a member: `new C().m()`
+        constructor = node.child_by_field_name("constructor")
+        base = dotted(constructor) if constructor is not None else None
+        return None if base is None or node.parent is None \
+            or node.parent.type != "member_expression" else f"new {base}()"
     if kind in _WRAPPERS and node.named_child_count == 1:
         return dotted(node.named_children[0])
     if kind == "nested_identifier":

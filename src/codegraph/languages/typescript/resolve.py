@@ -540,11 +540,24 @@ class Resolver(Memo):
         return None
 
     def dotted(self, module: _Module, scope: str, expr: str) -> Target | None:
+        target: Target | None
+        if expr.startswith("new "):  # `new C().m`: a member of a new C
+            constructor, _, rest = expr[4:].partition("()")
+            cls = self.dotted(module, scope, constructor)
+            target = InstanceRef(cls) if isinstance(cls, SymbolRef) and \
+                (symbol := self.symbol(cls)) is not None and symbol.kind == SymbolKind.CLASS else None
+            for part in rest.split(".")[1:]:
+                if target is None:
+                    return None
+                call = part.endswith("()")
+                target = self.member(target, part[:-2] if call else part)
+                if call:
+                    target = self.call_result(target)
+            return target
         parts = expr.split(".")
         head = parts[0]
         call = head.endswith("()")
         name = head[:-2] if call else head
-        target: Target | None
         if name == "this":
             cls = self.enclosing_class(module, scope)
             target = InstanceRef(cls) if cls is not None else None
@@ -569,7 +582,7 @@ class Resolver(Memo):
 
     def call_target(self, module: _Module, scope: str, callee: str) -> tuple[SymbolRef, str] | None:
         """What a call site calls, and how ("direct", "constructor", "dispatch")."""
-        if callee.startswith("new "):
+        if callee.startswith("new ") and "()" not in callee:
             target = self.dotted(module, scope, callee[4:])
             if isinstance(target, SymbolRef):
                 symbol = self.symbol(target)
