@@ -110,15 +110,29 @@ def clean_type(annotation: str) -> str | None:
         value = value[1:].strip()
     while value.startswith("Promise<") and value.endswith(">"):
         value = value[len("Promise<"):-1].strip()
-    if "|" in value and "<" not in value:
-        alternatives = [a.strip() for a in value.split("|") if a.strip() not in _NOT_A_TYPE]
-        if len(alternatives) != 1:
-            return None
-        value = alternatives[0]
+    alternatives = [a for a in _top_level_union(value) if a not in _NOT_A_TYPE]
+    if len(alternatives) != 1:
+        return None
+    value = alternatives[0]
     cut = value.find("<")
     if cut > 0:
         value = value[:cut]
     return value if _DOTTED.fullmatch(value) and value not in _PRIMITIVES else None
+
+
+def _top_level_union(value: str) -> list[str]:
+    """The alternatives of a union type, split only outside brackets."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(value):
+        if ch in "<([{":
+            depth += 1
+        elif ch in ">)]}":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(value[start:i].strip())
+            start = i + 1
+    out.append(value[start:].strip())
+    return [a for a in out if a]
 
 
 def dotted(node: ts.Node) -> str | None:
@@ -489,6 +503,9 @@ class _Extractor:
         seen: set[str] = set()
         for node in nodes:
             name_node = node.child_by_field_name("name")
+            if name_node is not None and name_node.type == "object_pattern":
+                self._destructured(node, name_node, scopes.at(node.start_byte))
+                continue
             if name_node is None or name_node.type != "identifier":
                 continue
             d = scopes.definition_at(node.start_byte)
@@ -508,6 +525,23 @@ class _Extractor:
                 name, SymbolKind.VARIABLE, first_row + 1, outer.end_point[0] + 1,
                 squashed_head(outer.start_byte, outer.end_byte, self.source, MAX_SIGNATURE),
                 _doc(anchor)))
+
+    def _destructured(self, node: ts.Node, pattern: ts.Node, scope: str) -> None:
+        """`const { a, b: c } = obj`: a is `obj.a`, c is `obj.b`."""
+        value = node.child_by_field_name("value")
+        source = dotted(value) if value is not None and value.type in (
+            "identifier", "member_expression", "this") else None
+        if source is None:
+            return
+        for item in pattern.named_children:
+            if item.type == "shorthand_property_identifier_pattern":
+                self.types.setdefault(f"{scope}:{text(item)}", f"={source}.{text(item)}")
+            elif item.type == "pair_pattern":
+                key = item.child_by_field_name("key")
+                bound = item.child_by_field_name("value")
+                if key is not None and bound is not None and bound.type == "identifier" \
+                        and key.type == "property_identifier":
+                    self.types.setdefault(f"{scope}:{text(bound)}", f"={source}.{text(key)}")
 
     def _value_type(self, node: ts.Node) -> str | None:
         annotation = node.child_by_field_name("type")
@@ -529,6 +563,9 @@ class _Extractor:
             return dotted(value)
         if value.type in ("as_expression", "satisfies_expression") and value.named_child_count == 2:
             return clean_type(text(value.named_children[1]))
+        if value.type in ("identifier", "member_expression", "this"):
+            path = dotted(value)
+            return f"={path}" if path is not None else None  # whatever that value is
         return None
 
     def fields(self, nodes: list[ts.Node], defs: list[Def]) -> None:

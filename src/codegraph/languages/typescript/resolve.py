@@ -420,14 +420,17 @@ class Resolver(Memo):
             return self.binding_target(module, binding)
         return None
 
-    def typed(self, path: str, scope: str, expr: str) -> InstanceRef | None:
-        """A value of the type `expr` names in `scope` of `path` (`f()`: of f's return type)."""
-        found: InstanceRef | None = self.memoised(("typed", path, scope, expr),
-                                                  lambda: self._typed(path, scope, expr), None)
+    def typed(self, path: str, scope: str, expr: str) -> Target | None:
+        """A value of the type `expr` names in `scope` of `path` (`f()`: of f's return type;
+        `=x.y`: the value x.y itself, whatever it is)."""
+        found: Target | None = self.memoised(("typed", path, scope, expr),
+                                             lambda: self._typed(path, scope, expr), None)
         return found
 
-    def _typed(self, path: str, scope: str, expr: str) -> InstanceRef | None:
+    def _typed(self, path: str, scope: str, expr: str) -> Target | None:
         module = self.by_path(path)
+        if expr.startswith("="):
+            return self.dotted(module, scope, expr[1:])
         if expr.endswith("()"):
             return self.call_result(self.dotted(module, scope, expr[:-2]))
         target = self.dotted(module, scope, expr)
@@ -437,7 +440,7 @@ class Resolver(Memo):
                 return InstanceRef(target)
         return None
 
-    def call_result(self, target: Target | None) -> InstanceRef | None:
+    def call_result(self, target: Target | None) -> Target | None:
         if not isinstance(target, SymbolRef):
             return None
         module = self.by_path(target.path)
@@ -486,7 +489,7 @@ class Resolver(Memo):
             todo[0:0] = self.bases(current)
         return None
 
-    def field_type(self, cls: SymbolRef, name: str) -> InstanceRef | None:
+    def field_type(self, cls: SymbolRef, name: str) -> Target | None:
         seen: set[SymbolRef] = set()
         todo = [cls]
         while todo:
