@@ -705,5 +705,6 @@ def _declared_names(declaration: ts.Node) -> list[str]:
     return [text(name)] if name is not None else []
 
 
+@functools.lru_cache(maxsize=64)  # L2 cuts chunks from the symbols L1 just extracted
 def extract(source_text: str, grammar: str) -> FileIR:
     return _Extractor(source_text, grammar).run()
