@@ -121,6 +121,7 @@ PROJECT = {
         }
         export class Response { json() { return 1; } }
         export function makeClient(): Client { return Client.create(); }
+        export function withClient(cb: (c: Client) => void) {}
         ''',
     "src/lib/index.ts": '''
         export * from "./client";
@@ -131,7 +132,7 @@ PROJECT = {
         module.exports = { helper };
         ''',
     "src/main.ts": '''
-        import { Client, makeClient } from "@lib/client";
+        import { Client, makeClient, withClient } from "@lib/client";
         import * as lib from "./lib";
         import { util } from "@acme/util";
         class Sub extends Client {
@@ -147,6 +148,9 @@ PROJECT = {
           util();
           console.log("x");
           const m = import("./lib/client");
+        }
+        export function later() {
+          withClient((c) => c.get());
         }
         ''',
     "packages/util/package.json": json.dumps({"name": "@acme/util", "exports": {
@@ -176,6 +180,7 @@ def test_resolution_follows_typescripts_rules(tmp_path: Path) -> None:
         ("calls", "src/main.Sub.run", f"{CLIENT}.Client.get", 5),  # super.m()
         ("calls", "src/main.Sub.run", f"{CLIENT}.Response.json", 5),  # this.m().n()
         ("calls", f"{CLIENT}.Client.create", f"{CLIENT}.Client.constructor", 5),
+        ("calls", "src/main.later", f"{CLIENT}.Client.get", 19),  # a callback's parameter
     }
     assert ("inherits", "src/main.Sub", f"{CLIENT}.Client", 4) in edges(db, "inherits")
     imports = {(src, dst) for _, src, dst, _ in edges(db, "imports")}
@@ -184,6 +189,7 @@ def test_resolution_follows_typescripts_rules(tmp_path: Path) -> None:
     stages = {s["name"]: s for s in result["stages"]}
     assert stages["L1_ir"]["unresolved_calls"] == 1  # console.log: outside the snapshot
     index = codegraph.open(str(db))
+    assert ("calls", "src/main.later", f"{CLIENT}.withClient", 19) in calls
     rows = index.graph("callers", f"{CLIENT}.Transport.send")
     assert rows and rows[0]["language"] == "typescript" and rows[0]["dst_language"] == "typescript"
     assert {r["language"] for r in index.graph("defs", "build")} == {"python"}
@@ -191,9 +197,9 @@ def test_resolution_follows_typescripts_rules(tmp_path: Path) -> None:
     assert language_for("packages/util/package.json").name == "json"  # type: ignore[union-attr]
 
 
-def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path) -> None:
+def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", PROJECT)
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     path = repo / "src/lib/client.ts"
     path.write_text(path.read_text().replace("return 1;", "const x = 2; return x + 1;"))
@@ -202,9 +208,9 @@ def test_a_body_only_edit_re_resolves_no_other_file(tmp_path: Path) -> None:
     assert export(db) == rebuild_export(repo, tmp_path / "full")
 
 
-def test_a_tsconfig_paths_change_re_resolves_exactly_its_readers(tmp_path: Path) -> None:
+def test_a_tsconfig_paths_change_re_resolves_exactly_its_readers(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", PROJECT)
-    db = tmp_path / "db"
+    db = store_url
     update(repo, db)
     (repo / "src/lib/alt.ts").write_text("export function makeClient() { return 1; }\n"
                                          "export class Client {}\n")

@@ -63,6 +63,7 @@ _TS_ONLY = """
 (public_field_definition name: (_)) @field
 (required_parameter pattern: (identifier)) @param
 (optional_parameter pattern: (identifier)) @param
+(arrow_function parameter: (identifier) @param)
 """
 _JS_ONLY = """
 (field_definition property: (_) value: [(arrow_function) (function_expression)]) @def
@@ -576,23 +577,51 @@ class _Extractor:
             d = scopes.definition_at(node.start_byte)
             if name_node is None or d is None or d.start == node.start_byte:
                 continue
+            # A field of unknown type still hides the bases' members of its name ("?").
             declared = self._value_type(node)
-            if declared is not None:
-                self.types.setdefault(f"{d.local}:{text(name_node)}", declared)
+            self.types.setdefault(f"{d.local}:{text(name_node)}", declared or "?")
 
     def params(self, nodes: list[ts.Node], defs: list[Def]) -> None:
+        """Parameter types: declared ones; those of a callback parameter's own parameters
+        (`fn:(i).j`, the j-th parameter of the function passed as fn's i-th argument); and an
+        unannotated callback's parameters typed by the function it is passed to (`^i.j:callee`)."""
         scopes = Scopes(defs)
         nodes.sort(key=lambda n: n.start_byte)
         for node in nodes:
-            pattern = node.child_by_field_name("pattern")
-            annotation = node.child_by_field_name("type")
-            if pattern is None or annotation is None:
+            lone = node.type == "identifier"  # `x => ...`
+            pattern = node if lone else node.child_by_field_name("pattern")
+            annotation = None if lone else node.child_by_field_name("type")
+            formal = node.parent
+            owner = node.parent if lone else formal.parent if formal is not None else None
+            if pattern is None or formal is None or owner is None or owner.type == "function_type":
+                continue
+            d = scopes.definition_at(node.start_byte)
+            scope = d.local if d is not None else ""
+            name = text(pattern)
+            position = 0 if lone else _index(formal, node)
+            if annotation is None:
+                holder = owner.parent
+                call = holder.parent if holder is not None else None
+                if holder is not None and holder.type == "arguments" and call is not None \
+                        and call.type in ("call_expression", "new_expression"):
+                    fn = call.child_by_field_name("function") or call.child_by_field_name("constructor")
+                    callee = dotted(fn) if fn is not None else None
+                    if callee is not None:
+                        self.types.setdefault(
+                            f"{scope}:{name}", f"^{_index(holder, owner)}.{position}:{callee}")
+                continue
+            kind = annotation.named_children[0] if annotation.named_child_count else None
+            if kind is not None and kind.type == "function_type" and d is not None:
+                inner = kind.child_by_field_name("parameters")
+                for j, param in enumerate(inner.named_children if inner is not None else []):
+                    param_type = param.child_by_field_name("type")
+                    cleaned = clean_type(text(param_type)) if param_type is not None else None
+                    if cleaned is not None:
+                        self.types.setdefault(f"{d.local}:({position}).{j}", cleaned)
                 continue
             declared = clean_type(text(annotation))
-            d = scopes.definition_at(node.start_byte)
             if declared is None or d is None:
                 continue
-            name = text(pattern)
             self.types.setdefault(f"{d.local}:{name}", declared)
             is_property = any(c.type in ("accessibility_modifier", "readonly") for c in node.children)
             if is_property and d.local.endswith(".constructor"):
@@ -695,6 +724,13 @@ class _Extractor:
             callee = dotted(fn) if fn is not None else None
             if callee is not None:
                 self.calls.append(CallSite(scope, callee, node.start_point[0] + 1))
+
+
+def _index(parent: ts.Node, child: ts.Node) -> int:
+    for i, node in enumerate(parent.named_children):
+        if node.id == child.id:
+            return i
+    return -1
 
 
 def _declared_names(declaration: ts.Node) -> list[str]:

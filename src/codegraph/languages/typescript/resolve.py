@@ -431,6 +431,16 @@ class Resolver(Memo):
         module = self.by_path(path)
         if expr.startswith("="):
             return self.dotted(module, scope, expr[1:])
+        if expr.startswith("^"):  # a callback's parameter, typed by the function it is passed to
+            position, _, callee = expr[1:].partition(":")
+            fn = self.dotted(module, scope, callee)
+            if not isinstance(fn, SymbolRef):
+                return None
+            argument, _, parameter = position.partition(".")
+            declared = self.by_path(fn.path).type_of(f"{fn.local}:({argument}).{parameter}")
+            return self.typed(fn.path, fn.local, declared) if declared is not None else None
+        if expr == "?":
+            return None
         if expr.endswith("()"):
             return self.call_result(self.dotted(module, scope, expr[:-2]))
         target = self.dotted(module, scope, expr)
@@ -484,8 +494,11 @@ class Resolver(Memo):
             seen.add(current)
             if not (skip_self and current == cls):
                 member = f"{current.local}.{name}"
-                if self.by_path(current.path).symbol(member) is not None:
+                module = self.by_path(current.path)
+                if module.symbol(member) is not None:
                     return SymbolRef(current.path, member)
+                if module.type_of(f"{current.local}:{name}") is not None:
+                    return None  # a field of that name hides the bases' members
             todo[0:0] = self.bases(current)
         return None
 
