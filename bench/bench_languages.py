@@ -114,7 +114,9 @@ def _npm(args: list[str], cwd: Path) -> None:
 
 
 def ts_corpus(scratch: Path, package: str) -> Path:
-    """The package's TypeScript sources (its `src/`, else the package), unpacked once."""
+    """The package's sources (`NAME@VERSION:DIR`: its DIR, else its `src/`, else the whole
+    package), unpacked once."""
+    package, _, subdir = package.partition(":")
     name = package.replace("/", "-").replace("@", "", 1) if package.startswith("@") else package
     unpacked = scratch / name.replace("@", "-")
     if not unpacked.exists():
@@ -126,6 +128,8 @@ def ts_corpus(scratch: Path, package: str) -> Path:
         unpacked.mkdir()
         subprocess.run(["tar", "xzf", str(tarball), "-C", str(unpacked)], check=True)
     root = unpacked / "package"
+    if subdir:
+        return root / subdir
     return root / "src" if (root / "src").is_dir() else root
 
 
@@ -170,7 +174,8 @@ def typescript_section(scratch: Path, packages: list[str]) -> list[dict[str, Any
     rows = []
     for package in packages:
         corpus = ts_corpus(scratch, package)
-        oracle = ts_oracle(scratch, corpus, scratch / f"oracle-{corpus.parent.parent.name}.json")
+        label = package.replace("/", "-").replace(":", "-").replace("@", "-")
+        oracle = ts_oracle(scratch, corpus, scratch / f"oracle{label}.json")
         with tempfile.TemporaryDirectory(prefix="bench-lang-") as tmp:
             work = Path(tmp)
             repo = work / "ts"
@@ -213,7 +218,8 @@ def print_typescript(rows: list[dict[str, Any]]) -> None:
 
 SECTIONS: dict[str, tuple[Callable[[Path, list[str]], list[dict[str, Any]]],
                           Callable[[list[dict[str, Any]]], None], list[str]]] = {
-    "typescript": (typescript_section, print_typescript, ["rxjs@7.8.1", "immer@10.1.1"]),
+    "typescript": (typescript_section, print_typescript,
+                   ["rxjs@7.8.1", "immer@10.1.1", "axios@1.7.7:lib", "express@4.21.1"]),
 }
 
 

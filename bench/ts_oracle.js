@@ -50,6 +50,7 @@ function declName(decl) {
   if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyDeclaration(parent) ||
       ts.isPropertyAssignment(parent)) && parent.name) return parent.name.getText();
   if (ts.isFunctionDeclaration(decl) || ts.isClassDeclaration(decl)) return "default";
+  if (parent && ts.isExportAssignment(parent)) return "default";
   return null;
 }
 
@@ -62,7 +63,8 @@ function isCallable(decl) {
   }
   return (ts.isArrowFunction(decl) || ts.isFunctionExpression(decl)) && decl.parent &&
     (ts.isVariableDeclaration(decl.parent) || ts.isPropertyDeclaration(decl.parent) ||
-     ts.isPropertyAssignment(decl.parent) || ts.isBinaryExpression(decl.parent));
+     ts.isPropertyAssignment(decl.parent) || ts.isBinaryExpression(decl.parent) ||
+     ts.isExportAssignment(decl.parent));
 }
 
 function calleeDeclaration(node) {

@@ -27,10 +27,10 @@ from codegraph.languages.common import (
 )
 from codegraph.model import CallSite, Export, FileIR, Import, Symbol, SymbolKind
 
-GRAMMARS = {
-    "typescript": ts.Language(tsts.language_typescript()),
-    "tsx": ts.Language(tsts.language_tsx()),
-    "javascript": ts.Language(tsjs.language()),
+_GRAMMARS = {
+    "typescript": tsts.language_typescript,
+    "tsx": tsts.language_tsx,
+    "javascript": tsjs.language,
 }
 
 _COMMON = """
@@ -70,9 +70,23 @@ _JS_ONLY = """
 (field_definition property: (_)) @field
 """
 
-_QUERIES = {name: ts.Query(grammar, _COMMON + (_JS_ONLY if name == "javascript" else _TS_ONLY))
-            for name, grammar in GRAMMARS.items()}
-_ERRORS = {name: ts.Query(grammar, "(ERROR) @err") for name, grammar in GRAMMARS.items()}
+
+
+@functools.cache
+def grammar_of(name: str) -> ts.Language:
+    return ts.Language(_GRAMMARS[name]())
+
+
+# Compiled on first use, per grammar: ~50 ms each, which a process that never sees the
+# grammar (a Python-only repository's workers, most CLI runs) does not pay.
+@functools.cache
+def _facts_query(name: str) -> ts.Query:
+    return ts.Query(grammar_of(name), _COMMON + (_JS_ONLY if name == "javascript" else _TS_ONLY))
+
+
+@functools.cache
+def _errors_query(name: str) -> ts.Query:
+    return ts.Query(grammar_of(name), "(ERROR) @err")
 
 _CLASS_TYPES = frozenset(("class_declaration", "abstract_class_declaration", "class"))
 _KINDS = {
@@ -94,7 +108,7 @@ _PRIMITIVES = frozenset(("any", "unknown", "object", "string", "number", "boolea
 
 
 def parser(grammar: str) -> ts.Parser:
-    return ts.Parser(GRAMMARS[grammar])
+    return ts.Parser(grammar_of(grammar))
 
 
 @functools.lru_cache(maxsize=64)  # more than an inline batch (stages.INLINE_MAX_FILES)
@@ -263,7 +277,7 @@ class _Extractor:
 
     def run(self) -> FileIR:
         root = self.tree.root_node
-        facts = ts.QueryCursor(_QUERIES[self.grammar]).captures(root)
+        facts = ts.QueryCursor(_facts_query(self.grammar)).captures(root)
         defs = self.definitions(facts.get("def", []))
         self.exports_of(facts.get("exp", []))
         self.imports_of(facts.get("imp", []), defs)
@@ -274,7 +288,7 @@ class _Extractor:
         self.call_sites(facts.get("call", []), facts.get("new", []), defs)
         errors = 0
         if root.has_error:
-            errors = max(1, len(ts.QueryCursor(_ERRORS[self.grammar]).captures(root).get("err", [])))
+            errors = max(1, len(ts.QueryCursor(_errors_query(self.grammar)).captures(root).get("err", [])))
         self.symbols.sort(key=lambda s: (s.start_line, s.local_name))
         return FileIR(self.symbols, self.imports, self.calls, None, errors, self.exports,
                       self.types)
@@ -415,6 +429,9 @@ class _Extractor:
             if value is not None and is_default:
                 if value.type in ("function_expression", "class", "arrow_function"):
                     self.exports.append(Export("default", "default", None, line))
+                elif value.type == "object":  # `export default { a, b: c }`
+                    self.exports.append(Export("default", "{}", None, line))
+                    self._object_members(value, "default.", line)
                 else:
                     target = dotted(value)
                     self.exports.append(Export("default", target or "", None, line))
@@ -667,18 +684,23 @@ class _Extractor:
             return dotted(value)
         return None
 
+    def _object_members(self, value: ts.Node, prefix: str, line: int) -> None:
+        """The members of an exported object literal, each an export `prefix + key`."""
+        for item in value.named_children:
+            if item.type == "shorthand_property_identifier":
+                self.exports.append(Export(prefix + text(item), text(item), None, line))
+            elif item.type == "pair":
+                key = item.child_by_field_name("key")
+                val = item.child_by_field_name("value")
+                if key is not None and val is not None:
+                    local = dotted(val) if val.type in ("identifier", "member_expression") else None
+                    self.exports.append(Export(prefix + (_string_value(key) or text(key)),
+                                               local or "", None, line))
+
     def _module_exports(self, value: ts.Node, line: int) -> None:
-        if value.type == "object":
-            for item in value.named_children:
-                if item.type == "shorthand_property_identifier":
-                    self.exports.append(Export(text(item), text(item), None, line))
-                elif item.type == "pair":
-                    key = item.child_by_field_name("key")
-                    val = item.child_by_field_name("value")
-                    if key is not None and val is not None:
-                        local = dotted(val) if val.type in ("identifier", "member_expression") else None
-                        self.exports.append(Export(_string_value(key) or text(key), local or "",
-                                                   None, line))
+        if value.type == "object":  # the module's namespace is that object
+            self.exports.append(Export("=", "*", None, line))
+            self._object_members(value, "", line)
             return
         if value.type == "call_expression":
             fn = value.child_by_field_name("function")

@@ -64,7 +64,16 @@ class InstanceRef:
     cls: SymbolRef
 
 
-Target = ModuleRef | SymbolRef | InstanceRef
+@dataclass(frozen=True)
+class ObjectRef:
+    """An exported object literal (`export default { a, b }`): its members are the exports
+    `name.a`, `name.b` of `path`."""
+
+    path: str
+    name: str
+
+
+Target = ModuleRef | SymbolRef | InstanceRef | ObjectRef
 
 
 def is_config(path: str) -> bool:
@@ -378,6 +387,10 @@ class Resolver(Memo):
             return self.export(target, entry.local)
         if not entry.local:
             return None
+        if entry.local == "*":  # `module.exports = { ... }`: the module's own namespace
+            return ModuleRef(module.path)
+        if entry.local == "{}":
+            return ObjectRef(module.path, entry.name)
         if entry.local == "default" and module.symbol("default") is not None:
             return SymbolRef(module.path, "default")
         return self.dotted(module, "", entry.local)
@@ -466,6 +479,8 @@ class Resolver(Memo):
     def member(self, target: Target, name: str) -> Target | None:
         if isinstance(target, ModuleRef):
             return self.export(target.path, name)
+        if isinstance(target, ObjectRef):
+            return self.export(target.path, f"{target.name}.{name}")
         if isinstance(target, InstanceRef):
             found = self.class_member(target.cls, name)
             return found if found is not None else self.field_type(target.cls, name)
@@ -604,6 +619,8 @@ class Resolver(Memo):
                 symbol = self.symbol(target)
                 if symbol is not None and symbol.kind == SymbolKind.CLASS:
                     return self.constructor(target), "constructor"
+                if symbol is not None and symbol.kind == SymbolKind.FUNCTION:
+                    return target, "constructor"  # an ES5 constructor function
             return None
         if callee == "super":
             base = self.base_class(module, scope)
