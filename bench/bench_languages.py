@@ -5,6 +5,9 @@ language's own compiler as the oracle (precision and recall of codegraph's call 
 One section per language (`SECTIONS`); each prepares its corpus in a scratch directory with the
 ecosystem's ordinary client and prints its table:
 
+Full builds: medians of 3, alternating with Python's on stdlib files matched one to one in size
+(the same bytes and the same number of files).
+
 - typescript: packages from the npm registry that ship their TypeScript sources (`npm pack`),
   the TypeScript compiler API as the oracle (`npm install typescript`; `ts_oracle.js`: the
   resolved signature's declaration of every call and `new`, the resolved module of every import).
@@ -22,6 +25,7 @@ import json
 import math
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -58,37 +62,51 @@ def code_bytes(root: Path, suffixes: tuple[str, ...]) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def python_corpus(target_bytes: int, dest: Path) -> Path:
-    """Standard-library .py files, in path order, up to `target_bytes`: Python's baseline."""
+def python_corpus(sizes: list[int], dest: Path) -> Path:
+    """Standard-library .py files matched one to one to the given file sizes (for each, the
+    unused file nearest in size): Python's baseline with the same bytes *and* file count, so
+    per-file costs (and the worker pool a larger batch starts) weigh the same on both sides."""
+    import bisect
+
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    total = 0
-    for path in sorted(stdlib.rglob("*.py")):
-        if "site-packages" in path.parts or "test" in path.parts:
-            continue
-        rel = path.relative_to(stdlib)
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest / rel)
-        total += path.stat().st_size
-        if total >= target_bytes:
+    pool = sorted((p.stat().st_size, str(p)) for p in stdlib.rglob("*.py")
+                  if "site-packages" not in p.parts and p.stat().st_size > 0)
+    for size in sorted(sizes, reverse=True):
+        if not pool:
             break
+        i = bisect.bisect_left(pool, (size, ""))
+        candidates = [j for j in (i - 1, i) if 0 <= j < len(pool)]
+        j = min(candidates, key=lambda k: abs(pool[k][0] - size))
+        _, chosen = pool.pop(j)
+        rel = Path(chosen).relative_to(stdlib)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chosen, dest / rel)
     return dest
 
 
-def speed(repo: Path, work: Path, suffixes: tuple[str, ...],
-          edit: Callable[[str], str]) -> dict[str, Any]:
-    """A full build and an update after editing 1% of the files, into a fresh store."""
+def speed(repo: Path, baseline: Path, work: Path, suffixes: tuple[str, ...],
+          edit: Callable[[str], str], repeat: int = 3) -> dict[str, Any]:
+    """Full builds of `repo` and of the Python `baseline`, alternating, `repeat` times each into
+    fresh stores (medians); then an update of `repo` after editing 1% of its files."""
     files, size = code_bytes(repo, suffixes)
-    db = work / f"{repo.name}.db"
-    full_s, _ = timed_index(repo, db, full=True)
+    py_files, py_size = code_bytes(baseline, (".py",))
+    full, py_full = [], []
+    for i in range(repeat):
+        full.append(timed_index(repo, work / f"lang-{i}.db", full=True)[0])
+        py_full.append(timed_index(baseline, work / f"py-{i}.db", full=True)[0])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process, so far
     sources = sorted(p for p in repo.rglob("*") if p.is_file() and p.suffix in suffixes)
-    step = max(1, len(sources) // max(1, math.ceil(len(sources) * 0.01)))
-    edited = sources[::step][: max(1, math.ceil(len(sources) * 0.01))]
+    count = max(1, math.ceil(len(sources) * 0.01))
+    edited = sources[:: max(1, len(sources) // count)][:count]
     for path in edited:
         path.write_text(edit(path.read_text()))
+    db = work / f"lang-{repeat - 1}.db"
     update_s, update = timed_index(repo, db, full=False)
+    full_s, py_s = statistics.median(full), statistics.median(py_full)
     return {"files": files, "bytes": size, "full_s": round(full_s, 2),
             "full_files_per_s": round(files / full_s, 1), "full_kb_per_s": round(size / 1024 / full_s, 1),
+            "py_files": py_files, "py_bytes": py_size, "py_full_s": round(py_s, 2),
+            "py_files_per_s": round(py_files / py_s, 1), "py_kb_per_s": round(py_size / 1024 / py_s, 1),
             "update_files": len(edited), "update_s": round(update_s, 3),
             "update_resolved": len(update["affected_files"]), "peak_rss_mb": round(peak, 1),
             "db": db}
@@ -180,14 +198,13 @@ def typescript_section(scratch: Path, packages: list[str]) -> list[dict[str, Any
             work = Path(tmp)
             repo = work / "ts"
             shutil.copytree(corpus, repo)
-            ts = speed(repo, work, TS_SUFFIXES, lambda t: t + "\n// edited\n")
+            # Python on the same bytes, in the same process, builds alternating with these.
+            sizes = [p.stat().st_size for p in repo.rglob("*") if p.suffix in TS_SUFFIXES]
+            py_repo = python_corpus(sizes, work / "py")
+            ts = speed(repo, py_repo, work, TS_SUFFIXES, lambda t: t + "\n// edited\n")
             accuracy = ts_accuracy(Path(ts.pop("db")), oracle)
-            # Python on the same bytes, right after, in the same process.
-            py_repo = python_corpus(ts["bytes"], work / "py")
-            py = speed(py_repo, work, (".py",), lambda t: t + "\n# edited\n")
-            py.pop("db")
-        rows.append({"package": package, "typescript": ts, "python_same_bytes": py,
-                     "speed_ratio_kb_per_s": round(ts["full_kb_per_s"] / py["full_kb_per_s"], 2),
+        rows.append({"package": package, "typescript": ts,
+                     "speed_ratio_kb_per_s": round(ts["full_kb_per_s"] / ts["py_kb_per_s"], 2),
                      **accuracy})
     return rows
 
@@ -195,12 +212,13 @@ def typescript_section(scratch: Path, packages: list[str]) -> list[dict[str, Any
 def print_typescript(rows: list[dict[str, Any]]) -> None:
     print("typescript (oracle: the TypeScript compiler API, bench/ts_oracle.js)")
     print(f"{'package':<16} {'files':>5} {'KB':>6} {'full s':>7} {'files/s':>8} {'KB/s':>7} "
-          f"{'py KB/s':>8} {'ratio':>6} {'1% upd s':>9} {'resolved':>8} "
+          f"{'py files':>8} {'py KB/s':>8} {'ratio':>6} {'1% upd s':>9} {'resolved':>8} "
           f"{'imp P':>6} {'imp R':>6} {'call P':>7} {'call R':>7}")
     for r in rows:
-        ts, py = r["typescript"], r["python_same_bytes"]
+        ts = r["typescript"]
         print(f"{r['package']:<16} {ts['files']:>5} {ts['bytes'] // 1024:>6} {ts['full_s']:>7} "
-              f"{ts['full_files_per_s']:>8} {ts['full_kb_per_s']:>7} {py['full_kb_per_s']:>8} "
+              f"{ts['full_files_per_s']:>8} {ts['full_kb_per_s']:>7} {ts['py_files']:>8} "
+              f"{ts['py_kb_per_s']:>8} "
               f"{r['speed_ratio_kb_per_s']:>6} {ts['update_s']:>9} {ts['update_resolved']:>8} "
               f"{r['import_precision']:>6} {r['import_recall']:>6} {r['call_precision']:>7} "
               f"{r['call_recall']:>7}")
