@@ -193,7 +193,7 @@ def typescript_section(scratch: Path, packages: list[str]) -> list[dict[str, Any
     for package in packages:
         corpus = ts_corpus(scratch, package)
         label = package.replace("/", "-").replace(":", "-").replace("@", "-")
-        oracle = ts_oracle(scratch, corpus, scratch / f"oracle{label}.json")
+        oracle = ts_oracle(scratch, corpus, scratch / f"oracle-{label}.json")
         with tempfile.TemporaryDirectory(prefix="bench-lang-") as tmp:
             work = Path(tmp)
             repo = work / "ts"

@@ -90,12 +90,13 @@ def test_javascript_commonjs_require_and_exports() -> None:
         }
         module.exports = Bar;
         exports.helper = function () { return import("./late"); };
+        const h = require("./x").helper;
         ''').lstrip("\n"), "javascript")
     assert [(i.module, i.name, i.alias, i.scope) for i in ir.imports] == [
         ("./lib", "a", None, ""), ("./lib", "b", "c", ""), ("./foo", "=", "Foo", ""),
-        ("./late", None, None, "helper")]
+        ("./late", None, None, "helper"), ("./x", "helper", "h", "")]
     assert [(e.name, e.local) for e in ir.exports] == [("=", "Bar"), ("helper", "helper")]
-    assert {s.local_name for s in ir.symbols} == {"", "Foo", "Bar", "Bar.run", "helper"}
+    assert {s.local_name for s in ir.symbols} == {"", "Foo", "Bar", "Bar.run", "helper", "h"}
     assert [c.callee for c in ir.calls] == ["this.x.go", "super.run", "a"]
 
 

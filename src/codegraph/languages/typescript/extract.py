@@ -495,6 +495,10 @@ class _Extractor:
         if holder is not None and holder.type == "await_expression":
             holder = holder.parent
         name = "=" if fn.type == "identifier" else None
+        if holder is not None and holder.type == "member_expression" and name == "=":
+            prop = holder.child_by_field_name("property")  # `require("m").name`
+            name = text(prop) if prop is not None else None
+            holder = holder.parent
         if holder is not None and holder.type == "variable_declarator":
             target = holder.child_by_field_name("name")
             if target is not None and target.type == "identifier":

@@ -424,6 +424,9 @@ class Resolver(Memo):
         symbol = module.symbol(name)
         if symbol is not None:
             if symbol.kind == SymbolKind.VARIABLE:
+                binding = module.binding("", name)  # `const x = require("m")`: the import
+                if binding is not None:
+                    return self.binding_target(module, binding)
                 declared = module.type_of(f":{name}")
                 return self.typed(module.path, "", declared) if declared is not None \
                     else SymbolRef(module.path, name)
