@@ -12,12 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import xxhash
 
-from codegraph.model import Chunk, Edge
-from codegraph.snapshot import Snapshot
+if TYPE_CHECKING:
+    from codegraph.model import Chunk, Edge
+    from codegraph.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,23 @@ class Store(ABC):
     ) -> list[tuple[int, str, bytes, str | None]]:
         """(chunk id, path, vector, stored checksum) for every embedded chunk of the snapshot."""
         ...
+
+    @abstractmethod
+    def snapshot_text_hashes(self, snapshot_id: int, chunk_key: str) -> set[str]:
+        """The distinct text hashes of the snapshot's chunks (what its vectors are keyed by)."""
+
+    @abstractmethod
+    def embeddings_of(
+        self, model_key: str, text_hashes: Sequence[str]
+    ) -> Iterator[tuple[str, bytes, str | None]]:
+        """(text hash, vector, stored checksum) of the given texts that have a vector, streamed
+        (a snapshot's vectors need not all be in memory twice)."""
+
+    @abstractmethod
+    def chunks_of_texts(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> list[ChunkRow]:
+        """The snapshot's chunks whose text is one of `text_hashes`, by path and line."""
 
     @abstractmethod
     def damaged_embeddings(
