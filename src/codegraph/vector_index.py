@@ -230,8 +230,10 @@ class VectorIndex:
             self._ann = None
             return "exact"
         if self._ann is None:
-            from usearch.index import Index as Hnsw
-
+            try:
+                from usearch.index import Index as Hnsw
+            except ImportError:  # installed without the 'vectors' extra: every search is exact
+                return "exact"
             self._ann = Hnsw(ndim=self.dimensions, metric="ip", dtype="f32", connectivity=CONNECTIVITY,
                              expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
             rows = np.flatnonzero(self._live[: len(self._hashes)])
