@@ -208,12 +208,11 @@ class Index:
         already embedded, e.g. by a caller that measures search without the model)."""
         from codegraph import embed
 
-        index = self.vector_index()
-        self._skip_damaged_vectors()
-        if not len(index):
-            return []
         if query_vector is None:
             query_vector = embed.embed([query], self._model_key().split(":", 1)[1])[0]
+        # Stored vectors must have the query vector's length (the model's dimensions).
+        index = self.vector_index(len(query_vector))
+        self._skip_damaged_vectors()
         nearest = index.search(query_vector, limit)
         score = dict(nearest)
         found: list[tuple[int, ChunkRow]] = []
@@ -234,14 +233,15 @@ class Index:
                             " pass --repo NAME")
         return models[0]
 
-    def vector_index(self) -> vector_index.VectorIndex:
-        """The held vectors of the current snapshots, synced (see `vector_index`)."""
+    def vector_index(self, dimensions: int | None = None) -> vector_index.VectorIndex:
+        """The held vectors of the current snapshots, synced (see `vector_index`), of
+        `dimensions` floats each (default: the model's)."""
         from codegraph import embed
 
         model_key = self._model_key()
-        if self._vectors is None:
-            self._vectors = vector_index.VectorIndex(
-                embed.dimensions(model_key.split(":", 1)[1]), self.ann_threshold)
+        dimensions = dimensions or embed.dimensions(model_key.split(":", 1)[1])
+        if self._vectors is None or self._vectors.dimensions != dimensions:
+            self._vectors = vector_index.VectorIndex(dimensions, self.ann_threshold)
         if self._vectors.sync(self.store, [vector_index.VectorSource(s.id, s.stage_keys[L2], model_key)
                                for s in self.snapshots]):
             self._damaged_vector_paths = {}
