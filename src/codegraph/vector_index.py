@@ -5,7 +5,8 @@ queries as a process asks. Which texts belong to which units or files is the que
 business (`query.py` maps text hashes to its hits).
 
 - **Loaded once, verified once.** `sync(snapshots)` reads the snapshots' vectors from the store
-  and checks each (`store.base.vector_ok`: checksum, length, finite) as it is read. A damaged
+  and checks each (`store.base.vector_ok`: checksum and length per row as it is read, finite a batch
+  at a time). A damaged
   vector is left out and kept in `damaged` (the query layer reports its files); every other
   vector is answered from memory until the snapshots change, never read or checked again.
 - **Maintained incrementally.** When the set of snapshots changes (a repository has a new latest
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from codegraph.store.base import Store, vector_ok
+from codegraph.store.base import Store, vector_bytes_ok
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,15 +155,22 @@ class VectorIndex:
         batch_keys: list[str] = []
         batch: list[bytes] = []
 
-        def place() -> None:
-            self.add(batch_keys, np.frombuffer(b"".join(batch), dtype=np.float32).reshape(len(batch), -1))
+        def place() -> int:
+            # The finite check of `vector_ok`, for the whole batch at once (a row at a time it
+            # was most of the load).
+            matrix = np.frombuffer(b"".join(batch), dtype=np.float32).reshape(len(batch), -1)
+            finite = np.isfinite(matrix).all(axis=1)
+            bad = [h for h, ok in zip(batch_keys, finite, strict=True) if not ok]
+            self.damaged.update(bad)
+            self.add([h for h, ok in zip(batch_keys, finite, strict=True) if ok], matrix[finite])
             batch_keys.clear()
             batch.clear()
+            return len(bad)
 
         for text_hash, vector, checksum in store.embeddings_of(model, todo):
             loaded += 1
             data = bytes(vector) if vector is not None else None
-            if not vector_ok(data, checksum, self.dimensions):
+            if not vector_bytes_ok(data, checksum, self.dimensions):  # checksum and length
                 self.damaged.add(text_hash)
                 damaged += 1
                 continue
@@ -170,9 +178,9 @@ class VectorIndex:
             batch_keys.append(text_hash)
             batch.append(data)
             if len(batch) >= _LOAD_BATCH:
-                place()
+                damaged += place()
         if batch:
-            place()
+            damaged += place()
         return loaded, damaged
 
     def add(self, text_hashes: Sequence[str], vectors: np.ndarray) -> None:

@@ -159,9 +159,14 @@ def vector_checksum(vector: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(vector)
 
 
+def vector_bytes_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bool:
+    """`vector_ok` but for the finite check (which `vector_index` does a batch at a time)."""
+    return vector is not None and checksum == vector_checksum(vector) and len(vector) == 4 * dimensions
+
+
 def vector_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bool:
     """Checksum, then sanity: `dimensions` float32s, all finite (NaN would poison every score)."""
-    if vector is None or checksum != vector_checksum(vector) or len(vector) != 4 * dimensions:
+    if not vector_bytes_ok(vector, checksum, dimensions):
         return False
     import numpy as np
 
