@@ -14,8 +14,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from codegraph.errors import CodegraphError, UserError
 from codegraph.query import GRAPH_QUERIES, MODES, open_index
@@ -81,6 +79,9 @@ class _RichProgress:
     """Stage progress bars on stderr, shown from the first stage on (not for early errors)."""
 
     def __init__(self) -> None:
+        # Here, not at the top: a `search` never shows progress, and rich.progress costs it ~0.1 s.
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         self.progress = Progress(*columns, console=err, transient=False)
@@ -181,6 +182,8 @@ def index(
 
 def _print_summary(result: dict[str, Any]) -> None:
     title = f"job {result['job_id']}: {result['state']} ({result['mode']})"
+    from rich.table import Table
+
     table = Table(title=title, show_header=True)
     for col in ("stage", "status", "seconds"):
         table.add_column(col)
@@ -227,7 +230,7 @@ def search(
     """Ranked hits: path, lines, enclosing symbol, score and a snippet."""
 
     def run() -> tuple[Any, str, list[Any]]:
-        idx = open_index(db, repo)
+        idx = open_index(db, repo, ann_threshold=None)  # one query: an exact scan is cheaper
         chosen = mode or ("hybrid" if idx.has_vectors else "lexical")
         return idx, chosen, idx.search(query, chosen, limit)
 
@@ -343,6 +346,8 @@ def cache_stats(db: DbOption = None, as_json: JsonOption = False, debug: DebugOp
     if as_json:
         _print_json({"kinds": stats})
         return
+    from rich.table import Table
+
     table = Table(show_header=True)
     for col in ("kind", "rows", "MB", "unused"):
         table.add_column(col, justify="left" if col == "kind" else "right")
@@ -538,6 +543,8 @@ def jobs_list(
     if not rows:
         out.print("no jobs")
         return
+    from rich.table import Table
+
     table = Table(show_header=True)
     for col in ("id", "state", "attempt", "stage", "worker", "queued", "repo", "error"):
         table.add_column(col)

@@ -16,6 +16,7 @@ from codegraph import dag
 from codegraph.errors import UserError
 from codegraph.jobs import RetryPolicy
 from codegraph.languages import get_language, language_for
+from codegraph.names import DEFAULT_DB_DIRNAME
 from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
 from codegraph.queue.run import JobRun
 from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, scan
@@ -32,8 +33,6 @@ from codegraph.stages import (
 )
 from codegraph.store import Store, open_store
 from codegraph.store.base import FileRow, SnapshotInfo
-
-DEFAULT_DB_DIRNAME = ".codegraph"
 
 
 @dataclass

@@ -7,19 +7,17 @@ hybrid search and graph lookups (across repositories, or in one), and the export
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from codegraph import lexical
+from codegraph import lexical, vector_index
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.languages import language_name
-from codegraph.pipeline import DEFAULT_DB_DIRNAME
-from codegraph.stages import L2, L3, L4
+from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vectors_ok
-from codegraph.store.sqlite import DB_FILENAME
+from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 SNIPPET_LINES = 6
@@ -102,16 +100,42 @@ class Index:
     the one `repo` names. Search and graph queries answer across them (each hit and row carries
     its repository); `export` is of one repository."""
 
-    def __init__(self, store: Store, repo: str | None = None) -> None:
+    def __init__(self, store: Store, repo: str | None = None,
+                 ann_threshold: int | None = vector_index.ANN_THRESHOLD) -> None:
         self.store = store
-        snapshots = store.latest_snapshots()
-        if not snapshots:
-            raise NoIndexError(f"{store.url} holds no completed index yet: run `codegraph index` first")
+        self._repo = repo
         # Ordered by identity: ties across repositories break by repository, then path and line.
-        self.snapshots: list[SnapshotInfo] = select_repos(snapshots, repo) if repo else snapshots
+        self.snapshots: list[SnapshotInfo] = self._latest()
         # What the last search skipped because its stored rows are damaged (`index --full`
         # repairs them): a query never returns garbage, and never fails over it either.
         self.warnings: list[str] = []
+        # The snapshots' vectors, loaded (and verified) by the first vector search and kept:
+        # a long-running process answers from memory until a repository has a new snapshot.
+        # None: always exact (a one-query process: building an ANN graph costs more than a scan).
+        self.ann_threshold = ann_threshold
+        self._vectors: vector_index.VectorIndex | None = None
+        self._damaged_vector_paths: dict[int, dict[str, str]] = {}
+        # (stage key, content hash) of the outputs that passed their checks (`_unverified`),
+        # and each snapshot's path -> content hash for it.
+        self._verified: set[tuple[str, str | None]] = set()
+        self._file_hashes: dict[int, dict[str, str]] = {}
+
+    def _latest(self) -> list[SnapshotInfo]:
+        snapshots = self.store.latest_snapshots()
+        if not snapshots:
+            raise NoIndexError(f"{self.store.url} holds no completed index yet: run `codegraph index` first")
+        return select_repos(snapshots, self._repo) if self._repo else snapshots
+
+    def refresh(self) -> bool:
+        """Follow each repository's latest complete snapshot (one small query): a long-running
+        process opens its Index once and still answers from the newest index. True when a
+        snapshot changed; held vectors are then brought up to date by the next vector search."""
+        latest = self._latest()
+        if [s.id for s in latest] == [s.id for s in self.snapshots]:
+            return False
+        self.snapshots = latest
+        self._file_hashes = {s.id: self._file_hashes[s.id] for s in latest if s.id in self._file_hashes}
+        return True
 
     @property
     def snapshot(self) -> SnapshotInfo:
@@ -139,6 +163,7 @@ class Index:
         if mode in ("vector", "hybrid") and not self.has_vectors:
             raise UserError("this index has no vectors (it was built with --no-vectors)")
         self.warnings = []
+        self.refresh()
         if mode == "lexical":
             return self.lexical(query, limit)
         if mode == "vector":
@@ -162,7 +187,7 @@ class Index:
                 self._warn(f"no lexical hits: {exc} (run `codegraph index --full`)")
                 continue
             # A damaged document ranks wrongly, damaged chunks would answer wrongly: skipped.
-            bad = self.store.damaged_lexical(snap.id, snap.stage_keys[L3], [p for p, _ in found])
+            bad = self._damaged_lexical(snap, [p for p, _ in found])
             self._skipped(snap, "L3 lexical document", bad)
             skip = set(bad) | self._damaged_chunks(snap, [p for p, _ in found if p not in bad])
             ranked += [(score, i, path) for path, score in found if path not in skip]
@@ -184,59 +209,89 @@ class Index:
                             _snippet(best.text, terms), self.snapshots[i].repo))
         return hits
 
-    def vector(self, query: str, limit: int) -> list[Hit]:
+    def vector(self, query: str, limit: int, query_vector: Any = None) -> list[Hit]:
+        """The chunks whose texts' vectors are nearest the query's (`query_vector`: the query
+        already embedded, e.g. by a caller that measures search without the model)."""
         from codegraph import embed
 
+        if query_vector is None:
+            query_vector = embed.embed([query], self._model_key().split(":", 1)[1])[0]
+        # Stored vectors must have the query vector's length (the model's dimensions).
+        index = self.vector_index(len(query_vector))
+        self._skip_damaged_vectors()
+        nearest = index.search(query_vector, limit)
+        score = dict(nearest)
+        found: list[tuple[int, ChunkRow]] = []
+        for i, snap in enumerate(self.snapshots):
+            rows = self.store.chunks_of_texts(snap.id, snap.stage_keys[L2], list(score))
+            damaged = self._damaged_chunks(snap, sorted({c.path for c in rows}))
+            found += [(i, c) for c in rows if c.path not in damaged and text_ok(c.text, c.text_hash)]
+        # Best first; ties by repository, path and line, for stable output.
+        found.sort(key=lambda item: (-score[item[1].text_hash], item[0], item[1].path, item[1].start_line))
+        terms = lexical.query_terms(query)
+        return [Hit(c.path, c.start_line, c.end_line, _qualify(c), round(score[c.text_hash], 4),
+                    _snippet(c.text, terms), self.snapshots[i].repo) for i, c in found[:limit]]
+
+    def _model_key(self) -> str:
         models = sorted({s.stage_keys[L4] for s in self.snapshots})
         if len(models) > 1:  # vectors of different models are not comparable
             raise UserError(f"the repositories were embedded with different models ({', '.join(models)}):"
                             " pass --repo NAME")
-        rows: list[tuple[int, int, str, bytes, str | None]] = []  # (snapshot index, chunk id, path,
-        for i, snap in enumerate(self.snapshots):                  # vector, stored checksum)
-            keys = snap.stage_keys
-            rows += [(i, cid, path, vec, checksum) for cid, path, vec, checksum in
-                     self.store.snapshot_vectors(snap.id, keys[L2], keys[L4])]
-        if not rows:
-            return []
-        model_name = models[0].split(":", 1)[1]
-        q = embed.embed([query], model_name)[0]
-        # A stored vector must pass its checksum and have the query vector's length.
-        good = vectors_ok([bytes(r[3]) for r in rows], [r[4] for r in rows], len(q))
-        for i, snap in enumerate(self.snapshots):
-            self._skipped(snap, "L4 vector", {r[2]: "" for r, ok in zip(rows, good, strict=True)
-                                               if not ok and r[0] == i})
-        rows = [r for r, ok in zip(rows, good, strict=True) if ok]
-        if not rows:
-            return []
-        import numpy as np  # here: numpy costs a CLI that never searches vectors ~0.2 s to import
+        return models[0]
 
-        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        scores = matrix @ q
-        # Ties broken by repository, path and line (rows come sorted that way) for stable output.
-        order = np.argsort(-scores, kind="stable")[:limit]
-        chunk_rows: dict[int, ChunkRow] = {}
-        damaged: set[tuple[int, str]] = set()
-        for i, snap in enumerate(self.snapshots):
-            picked = [int(k) for k in order if rows[k][0] == i]
-            if picked:
-                found = self.store.chunks_by_ids(snap.id, [(rows[k][1], rows[k][2]) for k in picked])
-                chunk_rows.update(zip(picked, found, strict=True))
-                damaged |= {(i, p) for p in self._damaged_chunks(snap, sorted({rows[k][2] for k in picked}))}
-        terms = lexical.query_terms(query)
-        hits = []
-        for k in (int(k) for k in order):
-            c = chunk_rows[k]
-            if (rows[k][0], c.path) in damaged or not text_ok(c.text, c.text_hash):
-                continue
-            hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
-                            _snippet(c.text, terms), self.snapshots[rows[k][0]].repo))
-        return hits
+    def vector_index(self, dimensions: int | None = None) -> vector_index.VectorIndex:
+        """The held vectors of the current snapshots, synced (see `vector_index`), of
+        `dimensions` floats each (default: the model's)."""
+        from codegraph import embed
+
+        model_key = self._model_key()
+        dimensions = dimensions or embed.dimensions(model_key.split(":", 1)[1])
+        if self._vectors is None or self._vectors.dimensions != dimensions:
+            self._vectors = vector_index.VectorIndex(dimensions, self.ann_threshold)
+        if self._vectors.sync(self.store, [vector_index.VectorSource(s.id, s.stage_keys[L2], model_key)
+                               for s in self.snapshots]):
+            self._damaged_vector_paths = {}
+        return self._vectors
+
+    def _skip_damaged_vectors(self) -> None:
+        """Warn of the files whose texts' stored vectors failed their check when loaded."""
+        assert self._vectors is not None
+        damaged = sorted(self._vectors.damaged)
+        for snap in self.snapshots:
+            if snap.id not in self._damaged_vector_paths:
+                self._damaged_vector_paths[snap.id] = {c.path: "" for c in self.store.chunks_of_texts(
+                    snap.id, snap.stage_keys[L2], damaged)} if damaged else {}
+            self._skipped(snap, "L4 vector", self._damaged_vector_paths[snap.id])
 
     def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
         """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
-        bad, _ = self.store.damaged_chunk_sets(snap.id, snap.stage_keys[L2], paths)
+        bad = self._unverified(snap, L2, paths, lambda todo: self.store.damaged_chunk_sets(
+            snap.id, snap.stage_keys[L2], todo)[0])
         self._skipped(snap, "L2 chunk set", bad)
         return set(bad)
+
+    def _damaged_lexical(self, snap: SnapshotInfo, paths: list[str]) -> dict[str, str]:
+        """The `paths` whose stored lexical documents fail their checks."""
+        return self._unverified(snap, L3, paths, lambda todo: self.store.damaged_lexical(
+            snap.id, snap.stage_keys[L3], todo))
+
+    def _unverified(self, snap: SnapshotInfo, stage: str, paths: list[str],
+                    check: Callable[[list[str]], dict[str, str]]) -> dict[str, str]:
+        """`check` (path -> content hash of each damaged output) of the `paths` whose output for
+        `stage` this Index has not seen pass yet. Outputs are keyed by content and never change,
+        so each is verified once per Index, not on every query that returns it; a damaged one
+        is checked (and reported) again each time."""
+        files = self._file_hashes.get(snap.id)
+        if files is None:
+            files = self._file_hashes[snap.id] = {f.path: f.content_hash for f in
+                                                  self.store.snapshot_files(snap.id)}
+        key = snap.stage_keys[stage]
+        todo = sorted({p for p in paths if (key, files.get(p)) not in self._verified})
+        if not todo:
+            return {}
+        bad = check(todo)
+        self._verified.update((key, files[p]) for p in todo if p not in bad and p in files)
+        return bad
 
     def _skipped(self, snap: SnapshotInfo, what: str, paths: dict[str, str]) -> None:
         where = f"{snap.repo_name}:" if len(self.snapshots) > 1 else ""
@@ -270,6 +325,7 @@ class Index:
     def export(self) -> Iterator[list[Any]]:
         """The snapshot's whole index, canonically: two indexes of one snapshot export equal.
         One repository: with several in the store, open the index with `repo`."""
+        self.refresh()
         snapshot = self.snapshot
         for row in self.store.export_rows(snapshot.id, snapshot.stage_keys):
             yield list(row)
@@ -288,6 +344,7 @@ class Index:
         """Rows of every repository (in identity order), each with its `repo`."""
         if query not in GRAPH_QUERIES:
             raise UserError(f"unknown graph query {query!r}: use one of {', '.join(GRAPH_QUERIES)}")
+        self.refresh()
         return [{**row, "repo": snap.repo} for snap in self.snapshots
                 for row in self._graph(snap.id, query, name)]
 
@@ -324,8 +381,10 @@ class Index:
         return next((s.repo_name for s in self.snapshots if s.repo == identity), identity)
 
 
-def open_index(db: str | None = None, repo: str | None = None) -> Index:
+def open_index(db: str | None = None, repo: str | None = None,
+               ann_threshold: int | None = vector_index.ANN_THRESHOLD) -> Index:
+    """`ann_threshold=None` for a process that asks one query (the CLI): exact vector search."""
     url = find_db(db)
     if "://" not in url and not Path(url).exists():
         raise UserError(f"no index at {url}")
-    return Index(open_store(url, create=False), repo)
+    return Index(open_store(url, create=False), repo, ann_threshold)

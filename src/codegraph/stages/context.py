@@ -18,6 +18,7 @@ from codegraph import embed, procs
 from codegraph.dag import StageCancelled
 from codegraph.languages import all_languages
 from codegraph.model import FileError
+from codegraph.names import L1, L2, L3, L4
 from codegraph.snapshot import SourceFile
 from codegraph.store.base import (
     FileRow,
@@ -25,7 +26,6 @@ from codegraph.store.base import (
     Store,
 )
 
-L1, L2, L3, L4 = "L1_ir", "L2_chunk", "L3_lexical", "L4_vector"
 LEXICAL_VERSION = "lex-1"
 CHUNKER_VERSION = "chunk-1"
 INLINE_MAX_FILES = 24  # at most this many files to parse or chunk: no worker processes

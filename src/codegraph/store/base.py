@@ -12,12 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import xxhash
 
-from codegraph.model import Chunk, Edge
-from codegraph.snapshot import Snapshot
+if TYPE_CHECKING:
+    from codegraph.model import Chunk, Edge
+    from codegraph.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,14 @@ def vector_checksum(vector: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(vector)
 
 
+def vector_bytes_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bool:
+    """`vector_ok` but for the finite check (which `vector_index` does a batch at a time)."""
+    return vector is not None and checksum == vector_checksum(vector) and len(vector) == 4 * dimensions
+
+
 def vector_ok(vector: bytes | None, checksum: str | None, dimensions: int) -> bool:
     """Checksum, then sanity: `dimensions` float32s, all finite (NaN would poison every score)."""
-    if vector is None or checksum != vector_checksum(vector) or len(vector) != 4 * dimensions:
+    if not vector_bytes_ok(vector, checksum, dimensions):
         return False
     import numpy as np
 
@@ -404,6 +410,23 @@ class Store(ABC):
     ) -> list[tuple[int, str, bytes, str | None]]:
         """(chunk id, path, vector, stored checksum) for every embedded chunk of the snapshot."""
         ...
+
+    @abstractmethod
+    def snapshot_text_hashes(self, snapshot_id: int, chunk_key: str) -> set[str]:
+        """The distinct text hashes of the snapshot's chunks (what its vectors are keyed by)."""
+
+    @abstractmethod
+    def embeddings_of(
+        self, model_key: str, text_hashes: Sequence[str]
+    ) -> Iterator[tuple[str, bytes, str | None]]:
+        """(text hash, vector, stored checksum) of the given texts that have a vector, streamed
+        (a snapshot's vectors need not all be in memory twice)."""
+
+    @abstractmethod
+    def chunks_of_texts(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> list[ChunkRow]:
+        """The snapshot's chunks whose text is one of `text_hashes`, by path and line."""
 
     @abstractmethod
     def damaged_embeddings(

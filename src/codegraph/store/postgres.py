@@ -22,14 +22,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import xxhash
 
 from codegraph.errors import StoreError
 from codegraph.model import Chunk, Edge
-from codegraph.snapshot import Snapshot
 from codegraph.store import bm25
 from codegraph.store.base import (
     ChunkRow,
@@ -47,6 +46,9 @@ from codegraph.store.base import (
     vector_checksum,
     vector_ok,
 )
+
+if TYPE_CHECKING:
+    from codegraph.snapshot import Snapshot
 
 # Any constant works; it only has to be the same in every codegraph process.
 MIGRATION_LOCK = 0x636F_6465_6772_6170  # "codegrap"
@@ -820,6 +822,33 @@ class PostgresStore(Store):
             " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal",
             (chunk_key, model_key, snapshot_id),
         ).fetchall()
+
+    def snapshot_text_hashes(self, snapshot_id: int, chunk_key: str) -> set[str]:
+        return {h for (h,) in self._conn().execute(
+            "SELECT DISTINCT c.text_hash FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s WHERE f.snapshot_id=%s",
+            (chunk_key, snapshot_id))}
+
+    def embeddings_of(
+        self, model_key: str, text_hashes: Sequence[str]
+    ) -> Iterator[tuple[str, bytes, str | None]]:
+        wanted = sorted(set(text_hashes))
+        conn = self._conn()
+        for i in range(0, len(wanted), 10_000):
+            yield from conn.execute(
+                "SELECT text_hash, vector, checksum FROM embeddings"
+                " WHERE model_key=%s AND text_hash = ANY(%s)", (model_key, wanted[i : i + 10_000]))
+
+    def chunks_of_texts(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> list[ChunkRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._CHUNK_COLUMNS} FROM chunks c"
+            " JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=%s"
+            " JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE c.stage_key=%s AND c.text_hash = ANY(%s) ORDER BY f.path, c.start_line, c.id",
+            (snapshot_id, chunk_key, sorted(set(text_hashes)))).fetchall()
+        return [_chunk(r) for r in rows]
 
     def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:
         (n,) = self._conn().execute(

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
-from codegraph.snapshot import Snapshot
+from codegraph.names import DB_FILENAME
 from codegraph.store import connections
 from codegraph.store.base import (
     ChunkRow,
@@ -39,9 +39,11 @@ from codegraph.store.base import (
     vector_ok,
 )
 
+if TYPE_CHECKING:
+    from codegraph.snapshot import Snapshot
+
 SCHEMA_VERSION = "3"  # 3: checksums on L2, L3 and L4 outputs
 ABANDONED_AFTER_S = 3600
-DB_FILENAME = "index.sqlite"
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
 _FILE_RES = "(SELECT res_id FROM snapshot_files WHERE snapshot_id=? AND path=?)"
@@ -650,6 +652,29 @@ class SqliteStore(Store):
             " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal",
             (chunk_key, model_key, snapshot_id),
         ).fetchall()
+
+    def snapshot_text_hashes(self, snapshot_id: int, chunk_key: str) -> set[str]:
+        return {h for (h,) in self._conn().execute(
+            "SELECT c.text_hash FROM snapshot_files f"
+            " JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=? WHERE f.snapshot_id=?",
+            (chunk_key, snapshot_id))}
+
+    def embeddings_of(
+        self, model_key: str, text_hashes: Sequence[str]
+    ) -> Iterator[tuple[str, bytes, str | None]]:
+        yield from self._rows_in(
+            "SELECT text_hash, CAST(vector AS BLOB), checksum FROM embeddings"
+            " WHERE model_key=? AND text_hash IN ({marks})", (model_key,), text_hashes)
+
+    def chunks_of_texts(
+        self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
+    ) -> list[ChunkRow]:
+        rows = self._rows_in(
+            "SELECT c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
+            " FROM chunks c JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=?"
+            " JOIN texts t ON t.text_hash=c.text_hash"
+            " WHERE c.stage_key=? AND c.text_hash IN ({marks})", (snapshot_id, chunk_key), text_hashes)
+        return sorted((ChunkRow(*r) for r in rows), key=lambda c: (c.path, c.start_line, c.id))
 
     def count_embedded(self, snapshot_id: int, chunk_key: str, model_key: str) -> int:
         (n,) = self._conn().execute(

@@ -1,0 +1,353 @@
+"""Search speed from a long-running process (issue 12, point 6), measured side by side in one run.
+
+Prints:
+- vector queries/s through `codegraph.open(...)` on a 100,000-unit index (and a 10,000-unit one,
+  for how the cost grows), exact and through the ANN graph, excluding the query's embedding:
+  the query vectors are given (`Index.vector(..., query_vector=)`). The indexes are real stores
+  built by the real pipeline from a generated repository (one function per chunk); their vectors
+  are random unit vectors, a function of each text (the model is never loaded). Also: the cost
+  of the first query (load + verify [+ graph build]) and of following a new snapshot that
+  changed a few files (the incremental sync) next to a full reload.
+- lexical queries/s on the standard library's index, through the same API.
+- the wall time of `codegraph search --mode lexical` (a new process each time, start-up
+  included) on a ~10,000-chunk index (a quarter of the standard library) and on the whole one,
+  and whether that process imported torch, sentence-transformers, numpy or psycopg.
+- ANN recall@10 against exact search on `--ann-size` (1,000,000) random 384-d unit vectors with
+  an embedding-like spectrum (`embedding_like`), for
+  several search depths; the graph's build time; an incremental change (100 removed, 100
+  added) next to it; peak RSS.
+
+The machine may be shared: every ratio printed is of numbers measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+import codegraph
+from codegraph import embed, vector_index
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import IndexConfig
+
+DIM = embed.DIMENSIONS
+HEAVY = ("torch", "sentence_transformers", "numpy", "psycopg")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SPECTRUM_ALPHA = 0.6  # see embedding_like()
+
+
+def unit_vectors(n: int, seed: int, alpha: float = 0.0) -> np.ndarray:
+    """n random unit vectors. alpha 0: isotropic (uniform on the sphere). alpha > 0: a
+    power-law spectrum (see `embedding_like`)."""
+    rng = np.random.default_rng(seed)
+    rotation = _ROTATION.astype(np.float32)
+    scale = (np.arange(1, DIM + 1, dtype=np.float32) ** -alpha)
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in slices: float64 temporaries of 1M x 384 are 3 GB
+        part = rng.standard_normal((min(100_000, n - start), DIM), dtype=np.float32)
+        if alpha:
+            part = (part * scale) @ rotation.T
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+        out[start : start + len(part)] = part
+    return out
+
+
+def embedding_like(n: int, seed: int) -> np.ndarray:
+    """Random unit vectors whose variance along the i-th principal axis falls as i^-1.2, in a
+    random basis. MiniLM vectors of standard-library functions fall as about i^-1.07 over the
+    first 100 axes (50 axes hold 83% of the variance; here 78%). Isotropic random vectors
+    (uniform on the sphere) are no model of embeddings: their nearest neighbours are hardly
+    nearer than any other point, and no ANN index finds them (HNSW: recall@10 0.55 at ef 200
+    on 20,000 such vectors, measured)."""
+    return unit_vectors(n, seed, SPECTRUM_ALPHA)
+
+
+_ROTATION = np.linalg.qr(np.random.default_rng(99).standard_normal((DIM, DIM)))[0]
+
+
+def fake_embed(texts: list[str], model_name: str = "", batch_size: int = 32) -> np.ndarray:
+    """An embedding-like random unit vector per text (see `embedding_like`), a function of the
+    text alone (no model)."""
+    scale = np.arange(1, DIM + 1) ** -SPECTRUM_ALPHA
+    out = np.empty((len(texts), DIM), dtype=np.float32)
+    for i, text in enumerate(texts):
+        g = np.random.default_rng(xxhash.xxh3_64_intdigest(text.encode())).standard_normal(DIM)
+        v = (g * scale) @ _ROTATION.T
+        out[i] = v / np.linalg.norm(v)
+    return out
+
+
+# ----- ANN recall on synthetic vectors ------------------------------------------------------------
+
+
+def ann_section(n: int, n_queries: int) -> None:
+    print(f"\n== ANN (usearch HNSW, M={vector_index.CONNECTIVITY}, ef_add={vector_index.EXPANSION_ADD})"
+          f" on {n:,} embedding-like random {DIM}-d unit vectors, {n_queries} queries ==")
+    rss0 = peak_rss_mb()
+    x = embedding_like(n, 1)
+    q = embedding_like(n_queries, 2)
+    hashes = [f"{i:032x}" for i in range(n)]
+    t = time.perf_counter()
+    exact_top = []
+    for qv in q:  # exact top-10 by the same float64 rescoring the index uses
+        scores = x @ qv
+        top = np.argpartition(-scores, 40)[:40]
+        exact64 = x[top].astype(np.float64) @ qv.astype(np.float64)
+        exact_top.append({hashes[i] for i in top[np.argsort(-exact64, kind="stable")][:10]})
+    exact_s = (time.perf_counter() - t) / n_queries
+    index = vector_index.VectorIndex(DIM, ann_threshold=0)
+    index.add(hashes, x)
+    del x
+    t = time.perf_counter()
+    index.update_ann()
+    build = time.perf_counter() - t
+    print(f"graph build: {build:.1f} s ({n / build:,.0f} vectors/s); peak RSS {peak_rss_mb():,.0f} MB "
+          f"(vectors alone {n * DIM * 4 / 2**20:,.0f} MB, held twice: matrix + graph; "
+          f"{peak_rss_mb() - rss0:,.0f} MB over the start)")
+    print(f"exact scan: {1 / exact_s:,.1f} queries/s")
+    print(f"{'ef':>6} {'recall@10':>10} {'queries/s':>10} {'x exact':>8}")
+    for ef in (64, 128, 200, 256, 400):
+        index.expansion_search = ef
+        t = time.perf_counter()
+        found = [{h for h, _ in index.search(qv, 10)} for qv in q]
+        per = (time.perf_counter() - t) / n_queries
+        recall = statistics.mean(len(f & e) / 10 for f, e in zip(found, exact_top, strict=True))
+        mark = "  <- default" if ef == vector_index.EXPANSION_SEARCH else ""
+        print(f"{ef:>6} {recall:>10.4f} {1 / per:>10,.0f} {exact_s / per:>8.1f}{mark}")
+    index.expansion_search = vector_index.EXPANSION_SEARCH
+    # An incremental change: 100 texts gone, 100 new ones, against the build above.
+    gone = random.Random(3).sample(hashes, 100)
+    t = time.perf_counter()
+    index.remove(gone)
+    index.add([f"new{i:029x}" for i in range(100)], embedding_like(100, 4))
+    state = index.update_ann()
+    change = time.perf_counter() - t
+    print(f"incremental change (100 removed, 100 added): {change * 1000:.0f} ms ({state}), "
+          f"{build / change:,.0f}x cheaper than the build")
+
+
+# ----- vector queries through the API on real stores ---------------------------------------------
+
+
+def synthetic_repo(root: Path, units: int, per_file: int = 100) -> None:
+    for f in range(-(-units // per_file)):
+        body = "".join(f"def f_{f}_{j}(x):\n    return x * {f * per_file + j} + 1\n\n\n"
+                       for j in range(min(per_file, units - f * per_file)))
+        path = root / f"pkg{f // 100}" / f"m{f}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+
+
+ONE_CHUNK_PER_FUNCTION = IndexConfig(max_chunk_chars=60, min_chunk_chars=1)  # type: ignore[arg-type]
+
+
+def build_vector_store(tmp: Path, units: int) -> tuple[Path, str, int]:
+    repo = tmp / f"repo{units}"
+    synthetic_repo(repo, units)
+    db = str(tmp / f"db{units}")
+    t = time.perf_counter()
+    result = codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
+    assert result["state"] == "completed", result.get("error")
+    print(f"indexed {units:,} units ({result['chunks']:,} chunks, {result['vectors']:,} vectors) "
+          f"in {time.perf_counter() - t:.0f} s")
+    return repo, db, int(result["vectors"])
+
+
+def rate(fn: Any, queries: list[Any], min_seconds: float = 2.0) -> float:
+    done, t = 0, time.perf_counter()
+    while True:
+        for qv in queries:
+            fn(qv)
+        done += len(queries)
+        elapsed = time.perf_counter() - t
+        if elapsed >= min_seconds:
+            return done / elapsed
+
+
+def vector_section(tmp: Path, sizes: list[int]) -> None:
+    print("\n== vector search through codegraph.open(): queries/s, query embedding excluded ==")
+    embed.embed = fake_embed  # type: ignore[assignment]
+    queries = list(embedding_like(100, 5))
+    rows = []
+    for units in sizes:
+        repo, db, n = build_vector_store(tmp, units)
+        row: dict[str, Any] = {"units": units, "vectors": n}
+        for label, threshold in (("exact", None), ("ann", 0)):
+            idx = codegraph.open(db)
+            idx.ann_threshold = threshold
+            t = time.perf_counter()
+            idx.vector("", 10, query_vector=queries[0])
+            row[f"{label}_first_s"] = time.perf_counter() - t
+            row[label] = rate(lambda qv, idx=idx: idx.vector("", 10, query_vector=qv), queries)
+            if label == "ann":
+                exact = codegraph.open(db)
+                exact.ann_threshold = None
+                same = statistics.mean(
+                    len({(h.path, h.start_line) for h in idx.vector("", 10, query_vector=qv)}
+                        & {(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)}) / 10
+                    for qv in queries)
+                row["ann_recall"] = same
+                # A new snapshot that changed 10 files: the held index follows it incrementally.
+                for path in sorted(repo.rglob("*.py"))[:10]:
+                    path.write_text(path.read_text().replace("+ 1\n", "+ 2\n"))
+                codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
+                t = time.perf_counter()
+                idx.refresh()
+                idx.vector("", 10, query_vector=queries[0])
+                row["sync_s"] = time.perf_counter() - t
+                row["sync"] = idx.vector_index().stats
+        rows.append(row)
+    print(f"{'units':>8} {'exact q/s':>10} {'ANN q/s':>9} {'ANN/exact':>9} {'ANN = exact@10':>14}"
+          f" {'1st exact s':>11} {'1st ANN s':>10} {'sync after 10 files s':>21}")
+    for r in rows:
+        print(f"{r['units']:>8,} {r['exact']:>10,.0f} {r['ann']:>9,.0f} {r['ann'] / r['exact']:>9.1f} "
+              f"{r['ann_recall']:>14.3f} {r['exact_first_s']:>11.2f} {r['ann_first_s']:>10.2f} "
+              f"{r['sync_s']:>21.3f}")
+        s = r["sync"]
+        print(f"         sync: {s.loaded} vectors read and verified, {s.removed} removed, graph {s.ann}"
+              f" (full load: {r['vectors']:,} vectors)")
+    if len(rows) > 1:
+        a, b = rows[0], rows[-1]
+        print(f"growth {b['units'] / a['units']:.0f}x the units: exact query cost "
+              f"{a['exact'] / b['exact']:.1f}x, ANN query cost {a['ann'] / b['ann']:.1f}x")
+    print(f"default: exact up to {vector_index.ANN_THRESHOLD:,} vectors, ANN above")
+
+
+# ----- lexical ---------------------------------------------------------------------------------
+
+
+def stdlib_copy(dest: Path, fraction: float) -> int:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in stdlib.rglob("*.py")
+                   if "site-packages" not in p.parts and "__pycache__" not in p.parts)
+    chosen = files if fraction >= 1 else files[:: max(1, round(1 / fraction))]
+    for f in chosen:
+        target = dest / f.relative_to(stdlib)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.read_bytes())
+    return len(chosen)
+
+
+def lexical_db(tmp: Path, fraction: float, given: str | None) -> str:
+    if given:
+        return given
+    src, db = tmp / f"std{fraction}", str(tmp / f"stddb{fraction}")
+    n = stdlib_copy(src, fraction)
+    result = codegraph.index(str(src), db, options=IndexOptions(IndexConfig(vectors=False)))
+    assert result["state"] == "completed", result.get("error")
+    print(f"indexed {fraction:.0%} of the stdlib: {n} files, {result['chunks']:,} chunks")
+    return db
+
+
+def docstring_queries(n: int) -> list[str]:
+    """First lines of stdlib docstrings: the kind of query an agent asks."""
+    import ast
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out: list[str] = []
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc.split("\n")[0]) > 20:
+                    out.append(doc.split("\n")[0])
+    return random.Random(0).sample(out, min(n, len(out)))
+
+
+def lexical_section(db: str) -> None:
+    print("\n== lexical search through codegraph.open() on the stdlib index ==")
+    queries = docstring_queries(200)
+    idx = codegraph.open(db)
+    t = time.perf_counter()
+    idx.search(queries[0], "lexical")
+    first = time.perf_counter() - t
+    r = rate(lambda q: idx.search(q, "lexical"), queries, 5.0)
+    print(f"{r:,.1f} lexical queries/s ({len(queries)} docstring first lines, limit 10); "
+          f"first query {first:.2f} s")
+
+
+def cli_section(dbs: dict[str, str]) -> None:
+    print("\n== `codegraph search --mode lexical` wall time, a new process each (start-up included) ==")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    for label, db in dbs.items():
+        times, cpu = [], []
+        for q in ("parse http header", "open a file for reading", "thread pool executor", "socket timeout",
+                  "format a date"):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "codegraph.cli", "search", q, "--mode", "lexical",
+                                   "--db", db, "--json"], capture_output=True, text=True, env=env)
+            times.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            assert proc.returncode == 0, proc.stderr
+            json.loads(proc.stdout)
+        # CPU time is what the process itself costs; wall time includes waiting for a core.
+        print(f"{label}: wall median {statistics.median(times):.2f} s (min {min(times):.2f}, "
+              f"max {max(times):.2f}); CPU (user+sys) median {statistics.median(cpu):.2f} s")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "codegraph.cli", "search", "parse",
+                           "--mode", "lexical", "--db", next(iter(dbs.values()))],
+                          capture_output=True, text=True)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    print("imported by a lexical CLI search: " + ", ".join(f"{m} {'YES' if m in imported else 'no'}"
+                                                         for m in HEAVY))
+    py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
+    t = time.perf_counter()
+    py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
+    print(f"(a bare `python -c pass` takes {time.perf_counter() - t:.2f} s here now)")
+    del py
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ann-size", type=int, default=1_000_000)
+    parser.add_argument("--ann-queries", type=int, default=200)
+    parser.add_argument("--vector-sizes", default="10000,100000")
+    parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
+    parser.add_argument("--quarter-db", help="an existing index of a quarter of the stdlib (else built here)")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: ann,vector,lexical,cli")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if "lexical" not in skip or "cli" not in skip:
+            full = lexical_db(tmp, 1.0, args.stdlib_db)
+            if "lexical" not in skip:
+                lexical_section(full)
+            if "cli" not in skip:
+                quarter = lexical_db(tmp, 0.25, args.quarter_db)
+                cli_section({"quarter of the stdlib (~10k chunks)": quarter, "whole stdlib": full})
+        if "vector" not in skip:
+            vector_section(tmp, [int(s) for s in args.vector_sizes.split(",")])
+        if "ann" not in skip:
+            ann_section(args.ann_size, args.ann_queries)
+    print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The held vector index (`codegraph.vector_index`): a long-running `Index` reads and verifies
+a snapshot's vectors once, follows a new snapshot by reading only its new texts, and answers the
+same through the ANN graph as by an exact scan. Both stores; vectors from a deterministic fake
+(no model is loaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xxhash
+from test_integrity import fake_embed, sql
+
+import codegraph
+from codegraph import embed, vector_index
+from codegraph.pipeline import IndexOptions
+from codegraph.query import Index
+from codegraph.stages import IndexConfig
+
+VECTORS = IndexOptions(IndexConfig(max_chunk_chars=200, min_chunk_chars=20))  # type: ignore[arg-type]
+QUERIES = ("total price", "customer validate", "checkout items", "save", "helper inner")
+
+
+@pytest.fixture(autouse=True)
+def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "embed", fake_embed)
+
+
+class CountingReads:
+    """Counts the vectors an Index reads from its store (`embeddings_of`)."""
+
+    def __init__(self, idx: Index) -> None:
+        self.vectors = 0
+        self.calls = 0
+        read = idx.store.embeddings_of
+
+        def counted(model_key: str, text_hashes: Any) -> Any:
+            self.calls += 1
+            for row in read(model_key, text_hashes):
+                self.vectors += 1
+                yield row
+
+        idx.store.embeddings_of = counted  # type: ignore[method-assign]
+
+
+def answers(idx: Index) -> list[list[tuple[str, int, float]]]:
+    return [[(h.path, h.start_line, h.score) for h in idx.search(q, "vector", limit=5)] for q in QUERIES]
+
+
+def test_vectors_are_read_once_and_a_new_snapshot_reads_only_its_new_texts(
+    shop_repo: Path, store_url: str
+) -> None:
+    first = codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    idx = codegraph.open(store_url)
+    reads = CountingReads(idx)
+    answers(idx)
+    held = len(idx.vector_index())
+    assert reads.vectors == held > 10 and idx.vector_index().stats.full
+    answers(idx)
+    answers(idx)
+    assert reads.calls == 1  # every later query answered from memory
+
+    # A new snapshot that changes one function: only its new texts are read and verified.
+    path = shop_repo / "shop" / "pricing.py"
+    path.write_text(path.read_text().replace("return 0", "return 42"))
+    update = codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    assert update["state"] == "completed" and update["snapshot_id"] != first["snapshot_id"]
+    after = answers(idx)
+    stats = idx.vector_index().stats
+    assert not stats.full and 1 <= stats.loaded == reads.vectors - held < held and stats.removed >= 1
+    fresh = codegraph.open(store_url)
+    assert after == answers(fresh) and len(idx.vector_index()) == len(fresh.vector_index())
+
+
+def test_a_damaged_vector_is_checked_when_loaded_and_reported_by_every_search(
+    shop_repo: Path, store_url: str
+) -> None:
+    codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    (text_hash,), *_ = sql(store_url, "SELECT text_hash FROM embeddings ORDER BY text_hash")
+    nans = np.full(embed.DIMENSIONS, np.nan, dtype=np.float32).tobytes()
+    sql(store_url, "UPDATE embeddings SET vector = %s, checksum = %s WHERE text_hash = %s",
+        (nans, xxhash.xxh3_64_hexdigest(nans), text_hash))
+    paths = {p for (p,) in sql(store_url, "SELECT DISTINCT f.path FROM snapshot_files f JOIN chunks c"
+                                          " ON c.content_hash = f.content_hash WHERE c.text_hash = %s",
+                                 (text_hash,))}
+    idx = codegraph.open(store_url)
+    reads = CountingReads(idx)
+    for _ in range(3):
+        hits = idx.search("total price", "vector", limit=100)
+        assert {w.split(":")[0] for w in idx.warnings} == {f"skipped {p}" for p in paths}
+        assert all(np.isfinite(h.score) for h in hits)
+    assert reads.calls == 1 and idx.vector_index().damaged == {text_hash}
+
+    # Damage after loading is never seen by the held index: it answers from the verified copy.
+    expected = answers(idx)
+    sql(store_url, "UPDATE embeddings SET vector = %s, checksum = %s", (nans, xxhash.xxh3_64_hexdigest(nans)))
+    assert answers(idx) == expected and reads.calls == 1
+
+
+def test_the_ann_graph_answers_as_the_exact_scan_on_a_store(shop_repo: Path, store_url: str) -> None:
+    codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    exact = codegraph.open(store_url)
+    exact.ann_threshold = None
+    ann = codegraph.open(store_url)
+    ann.ann_threshold = 0  # force the graph on a small store
+    assert answers(ann) == answers(exact)
+    assert ann.vector_index().uses_ann and not exact.vector_index().uses_ann
+
+
+def unit(n: int, seed: int) -> np.ndarray:
+    """Unit vectors with a decaying spectrum, as embeddings have (isotropic random vectors have
+    no near neighbours for any ANN index to find)."""
+    d = embed.DIMENSIONS
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
+    x = (np.random.default_rng(seed).standard_normal((n, d)) * np.arange(1, d + 1) ** -0.8) @ rotation.T
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_ann_graph_is_maintained_incrementally_and_agrees_with_exact_search() -> None:
+    n = 1500
+    names = [xxhash.xxh3_128_hexdigest(str(i).encode()) for i in range(n)]
+    ann = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=500)
+    exact = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=None)
+    for index in (ann, exact):
+        index.add(names, unit(n, 1))
+    assert ann.update_ann() == "built" and exact.update_ann() == "exact"
+    queries = unit(20, 2)
+    assert [ann.search(q, 10) for q in queries] == [exact.search(q, 10) for q in queries]
+
+    # 100 texts gone, 100 new ones in their freed rows: the graph is updated, not rebuilt.
+    new = [f"new{i}" for i in range(100)]
+    for index in (ann, exact):
+        index.remove(names[:100])
+        index.add(new, unit(100, 3))
+    assert ann.update_ann() == "updated" and len(ann) == len(exact) == n
+    got = [ann.search(q, 10) for q in queries]
+    assert got == [exact.search(q, 10) for q in queries]
+    assert not {h for hits in got for h, _ in hits} & set(names[:100])
+    # The nearest text to a new vector is itself, through the graph too.
+    assert [ann.search(v, 1)[0][0] for v in unit(100, 3)[:10]] == new[:10]
+    # Below the threshold again, the graph is dropped and the scan answers.
+    ann.remove(names[100:1200])
+    assert ann.update_ann() == "exact" and not ann.uses_ann
