@@ -25,6 +25,11 @@ class SymbolKind(StrEnum):
     FUNCTION = "function"
     METHOD = "method"
     VARIABLE = "variable"
+    # Go (and other typed languages)
+    STRUCT = "struct"
+    INTERFACE = "interface"
+    TYPE = "type"
+    CONSTANT = "constant"
 
 
 class Symbol(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -58,6 +63,22 @@ class CallSite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     line: int
 
 
+class TypeRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A declared or inferred type, for languages whose resolution follows types (Go).
+
+    kind "field" / "embed": a struct field or embedded type of struct `scope`; "var": a variable
+    or parameter `name` of function `scope` ("" at package level); "result": result number
+    `name` of function `scope`; "replace": a go.mod `replace name => type` to a local path.
+    type: the type as written without pointers ("T", "pkg.T"), or "=callee" / "=callee#i":
+    the first / i-th result of what `callee` (a dotted expression) resolves to.
+    """
+
+    kind: str
+    scope: str
+    name: str
+    type: str
+
+
 class FileIR(msgspec.Struct, frozen=True, gc=False):
     """What L1 extracts from one file, before any cross-file resolution."""
 
@@ -66,6 +87,8 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     calls: list[CallSite]
     all_names: list[str] | None  # a literal ``__all__``, when the module has one
     syntax_errors: int  # number of ERROR/MISSING nodes; tree-sitter still yields the rest
+    package: str = ""  # Go: the package clause's name
+    types: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -90,6 +113,7 @@ class Edge(msgspec.Struct, frozen=True, array_like=True, gc=False):
     dst: str
     dst_path: str
     line: int
+    call_kind: str = ""  # calls: "direct" | "constructor" | "dispatch" (an interface method call)
 
 
 class FileError(msgspec.Struct, frozen=True, gc=False):

@@ -37,9 +37,13 @@ class Language(Protocol):
 
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]: ...
 
-    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+    def module_names(self, paths: list[str], root_name: str,
+                     read: Callable[[str], str | None] | None = None) -> dict[str, str]:
         """Map each file path of a snapshot to its module's qualified name (root_name: the
-        indexed directory's name, for languages where the root itself can be a module)."""
+        indexed directory's name, for languages where the root itself can be a module). `read`
+        gives a file's text (None when unreadable), for languages whose names come from a
+        manifest (Go's go.mod); such a manifest must be a file of the language, so that its
+        facts are diffed and read like any other file's."""
         ...
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
@@ -58,16 +62,22 @@ class Language(Protocol):
 
 
 def _load() -> list[Language]:
+    from codegraph.languages.go import GO
     from codegraph.languages.python import PYTHON
 
-    return [PYTHON]
+    return [PYTHON, GO]
 
 
 _LANGUAGES: list[Language] = _load()
 _BY_EXTENSION = {ext: lang for lang in _LANGUAGES for ext in lang.extensions}
+# Files a language owns by their whole name (manifests such as go.mod).
+_BY_FILENAME = {name: lang for lang in _LANGUAGES for name in getattr(lang, "filenames", ())}
 
 
 def language_for(path: str) -> Language | None:
+    by_name = _BY_FILENAME.get(path.rpartition("/")[2])
+    if by_name is not None:
+        return by_name
     dot = path.rfind(".")
     return _BY_EXTENSION.get(path[dot:]) if dot >= 0 else None
 
