@@ -14,6 +14,7 @@ from typing import Any
 
 from codegraph import lexical
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
+from codegraph.languages import language_for
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
@@ -35,6 +36,11 @@ class Hit:
     score: float
     snippet: str
     repo: str = ""  # the repository's identity (a path or a normalised URL)
+    language: str = ""  # the file's language plug-in ("" for text without one)
+
+    def __post_init__(self) -> None:
+        if not self.language:
+            self.language = _language(self.path)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +61,11 @@ def find_db(explicit: str | None, start: Path | None = None) -> str:
     raise NoIndexError(
         "no index found: pass --db, set CODEGRAPH_DB, or run `codegraph index` in this repository"
     )
+
+
+def _language(path: str) -> str:
+    lang = language_for(path)
+    return lang.name if lang is not None else ""
 
 
 def _qualify(row: ChunkRow) -> str:
@@ -271,7 +282,11 @@ class Index:
     # ----- graph -------------------------------------------------------------------------
 
     def _is_path(self, sid: int, name: str) -> bool:
-        return "/" in name or name.endswith(".py") or bool(self.store.symbols_in_file(sid, name))
+        if language_for(name) is not None or self.store.symbols_in_file(sid, name):
+            return True
+        # Go's qualified names hold slashes (`example.com/mod/pkg.Func`): a name is a path
+        # only when no symbol has it.
+        return "/" in name and not self.store.find_symbols(sid, name)
 
     def graph(self, query: str, name: str) -> list[dict[str, Any]]:
         """Rows of every repository (in identity order), each with its `repo`."""
@@ -284,7 +299,7 @@ class Index:
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
-            return [r._asdict() for r in rows]
+            return [{**r._asdict(), "language": _language(r.path)} for r in rows]
         path_query = self._is_path(sid, name)
         if query in ("callers", "callees"):
             if path_query:
@@ -304,7 +319,7 @@ class Index:
                 edges = store.edges_where(sid, "imports", column, targets)
         return [
             {"kind": e.kind, "src": e.src, "src_path": e.src_path, "dst": e.dst,
-             "dst_path": e.dst_path, "line": e.line}
+             "dst_path": e.dst_path, "line": e.line, "language": _language(e.src_path)}
             for e in edges
         ]
 
