@@ -57,7 +57,10 @@ class Language(Protocol):
 
     def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
         """The facts of one file, by read key, that other files' resolutions may read: a file
-        whose reads all have equal values in two snapshots resolves identically in both."""
+        whose reads all have equal values in two snapshots resolves identically in both.
+        A key starting with "@" is a fact of the snapshot that several files contribute to
+        (Go: "which files of package P define N"): readers read it as ("", key), and it
+        changes when any file's value for it changes — one read instead of one per file."""
         ...
 
 

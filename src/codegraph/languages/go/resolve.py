@@ -167,8 +167,13 @@ class _File:
     def interface(self) -> dict[str, Hashable]:
         facts: dict[str, Hashable] = {"name": self.name, "pkg": self.ir.package,
                                       "imports": self.import_specs, "replace": self.replaces}
+        directory, package = _dir(self.path), self.ir.package
+        if not _is_gomod(self.path):
+            facts[f"@{directory}:clause"] = package
         for local, symbol in self.symbols.items():
             facts[f"sym:{local}"] = symbol.kind
+            if local:
+                facts[f"@{directory}:{package}:{local}"] = True
         facts.update(self.shared)
         for scope, types in self.embeds.items():
             facts[f"embeds:{scope}"] = tuple(types)
@@ -177,10 +182,6 @@ class _File:
     def symbol(self, local: str) -> Symbol | None:
         self._reads.add(self.path, f"sym:{local}")
         return self.symbols.get(local)
-
-    def package(self) -> str:
-        self._reads.add(self.path, "pkg")
-        return self.ir.package
 
     def imports(self) -> tuple[tuple[str, str], ...]:
         self._reads.add(self.path, "imports")
@@ -235,13 +236,15 @@ class Resolver:
 
     def package_files(self, directory: str, package: str | None, tests: bool) -> list[str]:
         """The files of the package in `directory` named `package` (None: the package an
-        importer gets, the most common clause of its non-test files)."""
+        importer gets, the most common clause of its non-test files). Read as the one fact
+        "@<dir>:clause" that every file of the directory contributes its clause to."""
         return self.memo.memoised(("files", directory, package, tests),
                                   lambda: self._package_files(directory, package, tests), [])
 
     def _package_files(self, directory: str, package: str | None, tests: bool) -> list[str]:
-        paths = [p for p in self.dir_files(directory) if tests or not _is_test(p)]
-        clauses = {p: self.file(p).package() for p in paths}
+        self.reads.add("", f"@{directory}:clause")
+        paths = [p for p in self._listing(directory) if tests or not _is_test(p)]
+        clauses = {p: self.file(p).ir.package for p in paths}
         if package is None:
             counts: dict[str, int] = {}
             for p in paths:
@@ -252,9 +255,16 @@ class Resolver:
             package = max(sorted(counts), key=lambda c: counts[c])
         return [p for p in paths if clauses[p] == package]
 
+    def _listing(self, directory: str) -> list[str]:
+        """A directory's .go files, unrecorded: a caller reads the "@" fact that covers it."""
+        names = self.facts.get(f"dir:{directory}")
+        if not isinstance(names, tuple):
+            return []
+        return [f"{directory}/{n}" if directory else n for n in names]
+
     def package_name(self, directory: str) -> str | None:
         files = self.package_files(directory, None, False)
-        return self.file(files[0]).package() if files else None
+        return self.file(files[0]).ir.package if files else None
 
     def module_root(self, directory: str) -> str | None:
         current: str | None = directory
@@ -312,12 +322,18 @@ class Resolver:
         return names, dots
 
     def export(self, pkg: Pkg, name: str) -> Sym | None:
-        return self.memo.memoised(("export", pkg, name), lambda: self._in_package(
-            self.package_files(pkg.directory, None, False), name), None)
+        files = self.package_files(pkg.directory, None, False)
+        return self.in_package(files, name)
 
-    def _in_package(self, files: list[str], name: str) -> Sym | None:
+    def in_package(self, files: list[str], name: str) -> Sym | None:
+        """The first of a package's `files` that defines `name`. Read as the one fact
+        "@<dir>:<package>:<name>" that every file of the package defining it contributes to."""
+        if not files:
+            return None
+        first = self.file(files[0])
+        self.reads.add("", f"@{_dir(first.path)}:{first.ir.package}:{name}")
         for p in files:
-            if self.file(p).symbol(name) is not None:
+            if name in self.file(p).symbols:
                 return Sym(p, name)
         return None
 
@@ -327,8 +343,7 @@ class Resolver:
 
     def package_level(self, path: str, name: str) -> Target | None:
         """A name at package level in `path`: the package's definitions, then imports."""
-        found = self.memo.memoised(("pkglevel", path, name),
-                                   lambda: self._in_package(self.own_package(path), name), None)
+        found = self.in_package(self.own_package(path), name)
         if found is not None:
             return found
         names, dots = self.bindings(path)
@@ -393,9 +408,9 @@ class Resolver:
         while level:
             following: list[Sym] = []
             for current in level:
-                files = self.package_files(_dir(current.path), self.file(current.path).package(),
+                files = self.package_files(_dir(current.path), self.file(current.path).ir.package,
                                            _is_test(current.path))
-                hit = self._in_package(files, f"{current.local}.{name}")
+                hit = self.in_package(files, f"{current.local}.{name}")
                 if hit is not None:
                     return hit
                 for written in self.file(current.path).embedded(current.local):
