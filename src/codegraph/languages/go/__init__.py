@@ -31,7 +31,7 @@ class Go:
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
         if _extract.is_gomod(text):
             return chunk_plain_text(text, max_chars, min_chars)
-        return symbol_chunks(text, _extract.extract(text).symbols, max_chars, min_chars)
+        return symbol_chunks(text, _extract.symbols(text), max_chars, min_chars)
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

@@ -214,6 +214,7 @@ class _File:
         self.symbols: list[Symbol] = []
         self.types: list[TypeRef] = []
         self.defs: list[tuple[int, int, str]] = []  # functions and methods: call scopes
+        self.package = ""
 
     def symbol(self, local: str, kind: str, node: ts.Node, sig: str, doc: str,
                bases: tuple[str, ...] = ()) -> None:
@@ -329,9 +330,8 @@ def _imports(decl: ts.Node) -> list[Import]:
     return out
 
 
-def extract(source_text: str) -> FileIR:
-    if is_gomod(source_text):
-        return _gomod(source_text)
+def _declarations(source_text: str) -> tuple[_File, Symbol, list[Import], ts.Node]:
+    """The top-level declarations: symbols (module first), types, imports; no bodies read."""
     source = source_text.encode("utf-8")
     root = parse(source_text).root_node
     lines_total = source_text.count("\n") + (0 if source_text.endswith("\n") or not source_text else 1)
@@ -361,7 +361,21 @@ def extract(source_text: str) -> FileIR:
             package = text(node.named_children[0]) if node.named_child_count else ""
             package_doc = doc_comment(node)
     module = Symbol("", SymbolKind.MODULE, 1, max(lines_total, 1), f"package {package}", package_doc)
+    f.package = package
+    return f, module, imports, root
 
+
+def symbols(source_text: str) -> list[Symbol]:
+    """The file's symbols alone (what definition-level chunks need), without the body pass."""
+    f, module, _, _ = _declarations(source_text)
+    return [module, *f.symbols]
+
+
+def extract(source_text: str) -> FileIR:
+    if is_gomod(source_text):
+        return _gomod(source_text)
+    f, module, imports, root = _declarations(source_text)
+    package = f.package
     facts = ts.QueryCursor(_FACTS).captures(root)
     calls: list[CallSite] = []
     scopes = Scopes(f.defs)

@@ -213,6 +213,7 @@ class Resolver:
         self._loaded: dict[str, _File] = {}
         self.reads = Reads()
         self.memo = Memo(self.reads)
+        self._indexes: dict[tuple[str, ...], dict[str, str]] = {}  # a package's files -> name -> file
 
     # ----- facts ---------------------------------------------------------------------------
 
@@ -330,12 +331,16 @@ class Resolver:
         "@<dir>:<package>:<name>" that every file of the package defining it contributes to."""
         if not files:
             return None
+        key = tuple(files)
+        index = self._indexes.get(key)
+        if index is None:
+            index = self._indexes[key] = {}
+            for p in reversed(files):
+                index.update(dict.fromkeys(self.file(p).symbols, p))
         first = self.file(files[0])
         self.reads.add("", f"@{_dir(first.path)}:{first.ir.package}:{name}")
-        for p in files:
-            if name in self.file(p).symbols:
-                return Sym(p, name)
-        return None
+        found = index.get(name)
+        return Sym(found, name) if found is not None else None
 
     def own_package(self, path: str) -> list[str]:
         own = self.file(path)
@@ -530,7 +535,9 @@ class Resolver:
             edges.add(Edge("imports", own.name, path, target_name, files[0], imp.line))
         answers: dict[tuple[str, str], Target | None] = {}
         for call in own.ir.calls:
-            question = (call.scope, call.callee)
+            head = call.callee.partition(".")[0].removesuffix("()")
+            # Unless a local variable of the function is its head, the answer is the file's.
+            question = (call.scope if (call.scope, head) in own.locals else "", call.callee)
             if question in answers:
                 target = answers[question]
             else:
