@@ -281,6 +281,8 @@ class Resolver:
                                   lambda: self._import_dir(importer_dir, import_path), None)
 
     def _import_dir(self, importer_dir: str, import_path: str) -> str | None:
+        if import_path == "unsafe":  # the compiler's own: its "functions" are builtins
+            return None
         root = self.module_root(importer_dir)
         if root is not None:
             gomod = f"{root}/{GOMOD}" if root else GOMOD
