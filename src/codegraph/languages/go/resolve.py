@@ -170,10 +170,22 @@ class _File:
         directory, package = _dir(self.path), self.ir.package
         if not _is_gomod(self.path):
             facts[f"@{directory}:clause"] = package
+        receivers: dict[str, list[str]] = {}
+        members: dict[str, list[str]] = {}
         for local, symbol in self.symbols.items():
             facts[f"sym:{local}"] = symbol.kind
             if local:
                 facts[f"@{directory}:{package}:{local}"] = True
+            if symbol.kind == SymbolKind.METHOD:
+                owner, _, method = local.rpartition(".")
+                if owner in self.symbols and self.symbols[owner].kind == SymbolKind.INTERFACE:
+                    members.setdefault(owner, []).append(method)
+                else:
+                    receivers.setdefault(method, []).append(owner)
+        for method, owners in receivers.items():
+            facts[f"@meth:{method}"] = tuple(sorted(owners))
+        for owner, methods in members.items():
+            facts[f"imethods:{owner}"] = tuple(sorted(methods))
         facts.update(self.shared)
         for scope, types in self.embeds.items():
             facts[f"embeds:{scope}"] = tuple(types)
@@ -196,6 +208,11 @@ class _File:
         self._reads.add(self.path, f"embeds:{scope}")
         return self.embeds.get(scope, [])
 
+    def interface_methods(self, iface: str) -> list[str]:
+        self._reads.add(self.path, f"imethods:{iface}")
+        prefix = iface + "."
+        return sorted(local[len(prefix):] for local in self.symbols if local.startswith(prefix))
+
     def replace_directives(self) -> tuple[tuple[str, str], ...]:
         self._reads.add(self.path, "replace")
         return self.replaces
@@ -214,6 +231,7 @@ class Resolver:
         self.reads = Reads()
         self.memo = Memo(self.reads)
         self._indexes: dict[tuple[str, ...], dict[str, str]] = {}  # a package's files -> name -> file
+        self._receivers: dict[str, list[tuple[str, str]]] | None = None  # method -> (file, type)
 
     # ----- facts ---------------------------------------------------------------------------
 
@@ -451,6 +469,53 @@ class Resolver:
             level = following
         return None
 
+    def method_names(self, iface: Sym) -> frozenset[str]:
+        """The method set of an interface type, embedded interfaces' methods included."""
+        return self.memo.memoised(("imethods", iface), lambda: self._method_names(iface), frozenset())
+
+    def _method_names(self, iface: Sym) -> frozenset[str]:
+        owner = self.file(iface.path)
+        names = set(owner.interface_methods(iface.local))
+        for written in owner.embedded(iface.local):
+            inner = self.type_in(iface.path, "", written)
+            if inner is not None:
+                names |= self.method_names(inner)
+        return frozenset(names)
+
+    def implementations(self, iface: Sym, name: str) -> list[Sym]:
+        """The methods `name` of the snapshot's types whose method sets hold every method of
+        interface `iface`: types that declare `name` themselves (read as "@meth:<name>", one
+        fact of the snapshot), checked by method names (promoted methods count)."""
+        return self.memo.memoised(("impl", iface, name), lambda: self._implementations(iface, name), [])
+
+    def _implementations(self, iface: Sym, name: str) -> list[Sym]:
+        wanted = self.method_names(iface)
+        if name not in wanted:
+            return []
+        for method in wanted:
+            self.reads.add("", f"@meth:{method}")
+        if self._receivers is None:
+            self._receivers = {}
+            for path in sorted(self.modules):
+                if not _is_gomod(path):
+                    for local, symbol in self.file(path).symbols.items():
+                        if symbol.kind == SymbolKind.METHOD:
+                            owner, _, method = local.rpartition(".")
+                            self._receivers.setdefault(method, []).append((path, owner))
+        out = []
+        for path, owner in self._receivers.get(name, []):
+            typ = self.in_package(self.package_files(_dir(path), self.file(path).ir.package,
+                                                     _is_test(path)), owner)
+            if typ is None or typ == iface:
+                continue
+            symbol = self.file(typ.path).symbol(typ.local)
+            if symbol is None or symbol.kind not in (SymbolKind.STRUCT, SymbolKind.TYPE):
+                continue
+            found = self.method(typ, name)
+            if found is not None and all(self.method(typ, m) is not None for m in wanted):
+                out.append(found)
+        return sorted(set(out), key=lambda s: (s.path, s.local))
+
     # ----- expressions ---------------------------------------------------------------------
 
     def expr(self, path: str, scope: str, dotted: str) -> Target | None:
@@ -560,6 +625,11 @@ class Resolver:
             edges.add(Edge("calls", src, path, self.qualified(target), target.path, call.line, kind))
             if target.path != path:
                 deps.add((target.path, target.local))
+            if kind == "dispatch" and owner_symbol is not None:
+                method = target.local.rpartition(".")[2]
+                for impl in self.implementations(Sym(target.path, owner), method):
+                    edges.add(Edge("calls", src, path, self.qualified(impl), impl.path, call.line,
+                                   "dispatch"))
         deps.discard((path, ""))
         reads = {read for read in self.reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
