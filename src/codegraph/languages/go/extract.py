@@ -235,6 +235,7 @@ class _File:
         self.symbol(local, kind, node, signature(node, self.source, end), doc_comment(node))
         self.types.extend(_params(node.child_by_field_name("parameters"), local, "var"))
         self.types.extend(_params(node.child_by_field_name("result"), local, "result"))
+        self.types.extend(_params(node.child_by_field_name("result"), local, "var"))  # named results
         self.defs.append((node.start_byte, node.end_byte, local))
 
     def type_spec(self, spec: ts.Node, decl: ts.Node, grouped: bool) -> None:
