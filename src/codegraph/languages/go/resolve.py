@@ -299,8 +299,6 @@ class Resolver:
                                   lambda: self._import_dir(importer_dir, import_path), None)
 
     def _import_dir(self, importer_dir: str, import_path: str) -> str | None:
-        if import_path == "unsafe":  # the compiler's own: its "functions" are builtins
-            return None
         root = self.module_root(importer_dir)
         if root is not None:
             gomod = f"{root}/{GOMOD}" if root else GOMOD
@@ -331,6 +329,8 @@ class Resolver:
         for alias, import_path in self.file(path).imports():
             found = self.import_dir(directory, import_path)
             pkg = Pkg(found) if found is not None else None
+            if import_path == "unsafe":  # the compiler's own: its "functions" are builtins
+                pkg = None
             if alias == ".":
                 if pkg is not None:
                     dots.append(pkg)
