@@ -119,7 +119,7 @@ def test_extract_symbols_with_kinds_lines_signatures_and_doc_comments() -> None:
     assert [(c.scope, c.callee) for c in ir.calls] == [("Conn.Query", "lib.Helper")]
     assert ir.package == "db"
     main = extract(textwrap.dedent(APP["cmd/main.go"]).lstrip())
-    locals_ = {(t.scope, t.name): t.type for t in main.types if t.kind == "var"}
+    locals_ = {(t.scope, t.name): t.type for t in main.typed if t.kind == "var"}
     assert locals_[("main", "c")] == "=d.Open" and locals_[("main", "err")] == "=d.Open#1"
     assert locals_[("main", "srv")] == "Server" and locals_[("main", "s2")] == "Server"
     assert locals_[("Server.Run", "s")] == "Server"
@@ -149,7 +149,7 @@ def test_extract_grouped_declarations_consts_vars_and_generic_receivers() -> Non
                      "C": ("constant", 6, ""), "V": ("variable", 9, ""), "W": ("variable", 9, ""),
                      "T": ("struct", 12, ""), "Alias": ("type", 13, ""),
                      "List.Push": ("method", 16, "")}
-    assert ("var", "", "V", "=NewT") in {(t.kind, t.scope, t.name, t.type) for t in ir.types}
+    assert ("var", "", "V", "=NewT") in {(t.kind, t.scope, t.name, t.type) for t in ir.typed}
     assert [(c.scope, c.callee) for c in ir.calls] == [("", "NewT"), ("List.Push", "l.grow")]
 
 
@@ -157,7 +157,7 @@ def test_go_mod_is_a_go_file_with_its_module_path_and_local_replaces() -> None:
     assert language_for("sub/go.mod") is language_for("main.go")
     ir = extract("// c\nmodule example.com/x\n\nreplace (\n\ta.b/c v1.0.0 => ./c\n"
                  "\td.e/f => g.h/f v1.2.0\n)\nreplace example.com/y => ../y\n")
-    assert [(r.name, r.type) for r in ir.types] == [("a.b/c", "./c"), ("example.com/y", "../y")]
+    assert [(r.name, r.type) for r in ir.typed] == [("a.b/c", "./c"), ("example.com/y", "../y")]
     texts = {"go.mod": "module example.com/x\n", "tools/go.mod": "module example.com/tools\n",
              "src/go.mod": "module std\n"}
     names = module_names(["go.mod", "a.go", "p/q/b.go", "tools/go.mod", "tools/t.go",

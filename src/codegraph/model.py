@@ -25,11 +25,12 @@ class SymbolKind(StrEnum):
     FUNCTION = "function"
     METHOD = "method"
     VARIABLE = "variable"
-    # Go (and other typed languages)
-    STRUCT = "struct"
     INTERFACE = "interface"
-    TYPE = "type"
-    CONSTANT = "constant"
+    TYPE = "type"  # a type alias
+    ENUM = "enum"
+    NAMESPACE = "namespace"  # a TypeScript `namespace N {}` / `module N {}`
+    STRUCT = "struct"  # Go
+    CONSTANT = "constant"  # Go
 
 
 class Symbol(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -63,6 +64,20 @@ class CallSite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     line: int
 
 
+class Export(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One name a module exports (languages with explicit exports: TS/JS).
+
+    ``export {a as b}`` -> name="b", local="a", module=None; ``export {a as b} from "m"`` ->
+    module="m"; ``export * from "m"`` -> name="*", local="*"; ``export * as ns from "m"`` ->
+    name="ns", local="*"; CommonJS ``module.exports = x`` -> name="=", local="x".
+    """
+
+    name: str
+    local: str
+    module: str | None
+    line: int
+
+
 class TypeRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A declared or inferred type, for languages whose resolution follows types (Go).
 
@@ -87,8 +102,14 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     calls: list[CallSite]
     all_names: list[str] | None  # a literal ``__all__``, when the module has one
     syntax_errors: int  # number of ERROR/MISSING nodes; tree-sitter still yields the rest
+    exports: list[Export] = msgspec.field(default_factory=list)
+    # Declared or inferred types, "scope:name" -> a type expression as written ("Client",
+    # "ns.Client", "makeClient()" for a call's result); "Class:field" for fields and
+    # "fn:()" for a function's return type. Used to resolve `x.m()` through x's type.
+    types: dict[str, str] = msgspec.field(default_factory=dict)
+    config: str | None = None  # a configuration file's relevant content (tsconfig, package.json)
     package: str = ""  # Go: the package clause's name
-    types: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
+    typed: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -113,7 +134,7 @@ class Edge(msgspec.Struct, frozen=True, array_like=True, gc=False):
     dst: str
     dst_path: str
     line: int
-    call_kind: str = ""  # calls: "direct" | "constructor" | "dispatch" (an interface method call)
+    call_kind: str = ""  # calls: "direct" | "constructor" | "dispatch"
 
 
 class FileError(msgspec.Struct, frozen=True, gc=False):

@@ -1,21 +1,24 @@
-"""Tree-sitter helpers that any language package can use: node text, signatures cut at a child,
-doc comments written as a block of comments right above a definition, and which definition
-encloses a byte offset. Nothing here knows a language's node types beyond what it is given."""
+"""What every language plug-in shares: tree-sitter text helpers, the enclosing-definition scope
+table, doc-comment cleaning, and the resolver's machinery for recording reads and memoising
+answers independently of the order in which files are resolved.
+
+Language-neutral: nothing here knows a grammar's node types.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
 import tree_sitter as ts
 
-from codegraph.chunking import Lines, Piece, finish, windows
-from codegraph.model import Chunk, Symbol
+from codegraph.model import Read
 
 MAX_SIGNATURE = 300
-MAX_DOC = 2000
+MAX_DOCSTRING = 2000
 
 
-def text(node: ts.Node | None) -> str:
-    if node is None:
-        return ""
+def text(node: ts.Node) -> str:
     data = node.text
     return data.decode("utf-8", "replace") if data is not None else ""
 
@@ -24,82 +27,167 @@ def squash(value: str) -> str:
     return " ".join(value.split())
 
 
-def signature(node: ts.Node, source: bytes, end_node: ts.Node | None) -> str:
-    """The node's text from its start to the end of `end_node` (its whole text when None),
-    whitespace squashed, at most MAX_SIGNATURE characters."""
-    end = end_node.end_byte if end_node is not None else node.end_byte
-    end = min(end, node.start_byte + 4 * MAX_SIGNATURE)
-    return squash(source[node.start_byte : end].decode("utf-8", "ignore"))[:MAX_SIGNATURE]
+def squashed_head(start: int, end: int, source: bytes, limit: int = MAX_SIGNATURE) -> str:
+    """`squash(source[start:end])[:limit]`, decoding only as much of a large range as that needs
+    (a 750 KB literal needs its first few hundred bytes). Exact: the squashed text of a prefix is
+    a prefix of the squashed whole."""
+    span = 4 * limit
+    while True:
+        stop = min(end, start + span)
+        # `source` is valid UTF-8: only a character cut at `stop` can fail to decode.
+        head = squash(source[start:stop].decode("utf-8", "ignore" if stop < end else "replace"))
+        if len(head) >= limit or stop == end:
+            return head[:limit]
+        span *= 4
 
 
-def _comment_lines(comment: str) -> list[str]:
-    if comment.startswith("//"):
-        return [comment[2:].strip()]
-    if comment.startswith("/*"):
-        body = comment[2:-2] if comment.endswith("*/") else comment[2:]
-        return [line.strip().lstrip("*").strip() for line in body.splitlines()]
-    if comment.startswith("#"):
-        return [comment[1:].strip()]
-    return [comment.strip()]
+def line_count(source_text: str) -> int:
+    return source_text.count("\n") + (0 if source_text.endswith("\n") or not source_text else 1)
 
 
-def doc_comment(node: ts.Node, comment_type: str = "comment") -> str:
-    """The block of comments ending on the line right above `node`, each line without its
-    comment markers; "" when there is none (a blank line between ends the block)."""
-    lines: list[list[str]] = []
-    expect_row = node.start_point[0] - 1
+def block_comment_doc(comment: str) -> str:
+    """The text of a `/** ... */` doc comment: delimiters and leading `*` removed, lines stripped."""
+    body = comment[3:-2] if comment.startswith("/**") and comment.endswith("*/") else comment
+    lines = []
+    for line in body.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            line = line[1:].strip()
+        lines.append(line)
+    return "\n".join(lines).strip()[:MAX_DOCSTRING]
+
+
+def line_comments_doc(comments: Sequence[str], marker: str) -> str:
+    """The text of consecutive line comments (`// ...`, `# ...`) with their marker removed."""
+    lines = []
+    for comment in comments:
+        line = comment[len(marker):] if comment.startswith(marker) else comment
+        lines.append(line[1:] if line.startswith(" ") else line)
+    return "\n".join(lines).strip()[:MAX_DOCSTRING]
+
+
+def preceding_comments(node: ts.Node, comment_type: str = "comment") -> list[ts.Node]:
+    """The comments directly above `node`: consecutive siblings of `comment_type`, each ending on
+    the line before the next (no blank line between them and the node), nearest last."""
+    out: list[ts.Node] = []
+    line = node.start_point[0]
     sibling = node.prev_sibling
-    while sibling is not None and sibling.type == comment_type and sibling.end_point[0] == expect_row:
-        lines.append(_comment_lines(text(sibling)))
-        expect_row = sibling.start_point[0] - 1
+    while sibling is not None and sibling.type == comment_type and sibling.end_point[0] >= line - 1:
+        out.append(sibling)
+        line = sibling.start_point[0]
         sibling = sibling.prev_sibling
-    out = "\n".join(line for block in reversed(lines) for line in block).strip()
-    return out[:MAX_DOC]
+    out.reverse()
+    return out
+
+
+class Def:
+    """A definition's byte range and local name, for the scope table."""
+
+    __slots__ = ("end", "kind", "local", "start")
+
+    def __init__(self, start: int, end: int, local: str, kind: str) -> None:
+        self.start, self.end, self.local, self.kind = start, end, local, kind
 
 
 class Scopes:
-    """Which definition encloses byte offset X, for offsets asked in increasing order.
-    `defs` are (start byte, end byte, local name), sorted by start."""
+    """Answers "which definition encloses byte offset X" for offsets visited in increasing order
+    (`defs` sorted by start; nested definitions inside their parents)."""
 
-    def __init__(self, defs: list[tuple[int, int, str]]) -> None:
+    def __init__(self, defs: list[Def]) -> None:
         self._defs = defs
         self._next = 0
-        self._stack: list[tuple[int, int, str]] = []
+        self._stack: list[Def] = []
 
     def at(self, offset: int) -> str:
+        return d.local if (d := self.definition_at(offset)) is not None else ""
+
+    def definition_at(self, offset: int) -> Def | None:
         defs, stack = self._defs, self._stack
-        while self._next < len(defs) and defs[self._next][0] <= offset:
+        while self._next < len(defs) and defs[self._next].start <= offset:
             d = defs[self._next]
-            while stack and stack[-1][1] <= d[0]:
+            while stack and stack[-1].end <= d.start:
                 stack.pop()
             stack.append(d)
             self._next += 1
-        while stack and stack[-1][1] <= offset:
+        while stack and stack[-1].end <= offset:
             stack.pop()
-        return stack[-1][2] if stack else ""
+        return stack[-1] if stack else None
 
 
-def count_errors(root: ts.Node, error_query: ts.Query) -> int:
-    if not root.has_error:
-        return 0
-    return max(1, len(ts.QueryCursor(error_query).captures(root).get("err", [])))
+# ----- resolution ----------------------------------------------------------------------------
 
 
-def symbol_chunks(source: str, symbols: list[Symbol], max_chars: int, min_chars: int) -> list[Chunk]:
-    """Definition-level chunks from a file's L1 symbols alone (any language): each outermost
-    definition is a piece named after it (line windows when it exceeds the budget), the code
-    between definitions belongs to the module; `chunking.finish` covers, merges and hashes."""
-    lines = Lines(source)
-    pieces: list[Piece] = []
-    last_end = -1
-    outer = sorted((s for s in symbols if s.local_name), key=lambda s: (s.start_line, -s.end_line))
-    for symbol in outer:
-        start, end = symbol.start_line - 1, min(symbol.end_line - 1, len(lines) - 1)
-        if start <= last_end or start > end:
-            continue  # nested in the previous definition, or past the end
-        last_end = end
-        if lines.size(start, end) <= max_chars:
-            pieces.append(Piece(start, end, symbol.local_name, ""))
-        else:
-            pieces.extend(windows(lines, start, end, symbol.local_name, symbol.local_name, max_chars))
-    return finish(lines, pieces, max_chars, min_chars)
+class Reads:
+    """A stack of read sets, one per question being answered; a read goes to the innermost."""
+
+    __slots__ = ("stack", "top")
+
+    def __init__(self) -> None:
+        self.stack: list[set[Read]] = [set()]
+        self.top = self.stack[0]
+
+    def push(self) -> None:
+        self.top = set()
+        self.stack.append(self.top)
+
+    def pop(self) -> set[Read]:
+        done = self.stack.pop()
+        self.top = self.stack[-1]
+        return done
+
+    def reset(self) -> None:  # in place: every loaded module holds this object
+        self.stack[:] = [set()]
+        self.top = self.stack[0]
+
+
+NO_CUT = 1 << 30
+
+
+class Memo:
+    """Memoised lookups whose answers never depend on who asked first (what makes resolving a
+    subset of files give the same results as resolving all of them): a result that relied on
+    cutting a cycle at an *enclosing* question is recomputed next time instead of remembered,
+    and a remembered answer brings its reads along."""
+
+    def __init__(self) -> None:
+        self._reads = Reads()
+        self._active: dict[Hashable, int] = {}
+        self._cut = NO_CUT
+        self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
+
+    def start_file(self) -> None:
+        self._reads.reset()
+        self._cut = NO_CUT
+
+    def read(self, path: str, key: str) -> None:
+        self._reads.top.add((path, key))
+
+    def file_reads(self, path: str) -> set[Read]:
+        """The reads of the file being resolved, its own facts left out."""
+        return {read for read in self._reads.stack[0] if read[0] != path}
+
+    def memoised(self, key: Hashable, compute: Callable[[], Any], on_cycle: Any) -> Any:
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        active = self._active.get(key)
+        if active is not None:
+            self._cut = min(self._cut, active)
+            return on_cycle
+        depth = len(self._reads.stack)
+        self._active[key] = depth
+        self._reads.push()
+        outer_cut, self._cut = self._cut, NO_CUT
+        try:
+            result = compute()
+        finally:
+            reads = self._reads.pop()
+            del self._active[key]
+            cut = self._cut
+        self._reads.top |= reads
+        if cut >= depth:
+            self._memo[key] = (result, frozenset(reads))
+            cut = NO_CUT
+        self._cut = min(outer_cut, cut)
+        return result

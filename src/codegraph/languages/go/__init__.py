@@ -9,9 +9,9 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
 from codegraph.chunking import chunk_plain_text
-from codegraph.languages.common import symbol_chunks
 from codegraph.languages.go import extract as _extract
 from codegraph.languages.go import resolve as _resolve
+from codegraph.languages.syntax import symbol_chunks
 from codegraph.model import Chunk, FileIR
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ class Go:
     name = "go"
     extensions = (".go",)
     filenames = ("go.mod",)
+    family = "go"
     version = "go-1"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "go-chunk-1"  # of chunk: part of L2's cache key
 

@@ -16,7 +16,7 @@ import re
 import tree_sitter as ts
 import tree_sitter_go as tsg
 
-from codegraph.languages.common import (
+from codegraph.languages.syntax import (
     MAX_SIGNATURE,
     Scopes,
     count_errors,
@@ -86,7 +86,7 @@ def _gomod(source: str) -> FileIR:
                 replaces.append(TypeRef("replace", "", found.group(1), found.group(2)))
     replaces.sort(key=lambda r: r.name)
     module_symbol = Symbol("", SymbolKind.MODULE, 1, max(len(lines), 1), f"module {module}", "")
-    return FileIR([module_symbol], [], [], None, 0, "", replaces)
+    return FileIR([module_symbol], [], [], None, 0, typed=replaces)
 
 
 def type_name(node: ts.Node | None) -> str | None:
@@ -414,4 +414,4 @@ def extract(source_text: str) -> FileIR:
 
     symbols = [module, *f.symbols]
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
-    return FileIR(symbols, imports, calls, None, count_errors(root, _ERRORS), package, f.types)
+    return FileIR(symbols, imports, calls, None, count_errors(root, _ERRORS), package=package, typed=f.types)

@@ -152,7 +152,7 @@ class _File:
         self.locals: dict[tuple[str, str], str] = {}  # (function, variable) -> type; "" = ambiguous
         self.shared: dict[str, str] = {}  # "type:<kind>:<scope>:<name>" -> type
         self.embeds: dict[str, list[str]] = {}
-        for ref in ir.types:
+        for ref in ir.typed:
             if ref.kind == "var" and ref.scope:
                 key = (ref.scope, ref.name)
                 known = self.locals.get(key)
@@ -162,7 +162,7 @@ class _File:
                 if ref.kind == "embed":
                     self.embeds.setdefault(ref.scope, []).append(ref.type)
         self.import_specs = tuple((imp.alias or "", imp.module) for imp in ir.imports)
-        self.replaces = tuple((ref.name, ref.type) for ref in ir.types if ref.kind == "replace")
+        self.replaces = tuple((ref.name, ref.type) for ref in ir.typed if ref.kind == "replace")
 
     def interface(self) -> dict[str, Hashable]:
         facts: dict[str, Hashable] = {"name": self.name, "pkg": self.ir.package,

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from codegraph.languages.memo import Memo
-from codegraph.languages.memo import Reads as _Reads
+from codegraph.languages.common import NO_CUT as _NO_CUT
+from codegraph.languages.common import Memo
+from codegraph.languages.common import Reads as _Reads
 from codegraph.model import Edge, FileIR, FileResolution, Symbol, SymbolKind
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
@@ -47,7 +47,6 @@ class SymbolRef:
 
 
 Target = ModuleRef | SymbolRef
-
 
 def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
     """A file's module is its path below the outermost enclosing package (dirs with __init__.py).
@@ -153,7 +152,7 @@ class _Module:
         return self.name
 
 
-class Resolver:
+class Resolver(Memo):
     """Resolves files of one snapshot whose files are `modules` (path -> module name); the memo
     of answers is kept from one file to the next."""
 
@@ -162,8 +161,7 @@ class Resolver:
         self.load_ir = load_ir
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
-        self._reads = _Reads()
-        self._memo = Memo(self._reads)
+        super().__init__()
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -181,10 +179,7 @@ class Resolver:
         self._reads.top.add(("", f"mod:{name}"))
         return name in self.by_name
 
-    def _memoised(self, key: Hashable, compute: Callable[[], Any], on_cycle: Any) -> Any:
-        """Memoise `compute` under `key`, cutting cycles, so that the answer never depends on who
-        asked first (see `codegraph.languages.memo`)."""
-        return self._memo.memoised(key, compute, on_cycle)
+    _memoised = Memo.memoised
 
     # ----- lookups -----------------------------------------------------------------------
 
@@ -347,7 +342,8 @@ class Resolver:
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
     def resolve_file(self, path: str) -> FileResolution:
-        self._memo.start_file()
+        self._reads.reset()
+        self._cut = _NO_CUT
         module = self.by_path(path)
         edges: set[Edge] = set()
         deps: set[tuple[str, str]] = set()
