@@ -29,6 +29,8 @@ class SymbolKind(StrEnum):
     TYPE = "type"  # a type alias
     ENUM = "enum"
     NAMESPACE = "namespace"  # a TypeScript `namespace N {}` / `module N {}`
+    STRUCT = "struct"  # Go
+    CONSTANT = "constant"  # Go
 
 
 class Symbol(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -76,6 +78,22 @@ class Export(msgspec.Struct, frozen=True, array_like=True, gc=False):
     line: int
 
 
+class TypeRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A declared or inferred type, for languages whose resolution follows types (Go).
+
+    kind "field" / "embed": a struct field or embedded type of struct `scope`; "var": a variable
+    or parameter `name` of function `scope` ("" at package level); "result": result number
+    `name` of function `scope`; "replace": a go.mod `replace name => type` to a local path.
+    type: the type as written without pointers ("T", "pkg.T"), or "=callee" / "=callee#i":
+    the first / i-th result of what `callee` (a dotted expression) resolves to.
+    """
+
+    kind: str
+    scope: str
+    name: str
+    type: str
+
+
 class FileIR(msgspec.Struct, frozen=True, gc=False):
     """What L1 extracts from one file, before any cross-file resolution."""
 
@@ -90,6 +108,8 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     # "fn:()" for a function's return type. Used to resolve `x.m()` through x's type.
     types: dict[str, str] = msgspec.field(default_factory=dict)
     config: str | None = None  # a configuration file's relevant content (tsconfig, package.json)
+    package: str = ""  # Go: the package clause's name
+    typed: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -19,7 +19,7 @@ from codegraph.languages import get_language, language_for
 from codegraph.names import DEFAULT_DB_DIRNAME
 from codegraph.queue import DEFAULT_LEASE_SECONDS, open_queue
 from codegraph.queue.run import JobRun
-from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, scan
+from codegraph.snapshot import DEFAULT_MAX_FILE_BYTES, Snapshot, read_text, scan
 from codegraph.stages import (
     INLINE_MAX_FILES,
     L1,
@@ -138,8 +138,16 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         languages[f.path] = (lang.name if lang else None, None)
         if lang is not None:
             modules_by_family.setdefault(lang.family, []).append(f.path)
+    hashes = {f.path: f.content_hash for f in snapshot.files}
+
+    def read(path: str) -> str | None:
+        try:
+            return read_text(root, path, hashes[path])
+        except (OSError, ValueError):
+            return None
+
     for family, paths in modules_by_family.items():
-        for p, module in get_language(family).module_names(paths, root.name).items():
+        for p, module in get_language(family).module_names(paths, root.name, read).items():
             languages[p] = (languages[p][0], module)
     # Resolutions can be carried over only from a base resolved by the same L1: each file starts
     # with its base resolution, and L1 re-points those it resolves again (see _Resolution).

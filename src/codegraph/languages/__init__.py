@@ -45,9 +45,12 @@ class Language(Protocol):
 
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]: ...
 
-    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+    def module_names(self, paths: list[str], root_name: str,
+                     read: Callable[[str], str | None] | None = None) -> dict[str, str]:
         """Map each file path of a snapshot to its module's qualified name (root_name: the
-        indexed directory's name, for languages where the root itself can be a module)."""
+        indexed directory's name, for languages where the root itself can be a module). `read`
+        gives a file's text (None when unreadable), for languages whose names come from a
+        manifest that is itself a file of the language (Go's go.mod)."""
         ...
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
@@ -61,15 +64,19 @@ class Language(Protocol):
 
     def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
         """The facts of one file, by read key, that other files' resolutions may read: a file
-        whose reads all have equal values in two snapshots resolves identically in both."""
+        whose reads all have equal values in two snapshots resolves identically in both.
+        A key starting with "@" is a fact of the snapshot that several files contribute to
+        (Go: "which files of package P define N"): readers read it as ("", key), and it
+        changes when any file's value for it changes — one read instead of one per file."""
         ...
 
 
 def _load() -> list[Language]:
+    from codegraph.languages.go import GO
     from codegraph.languages.python import PYTHON
     from codegraph.languages.typescript import CONFIG, JAVASCRIPT, TSX, TYPESCRIPT
 
-    return [PYTHON, TYPESCRIPT, TSX, JAVASCRIPT, CONFIG]
+    return [PYTHON, TYPESCRIPT, TSX, JAVASCRIPT, CONFIG, GO]
 
 
 _LANGUAGES: list[Language] = _load()

@@ -376,7 +376,9 @@ class _Resolution:
             old = lang.interface(path, row.module or "", self.ir(path, row.content_hash))
         new = (lang.interface(path, ctx.modules.get(path) or "", self.ir(path, ctx.hashes[path]))
                if path in ctx.hashes else {})
-        return {read_key(path, k) for k in old.keys() | new.keys()
+        # A key starting with "@" is a fact many files contribute to (e.g. "which files of
+        # package P define N"): it is read, and so diffed, under the snapshot (path "").
+        return {read_key("" if k.startswith("@") else path, k) for k in old.keys() | new.keys()
                 if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
 
 

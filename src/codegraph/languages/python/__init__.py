@@ -28,7 +28,8 @@ class Python:
     def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
         return _chunk.chunk(text, max_chars, min_chars)
 
-    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+    def module_names(self, paths: list[str], root_name: str,
+                     read: Callable[[str], str | None] | None = None) -> dict[str, str]:
         return _resolve.module_names(paths, root_name)
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:

@@ -30,7 +30,8 @@ class _Family:
     chunk_version = CHUNK_VERSION
     filenames: tuple[str, ...] = ()
 
-    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+    def module_names(self, paths: list[str], root_name: str,
+                     read: Callable[[str], str | None] | None = None) -> dict[str, str]:
         return _resolve.module_names(paths, root_name)
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:

@@ -1,0 +1,51 @@
+"""The Go language plug-in: tree-sitter-go for syntax, Go's package and module rules for names.
+
+`go.mod` files belong to it too (matched by file name): their module path names the packages
+below them and their local `replace` directives are facts that resolution reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
+
+from codegraph.chunking import chunk_plain_text
+from codegraph.languages.go import extract as _extract
+from codegraph.languages.go import resolve as _resolve
+from codegraph.languages.syntax import symbol_chunks
+from codegraph.model import Chunk, FileIR
+
+if TYPE_CHECKING:
+    from codegraph.languages import Resolver
+
+
+class Go:
+    name = "go"
+    extensions = (".go",)
+    filenames = ("go.mod",)
+    family = "go"
+    version = "go-1"  # of extract + resolve + the IR format: part of L1's cache key
+    chunk_version = "go-chunk-1"  # of chunk: part of L2's cache key
+
+    def extract(self, text: str) -> FileIR:
+        return _extract.extract(text)
+
+    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
+        if _extract.is_gomod(text):
+            return chunk_plain_text(text, max_chars, min_chars)
+        return symbol_chunks(text, _extract.symbols(text), max_chars, min_chars)
+
+    def module_names(self, paths: list[str], root_name: str,
+                     read: Callable[[str], str | None] | None = None) -> dict[str, str]:
+        return _resolve.module_names(paths, root_name, read)
+
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
+        return _resolve.Resolver(modules, load_ir)
+
+    def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
+        return _resolve.namespace(modules)
+
+    def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
+        return _resolve.interface(path, module, ir)
+
+
+GO = Go()
