@@ -273,14 +273,15 @@ class Index:
     def _is_path(self, sid: int, name: str) -> bool:
         return "/" in name or name.endswith(".py") or bool(self.store.symbols_in_file(sid, name))
 
-    def graph(self, query: str, name: str) -> list[dict[str, Any]]:
-        """Rows of every repository (in identity order), each with its `repo`."""
+    def graph(self, query: str, name: str, dispatch: bool = True) -> list[dict[str, Any]]:
+        """Rows of every repository (in identity order), each with its `repo`. Call edges carry
+        their `call_kind`; `dispatch=False` leaves out the overrides a call may reach."""
         if query not in GRAPH_QUERIES:
             raise UserError(f"unknown graph query {query!r}: use one of {', '.join(GRAPH_QUERIES)}")
         return [{**row, "repo": snap.repo} for snap in self.snapshots
-                for row in self._graph(snap.id, query, name)]
+                for row in self._graph(snap.id, query, name, dispatch)]
 
-    def _graph(self, sid: int, query: str, name: str) -> list[dict[str, Any]]:
+    def _graph(self, sid: int, query: str, name: str, dispatch: bool) -> list[dict[str, Any]]:
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
@@ -304,8 +305,8 @@ class Index:
                 edges = store.edges_where(sid, "imports", column, targets)
         return [
             {"kind": e.kind, "src": e.src, "src_path": e.src_path, "dst": e.dst,
-             "dst_path": e.dst_path, "line": e.line}
-            for e in edges
+             "dst_path": e.dst_path, "line": e.line, "call_kind": e.call_kind}
+            for e in edges if dispatch or e.call_kind != "dispatch"
         ]
 
     def repo_name(self, identity: str) -> str:

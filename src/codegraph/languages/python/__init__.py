@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class Python:
     name = "python"
     extensions = (".py",)
-    version = "py-3"  # of extract + resolve + the IR format: part of L1's cache key
+    version = "py-4"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-chunk-1"  # of chunk: part of L2's cache key
 
     def extract(self, text: str) -> FileIR:

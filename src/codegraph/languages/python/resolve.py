@@ -22,11 +22,14 @@ that replace functions, and names that come from outside the snapshot (they stay
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from codegraph.model import Edge, FileIR, FileResolution, Read, Symbol, SymbolKind
+from codegraph.languages.python.values import split
+from codegraph.model import Edge, FileIR, FileResolution, PyValues, Read, Symbol, SymbolKind
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
 # and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
@@ -47,6 +50,36 @@ class SymbolRef:
 Target = ModuleRef | SymbolRef
 
 _NO_CUT = 1 << 30
+_NO_VALUES = PyValues({}, {}, {}, {}, {}, {}, {}, {})
+_OPS = re.compile(r"\.\w+|\(\)|\[\]|\[=\w*\]|!|\^")
+# Decorators that keep a function what it is for the call graph (property-likes are told apart
+# where an attribute is read).
+_KEEPS = frozenset({"staticmethod", "classmethod", "abstractmethod", "abc.abstractmethod",
+                    "functools.cache", "cache", "functools.lru_cache", "lru_cache",
+                    "functools.lru_cache()", "lru_cache()", "override", "typing.override",
+                    "typing_extensions.override", "contextlib.contextmanager", "contextmanager",
+                    "functools.total_ordering", "dataclass", "dataclasses.dataclass",
+                    "dataclass()", "dataclasses.dataclass()", "typing.overload", "overload",
+                    "abc.abstractproperty", "?"})
+_PROPERTIES = frozenset({"property", "cached_property", "functools.cached_property",
+                         "abc.abstractproperty"})
+
+# A value (what an expression may evaluate to), a plain tuple: ("f", path, local) a function,
+# ("c", path, local) a class, ("i", path, local) an instance of a class, ("m", name) a module,
+# ("g", path, local) a generator of a function, ("b", path, box id) a container literal,
+# ("v", path, box id) its `.values`/`.copy` method, ("s", path, class) `super()` in the class.
+Value = tuple[str, ...]
+_EMPTY: frozenset[Value] = frozenset()
+
+
+@functools.lru_cache(maxsize=8192)
+def _ops(rest: str) -> tuple[str, ...]:
+    return tuple(_OPS.findall(rest))
+
+
+def _is_property(decorators: tuple[str, ...]) -> bool:
+    return any(d in _PROPERTIES or d.endswith((".setter", ".getter", ".deleter"))
+               for d in decorators)
 
 
 def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
@@ -126,6 +159,7 @@ class _Module:
         # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
+        self.values = ir.py_values or _NO_VALUES
         for symbol in ir.symbols:
             self.symbols.setdefault(symbol.local_name, symbol)
         for imp in ir.imports:
@@ -153,7 +187,49 @@ class _Module:
         for scope, names in self.bindings.items():
             for bound, binding in names.items():
                 facts[f"bind:{scope}:{bound}"] = binding
+        values = self.values
+        for local, params in values.params.items():
+            facts[f"fn:{local}"] = (params, values.returns.get(local), values.yields.get(local))
+        for key, attr in values.attrs.items():
+            facts[f"attr:{key}"] = attr
+        for name, variable in values.variables.items():
+            facts[f"var:{name}"] = variable
+        for box_id, box in values.boxes.items():
+            facts[f"box:{box_id}"] = box
+        for local, decorators in values.decorators.items():
+            facts[f"deco:{local}"] = decorators
+        for cls, calls in values.self_calls.items():
+            facts[f"self:{cls}"] = calls
         return facts
+
+    # Value facts (see `PyValues`), each read recorded under the key `interface` gives it.
+
+    def function(self, local: str) -> tuple[tuple[str, ...], tuple[str, ...] | None,
+                                            tuple[str, ...] | None]:
+        """(parameter names, return values or None, yield values or None: not a generator)."""
+        self._reads.top.add((self.path, f"fn:{local}"))
+        values = self.values
+        return values.params.get(local, ()), values.returns.get(local), values.yields.get(local)
+
+    def attr(self, key: str) -> tuple[tuple[str, str], ...]:
+        self._reads.top.add((self.path, f"attr:{key}"))
+        return self.values.attrs.get(key, ())
+
+    def variable(self, name: str) -> tuple[str, ...] | None:
+        self._reads.top.add((self.path, f"var:{name}"))
+        return self.values.variables.get(name)
+
+    def box(self, box_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        self._reads.top.add((self.path, f"box:{box_id}"))
+        return self.values.boxes.get(box_id, ())
+
+    def decorators(self, local: str) -> tuple[str, ...]:
+        self._reads.top.add((self.path, f"deco:{local}"))
+        return self.values.decorators.get(local, ())
+
+    def self_calls(self, cls: str) -> tuple[tuple[str, str, int], ...]:
+        self._reads.top.add((self.path, f"self:{cls}"))
+        return self.values.self_calls.get(cls, ())
 
     def symbol(self, local: str) -> Symbol | None:
         self._reads.top.add((self.path, f"sym:{local}"))
@@ -315,25 +391,46 @@ class Resolver:
         return self.class_member(target, name)
 
     def class_member(self, cls: SymbolRef, name: str, skip_self: bool = False) -> SymbolRef | None:
-        """Method resolution order as a depth-first walk of the resolved bases."""
+        """The first definition of `name` along the class's C3 method resolution order (after
+        the class itself with `skip_self`: what `super().name` finds)."""
         found: SymbolRef | None = self._memoised(("member", cls, name, skip_self),
                                                  lambda: self._class_member(cls, name, skip_self), None)
         return found
 
     def _class_member(self, cls: SymbolRef, name: str, skip_self: bool) -> SymbolRef | None:
-        seen: set[SymbolRef] = set()
-        todo = [cls]
-        while todo:
-            current = todo.pop(0)
-            if current in seen:
-                continue
-            seen.add(current)
-            if not (skip_self and current == cls):
-                member = f"{current.local}.{name}"
-                if self.by_path(current.path).symbol(member) is not None:
-                    return SymbolRef(current.path, member)
-            todo[0:0] = self.bases(current)
+        for current in self.mro(cls)[1 if skip_self else 0:]:
+            member = f"{current.local}.{name}"
+            if self.by_path(current.path).symbol(member) is not None:
+                return SymbolRef(current.path, member)
         return None
+
+    def mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
+        """C3 linearisation of the class's resolved bases (bases outside the snapshot are left
+        out); where C3 fails (an inconsistent hierarchy), a depth-first walk."""
+        result: tuple[SymbolRef, ...] = self._memoised(("mro", cls), lambda: self._mro(cls), (cls,))
+        return result
+
+    def _mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
+        bases = self.bases(cls)
+        seqs = [list(self.mro(b)) for b in bases] + [list(bases)]
+        out = [cls]
+        while True:
+            seqs = [q for q in seqs if q]
+            if not seqs:
+                return tuple(out)
+            for q in seqs:
+                head = q[0]
+                if not any(head in other[1:] for other in seqs):
+                    break
+            else:  # inconsistent: depth-first, first occurrence wins
+                for q in seqs:
+                    out.extend(c for c in q if c not in out)
+                return tuple(out)
+            if head not in out:
+                out.append(head)
+            for q in seqs:
+                if q and q[0] == head:
+                    del q[0]
 
     def bases(self, cls: SymbolRef) -> list[SymbolRef]:
         result: list[SymbolRef] = self._memoised(("bases", cls), lambda: self._bases(cls), [])
@@ -387,6 +484,229 @@ class Resolver:
             target = self.member(target, part)
         return target
 
+    # ----- values ------------------------------------------------------------------------
+
+    def evaluate(self, module: _Module, scope: str, expr: str) -> frozenset[Value]:
+        """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`."""
+        result: frozenset[Value] = self._memoised(
+            ("ev", module.path, scope, expr), lambda: self._evaluate(module, scope, expr), _EMPTY)
+        return result
+
+    def _evaluate(self, module: _Module, scope: str, expr: str) -> frozenset[Value]:
+        base, rest = split(expr)
+        if not rest:
+            return self._base(module, scope, base)
+        ops = _ops(rest)
+        if not ops:
+            return _EMPTY
+        last = ops[-1]
+        prefix = expr[: len(expr) - len(last)]
+        out: set[Value] = set()
+        for value in self.evaluate(module, scope, prefix):
+            out |= self.apply(value, last)
+        return frozenset(out)
+
+    def _base(self, module: _Module, scope: str, base: str) -> frozenset[Value]:
+        if not base:
+            return _EMPTY
+        if base[0] == "<":
+            tag, body = base[1], base[3:-1]
+            if tag in "ics":
+                return frozenset({(tag, module.path, body)})
+            if tag == "b":
+                return frozenset({("b", module.path, body)})
+            return _EMPTY  # <a:...>: a parameter nothing is known of
+        target = self.name_in_scope(module, scope, base)
+        if target is None:
+            # A module-level name bound only inside a block (if/try/for at module level).
+            variable = module.variable(base)
+            if variable is None:
+                return _EMPTY
+            out: set[Value] = set()
+            for expr in variable:
+                out |= self.evaluate(module, "", expr)
+            return frozenset(out)
+        return self.target_values(target)
+
+    def target_values(self, target: Target) -> frozenset[Value]:
+        if isinstance(target, ModuleRef):
+            return frozenset({("m", target.name)})
+        module = self.by_path(target.path)
+        symbol = module.symbol(target.local)
+        if symbol is None:
+            return _EMPTY
+        if symbol.kind == SymbolKind.CLASS:
+            return frozenset({("c", target.path, target.local)})
+        if symbol.kind == SymbolKind.VARIABLE:
+            out: set[Value] = set()
+            for expr in module.variable(target.local) or ():
+                out |= self.evaluate(module, "", expr)
+            return frozenset(out)
+        if symbol.kind == SymbolKind.MODULE:
+            return _EMPTY
+        return self.function_value(target)
+
+    def function_value(self, ref: SymbolRef) -> frozenset[Value]:
+        """A def as its name holds it: itself, unless a decorator replaces it."""
+        result: frozenset[Value] = self._memoised(
+            ("fv", ref), lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
+        return result
+
+    def _function_value(self, ref: SymbolRef) -> frozenset[Value]:
+        module = self.by_path(ref.path)
+        values: frozenset[Value] = frozenset({("f", ref.path, ref.local)})
+        scope = ref.local.rpartition(".")[0]
+        for decorator in reversed(module.decorators(ref.local)):  # the innermost first
+            if decorator in _KEEPS or decorator in _PROPERTIES or decorator.endswith(
+                    (".setter", ".getter", ".deleter")):
+                continue
+            replaced: set[Value] = set()
+            for d in self.evaluate(module, scope, decorator):
+                replaced |= self._decorated(d)
+            if replaced:
+                values = frozenset(replaced)
+        return values
+
+    def _decorated(self, decorator: Value) -> frozenset[Value]:
+        """What applying `decorator` gives instead of the function; empty: the function itself
+        (a decorator that returns its argument, or a `functools.wraps` wrapper, or unknown)."""
+        if decorator[0] == "c":
+            return frozenset({("i", decorator[1], decorator[2])})
+        if decorator[0] != "f":
+            return _EMPTY
+        module = self.by_path(decorator[1])
+        params, returns, _ = module.function(decorator[2])
+        if not returns or (params and f"<a:{params[0]}>" in returns):
+            return _EMPTY
+        out: set[Value] = set()
+        for expr in returns:
+            for value in self.evaluate(module, decorator[2], expr):
+                if value[0] == "f" and any(d.endswith("wraps()") for d in
+                                           self.by_path(value[1]).decorators(value[2])):
+                    return _EMPTY
+                out.add(value)
+        return frozenset(out)
+
+    def apply(self, value: Value, op: str) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(("ap", value, op),
+                                                  lambda: self._apply(value, op), _EMPTY)
+        return result
+
+    def _apply(self, value: Value, op: str) -> frozenset[Value]:
+        tag = value[0]
+        if op[0] == ".":
+            name = op[1:]
+            if tag == "m":
+                found = self.export(value[1], name)
+                return self.target_values(found) if found is not None else _EMPTY
+            if tag in "cis":
+                cls = SymbolRef(value[1], value[2])
+                member = self.class_member(cls, name, skip_self=tag == "s")
+                if member is not None:
+                    return self.member_value(member, on_instance=tag != "c")
+                return self.attr_values(cls, name, skip_self=tag == "s")
+            if tag == "b" and name in ("values", "copy"):
+                return frozenset({("v", value[1], value[2])})
+            return _EMPTY
+        if op == "()":
+            if tag == "f":
+                return self.call_values(SymbolRef(value[1], value[2]))
+            if tag == "c":
+                return frozenset({("i", value[1], value[2])})
+            if tag == "i":
+                call = self.class_member(SymbolRef(value[1], value[2]), "__call__")
+                return self.call_values(call) if call is not None else _EMPTY
+            if tag == "v":
+                return frozenset({("b", value[1], value[2])})
+            return _EMPTY
+        if op[0] == "[":
+            if tag == "b":
+                return self.elements(value[1], value[2], op[2:-1] if len(op) > 2 else None)
+            if tag == "g":
+                return self.yielded(SymbolRef(value[1], value[2]))
+            return _EMPTY
+        if op == "!":
+            return frozenset({("i", value[1], value[2])}) if tag == "c" else _EMPTY
+        if op == "^":
+            if tag == "g":
+                return self.yielded(SymbolRef(value[1], value[2]))
+            if tag == "i":
+                enter = self.class_member(SymbolRef(value[1], value[2]), "__enter__")
+                return self.call_values(enter) if enter is not None else _EMPTY
+        return _EMPTY
+
+    def member_value(self, member: SymbolRef, on_instance: bool) -> frozenset[Value]:
+        module = self.by_path(member.path)
+        symbol = module.symbol(member.local)
+        if symbol is None:
+            return _EMPTY
+        if symbol.kind == SymbolKind.CLASS:
+            return frozenset({("c", member.path, member.local)})
+        if on_instance and _is_property(module.decorators(member.local)):
+            return self.call_values(member)
+        return self.function_value(member)
+
+    def call_values(self, fn: SymbolRef) -> frozenset[Value]:
+        """What calling the function gives: its return values, or its generator."""
+        module = self.by_path(fn.path)
+        _, returns, yields = module.function(fn.local)
+        if yields is not None:
+            return frozenset({("g", fn.path, fn.local)})
+        out: set[Value] = set()
+        for expr in returns or ():
+            out |= self.evaluate(module, fn.local, expr)
+        return frozenset(out)
+
+    def yielded(self, fn: SymbolRef) -> frozenset[Value]:
+        module = self.by_path(fn.path)
+        out: set[Value] = set()
+        for expr in module.function(fn.local)[2] or ():
+            out |= self.evaluate(module, fn.local, expr)
+        return frozenset(out)
+
+    def elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
+        module = self.by_path(path)
+        scope = box_id.partition(":")[0]
+        slots = module.box(box_id)
+        chosen = [values for k, values in slots if k == key] if key is not None else []
+        out: set[Value] = set()
+        for values in chosen or [values for _, values in slots]:
+            for expr in values:
+                out |= self.evaluate(module, scope, expr)
+        return frozenset(out)
+
+    def attr_values(self, cls: SymbolRef, name: str, skip_self: bool = False) -> frozenset[Value]:
+        """What an attribute of the class's instances may hold: every assignment to it in the
+        class body or through `self` in a method, of the class and of its bases."""
+        out: set[Value] = set()
+        for current in self.mro(cls)[1 if skip_self else 0:]:
+            module = self.by_path(current.path)
+            for scope, expr in module.attr(f"{current.local}:{name}"):
+                out |= self.evaluate(module, scope, expr)
+        return frozenset(out)
+
+    def call_targets(self, module: _Module, scope: str, exprs: tuple[str, ...]
+                     ) -> set[tuple[str, SymbolRef]]:
+        """The (call kind, callee) pairs of a call whose called expression has `exprs`."""
+        out: set[tuple[str, SymbolRef]] = set()
+        for expr in exprs:
+            for value in self.evaluate(module, scope, expr):
+                tag = value[0]
+                if tag == "f":
+                    out.add(("direct", SymbolRef(value[1], value[2])))
+                elif tag == "c":
+                    cls = SymbolRef(value[1], value[2])
+                    out.add(("constructor", cls))
+                    for special in ("__init__", "__new__"):
+                        member = self.class_member(cls, special)
+                        if member is not None:
+                            out.add(("constructor", member))
+                elif tag == "i":
+                    call = self.class_member(SymbolRef(value[1], value[2]), "__call__")
+                    if call is not None:
+                        out.add(("direct", call))
+        return out
+
     # ----- output ------------------------------------------------------------------------
 
     def qualified(self, ref: Target) -> tuple[str, str]:
@@ -394,6 +714,22 @@ class Resolver:
             self._reads.top.add(("", f"mod:{ref.name}"))
             return ref.name, self.by_name[ref.name]
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
+
+    def dispatch_edges(self, module: _Module, cls: SymbolRef) -> list[Edge]:
+        """`self.m()` / `cls.m()` in an ancestor of `cls` reaching `cls`'s own override of m.
+        Held by the overriding class's file: it reads the ancestors' self-calls, so an edit of
+        the ancestor's file re-resolves it only when those calls change."""
+        out = []
+        for ancestor in self.mro(cls)[1:]:
+            owner = self.by_path(ancestor.path)
+            for scope, method, line in owner.self_calls(ancestor.local):
+                override = module.symbol(f"{cls.local}.{method}")
+                if override is None or override.kind not in (SymbolKind.METHOD, SymbolKind.FUNCTION):
+                    continue
+                src = f"{owner.module_name()}.{scope}" if scope else owner.module_name()
+                dst, dst_path = self.qualified(SymbolRef(cls.path, override.local_name))
+                out.append(Edge("calls", src, ancestor.path, dst, dst_path, line, "dispatch"))
+        return out
 
     def resolve_file(self, path: str) -> FileResolution:
         self._reads.reset()
@@ -421,19 +757,19 @@ class Resolver:
                 edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
         # A file asks the same question many times (`self.assertEqual` in every test method):
         # the answer and its reads are those of the first time, and the reads are recorded.
-        answers: dict[tuple[str, str], Target | None] = {}
+        answers: dict[tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]] = {}
         for call in module.ir.calls:
-            question = (call.scope, call.callee)
-            if question in answers:
-                target = answers[question]
-            else:
-                target = answers[question] = self.dotted(module, call.scope, call.callee)
-            if not isinstance(target, SymbolRef):
+            question = (call.scope, call.py_values)
+            targets = answers.get(question)
+            if targets is None:
+                targets = answers[question] = self.call_targets(module, call.scope, call.py_values)
+            if not targets:
                 unresolved += 1
                 continue
             src = f"{module.name}.{call.scope}" if call.scope else module.name
-            dst, dst_path = self.qualified(target)
-            edges.add(Edge("calls", src, module.path, dst, dst_path, call.line))
+            for call_kind, target in targets:
+                dst, dst_path = self.qualified(target)
+                edges.add(Edge("calls", src, module.path, dst, dst_path, call.line, call_kind))
         for symbol in module.ir.symbols:
             if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
                 continue
@@ -442,6 +778,7 @@ class Resolver:
                 dst, dst_path = self.qualified(base)
                 edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
                                dst_path, symbol.start_line))
+            edges.update(self.dispatch_edges(module, cls))
         deps.discard((module.path, ""))
         reads = {read for read in self._reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
