@@ -7,6 +7,7 @@ captured nodes (a few per definition, one per call), never walks the whole tree.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import tree_sitter as ts
@@ -314,6 +315,7 @@ def extract(text: str) -> FileIR:
     return FileIR(symbols, imports, calls[0], all_names, errors, calls[1])
 
 
+_DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
 _HANDLERS = {
     "assignment": _values.Collector.assignment,
     "augmented_assignment": _values.Collector.augmented,
@@ -355,11 +357,20 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
             pending.append((scope, item, item.start_point[0] + 1))
     calls: list[CallSite] = []
     self_calls: dict[str, list[tuple[str, str, int]]] = {}
+    dotted = _DOTTED_NAME.fullmatch
     for scope, node, line in pending:
-        values = collector.substituted(scope, collector.values(node, scope))
+        raw = collector.values(node, scope)
+        values = collector.substituted(scope, raw) if scope.local else tuple(raw)
         for value in values:
-            base, rest = _values.split(value)
-            if base[:3] in ("<i:", "<c:") and rest[1:].isidentifier() and rest[0] == ".":
-                self_calls.setdefault(base[3:-1], []).append((scope.local, rest[1:], line))
-        calls.append(CallSite(scope.local, _dotted(node) or "", line, values))
+            if value[0] == "<" and value[1] in "ic":
+                base, rest = _values.split(value)
+                if rest[1:].isidentifier() and rest[0] == ".":
+                    self_calls.setdefault(base[3:-1], []).append((scope.local, rest[1:], line))
+        if len(raw) == 1 and dotted(raw[0]):
+            callee = raw[0]
+        elif len(raw) == 1 and raw[0].startswith("<s:"):
+            callee = "super()" + _values.split(raw[0])[1]
+        else:
+            callee = ""
+        calls.append(CallSite(scope.local, callee, line, values))
     return calls, collector.facts(self_calls)

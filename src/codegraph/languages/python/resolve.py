@@ -25,8 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from codegraph.languages.python.values import split
 from codegraph.model import Edge, FileIR, FileResolution, PyValues, Read, Symbol, SymbolKind
@@ -36,13 +35,11 @@ from codegraph.model import Edge, FileIR, FileResolution, PyValues, Read, Symbol
 # module namespace ("" as path) "mod:<name>" (which file is module <name>).
 
 
-@dataclass(frozen=True)
-class ModuleRef:
+class ModuleRef(NamedTuple):  # tuples: hashed in C, and memo keys hold many of them
     name: str
 
 
-@dataclass(frozen=True)
-class SymbolRef:
+class SymbolRef(NamedTuple):
     path: str  # the defining file (module names can collide; paths cannot)
     local: str
 
@@ -160,6 +157,9 @@ class _Module:
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
         self.values = ir.py_values or _NO_VALUES
+        # Names some function of the file binds (nested defs, imports in functions).
+        self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
+                             for scope_names in names}
         for symbol in ir.symbols:
             self.symbols.setdefault(symbol.local_name, symbol)
         for imp in ir.imports:
@@ -176,6 +176,10 @@ class _Module:
                     self.stars.append(target)
             else:
                 scope[imp.alias or imp.name] = (target, imp.name)
+        for symbol in ir.symbols:
+            parent, _, last = symbol.local_name.rpartition(".")
+            if parent:
+                self.scoped_names.add(last)
 
     def interface(self) -> dict[str, Hashable]:
         """Every fact another file's resolution can read from this one, by read key."""
@@ -265,6 +269,7 @@ class Resolver:
         self._active: dict[Hashable, int] = {}
         self._cut = _NO_CUT
         self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
+        self._resolving = ""  # the file `resolve_file` is resolving
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -487,24 +492,23 @@ class Resolver:
     # ----- values ------------------------------------------------------------------------
 
     def evaluate(self, module: _Module, scope: str, expr: str) -> frozenset[Value]:
-        """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`."""
-        result: frozenset[Value] = self._memoised(
-            ("ev", module.path, scope, expr), lambda: self._evaluate(module, scope, expr), _EMPTY)
-        return result
-
-    def _evaluate(self, module: _Module, scope: str, expr: str) -> frozenset[Value]:
+        """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`:
+        its base looked up, then each operation applied to each value (memoised per value and
+        operation, so chains share their work across scopes and files)."""
         base, rest = split(expr)
-        if not rest:
-            return self._base(module, scope, base)
-        ops = _ops(rest)
-        if not ops:
-            return _EMPTY
-        last = ops[-1]
-        prefix = expr[: len(expr) - len(last)]
-        out: set[Value] = set()
-        for value in self.evaluate(module, scope, prefix):
-            out |= self.apply(value, last)
-        return frozenset(out)
+        values = self._base(module, scope, base)
+        for op in _ops(rest) if rest else ():
+            if not values:
+                break
+            if len(values) == 1:
+                (value,) = values
+                values = self.apply(value, op)
+            else:
+                out: set[Value] = set()
+                for value in values:
+                    out |= self.apply(value, op)
+                values = frozenset(out)
+        return values
 
     def _base(self, module: _Module, scope: str, base: str) -> frozenset[Value]:
         if not base:
@@ -516,17 +520,39 @@ class Resolver:
             if tag == "b":
                 return frozenset({("b", module.path, body)})
             return _EMPTY  # <a:...>: a parameter nothing is known of
-        target = self.name_in_scope(module, scope, base)
+        if (scope and module.path == self._resolving and len(self._reads.stack) == 1
+                and base not in module.scoped_names):
+            # A call site of the file being resolved, outside any memoised question, naming
+            # what no enclosing function binds: the module-level answer, shared by every scope
+            # of the file (the skipped walk would only have read this file's own facts, which
+            # a file's reads leave out).
+            target = self.global_name(module, base)
+        else:
+            target = self.name_in_scope(module, scope, base)
         if target is None:
             # A module-level name bound only inside a block (if/try/for at module level).
-            variable = module.variable(base)
-            if variable is None:
+            if module.variable(base) is None:
                 return _EMPTY
-            out: set[Value] = set()
-            for expr in variable:
-                out |= self.evaluate(module, "", expr)
-            return frozenset(out)
+            return self.variable_values(module.path, base)
         return self.target_values(target)
+
+    def global_name(self, module: _Module, name: str) -> Target | None:
+        result: Target | None = self._memoised(
+            ("global", module.path, name), lambda: self.name_in_scope(module, "", name), None)
+        return result
+
+    def variable_values(self, path: str, name: str) -> frozenset[Value]:
+        """The values of a module-level name (every assignment to it at module level)."""
+        result: frozenset[Value] = self._memoised(
+            ("var", path, name), lambda: self._variable_values(path, name), _EMPTY)
+        return result
+
+    def _variable_values(self, path: str, name: str) -> frozenset[Value]:
+        module = self.by_path(path)
+        out: set[Value] = set()
+        for expr in module.variable(name) or ():
+            out |= self.evaluate(module, "", expr)
+        return frozenset(out)
 
     def target_values(self, target: Target) -> frozenset[Value]:
         if isinstance(target, ModuleRef):
@@ -538,10 +564,7 @@ class Resolver:
         if symbol.kind == SymbolKind.CLASS:
             return frozenset({("c", target.path, target.local)})
         if symbol.kind == SymbolKind.VARIABLE:
-            out: set[Value] = set()
-            for expr in module.variable(target.local) or ():
-                out |= self.evaluate(module, "", expr)
-            return frozenset(out)
+            return self.variable_values(target.path, target.local)
         if symbol.kind == SymbolKind.MODULE:
             return _EMPTY
         return self.function_value(target)
@@ -648,6 +671,11 @@ class Resolver:
 
     def call_values(self, fn: SymbolRef) -> frozenset[Value]:
         """What calling the function gives: its return values, or its generator."""
+        result: frozenset[Value] = self._memoised(("call", fn), lambda: self._call_values(fn),
+                                                  _EMPTY)
+        return result
+
+    def _call_values(self, fn: SymbolRef) -> frozenset[Value]:
         module = self.by_path(fn.path)
         _, returns, yields = module.function(fn.local)
         if yields is not None:
@@ -658,6 +686,10 @@ class Resolver:
         return frozenset(out)
 
     def yielded(self, fn: SymbolRef) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(("yield", fn), lambda: self._yielded(fn), _EMPTY)
+        return result
+
+    def _yielded(self, fn: SymbolRef) -> frozenset[Value]:
         module = self.by_path(fn.path)
         out: set[Value] = set()
         for expr in module.function(fn.local)[2] or ():
@@ -665,6 +697,11 @@ class Resolver:
         return frozenset(out)
 
     def elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(
+            ("box", path, box_id, key), lambda: self._elements(path, box_id, key), _EMPTY)
+        return result
+
+    def _elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
         module = self.by_path(path)
         scope = box_id.partition(":")[0]
         slots = module.box(box_id)
@@ -678,6 +715,11 @@ class Resolver:
     def attr_values(self, cls: SymbolRef, name: str, skip_self: bool = False) -> frozenset[Value]:
         """What an attribute of the class's instances may hold: every assignment to it in the
         class body or through `self` in a method, of the class and of its bases."""
+        result: frozenset[Value] = self._memoised(
+            ("attr", cls, name, skip_self), lambda: self._attr_values(cls, name, skip_self), _EMPTY)
+        return result
+
+    def _attr_values(self, cls: SymbolRef, name: str, skip_self: bool) -> frozenset[Value]:
         out: set[Value] = set()
         for current in self.mro(cls)[1 if skip_self else 0:]:
             module = self.by_path(current.path)
@@ -694,18 +736,23 @@ class Resolver:
                 tag = value[0]
                 if tag == "f":
                     out.add(("direct", SymbolRef(value[1], value[2])))
-                elif tag == "c":
-                    cls = SymbolRef(value[1], value[2])
-                    out.add(("constructor", cls))
-                    for special in ("__init__", "__new__"):
-                        member = self.class_member(cls, special)
-                        if member is not None:
-                            out.add(("constructor", member))
-                elif tag == "i":
-                    call = self.class_member(SymbolRef(value[1], value[2]), "__call__")
-                    if call is not None:
-                        out.add(("direct", call))
+                elif tag in "ci":
+                    out.update(self._memoised(("targets", value),
+                                              lambda v=value: self._value_targets(v), ()))
         return out
+
+    def _value_targets(self, value: Value) -> tuple[tuple[str, SymbolRef], ...]:
+        """Calling a class: the class, its `__init__` and `__new__`; an instance: `__call__`."""
+        cls = SymbolRef(value[1], value[2])
+        if value[0] == "i":
+            call = self.class_member(cls, "__call__")
+            return (("direct", call),) if call is not None else ()
+        out = [("constructor", cls)]
+        for special in ("__init__", "__new__"):
+            member = self.class_member(cls, special)
+            if member is not None:
+                out.append(("constructor", member))
+        return tuple(out)
 
     # ----- output ------------------------------------------------------------------------
 
@@ -732,6 +779,7 @@ class Resolver:
         return out
 
     def resolve_file(self, path: str) -> FileResolution:
+        self._resolving = path
         self._reads.reset()
         self._cut = _NO_CUT
         module = self.by_path(path)
@@ -758,8 +806,11 @@ class Resolver:
         # A file asks the same question many times (`self.assertEqual` in every test method):
         # the answer and its reads are those of the first time, and the reads are recorded.
         answers: dict[tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]] = {}
+        scoped = module.scoped_names
         for call in module.ir.calls:
-            question = (call.scope, call.py_values)
+            # The scope matters only for names some function of the file binds.
+            question = (call.scope if scoped and any(
+                split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
             targets = answers.get(question)
             if targets is None:
                 targets = answers[question] = self.call_targets(module, call.scope, call.py_values)
