@@ -59,6 +59,8 @@ class CallSite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     # Python: the values the called expression may have, locals substituted away
     # (`languages/python/values.py` gives the syntax), e.g. ("Foo().run", "<i:C>.m").
     py_values: tuple[str, ...] = ()
+    # Python: arguments that may be functions or classes, "<position or keyword>=<value>".
+    py_args: tuple[str, ...] = ()
 
 
 class PyValues(msgspec.Struct, frozen=True, gc=False):

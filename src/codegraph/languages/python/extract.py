@@ -372,5 +372,6 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
             callee = "super()" + _values.split(raw[0])[1]
         else:
             callee = ""
-        calls.append(CallSite(scope.local, callee, line, values))
+        calls.append(CallSite(scope.local, callee, line, values,
+                              collector.arguments(node.parent, scope) if values else ()))
     return calls, collector.facts(self_calls)

@@ -762,6 +762,49 @@ class Resolver:
             return ref.name, self.by_name[ref.name]
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
+    def argument_edges(self, module: _Module, answers: dict[
+            tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]]) -> set[Edge]:
+        """Higher-order calls within one file: a function of this file called with a function
+        (or class) as an argument, and calling that parameter, calls what was passed. (Only
+        within a file: an edge starts in its caller's file, which holds it.)"""
+        param_calls: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        params = module.values.params
+        for call in module.ir.calls:
+            for value in call.py_values:
+                if value.startswith("<a:") and value.endswith(">"):
+                    name = value[3:-1]
+                    scope = call.scope
+                    while scope and name not in params.get(scope, ()):
+                        scope = scope.rpartition(".")[0]
+                    if scope:
+                        param_calls.setdefault((scope, name), []).append((call.scope, call.line))
+        if not param_calls:
+            return set()
+        out: set[Edge] = set()
+        for call in module.ir.calls:
+            if not call.py_args:
+                continue
+            question = (call.scope if module.scoped_names else "", call.py_values)
+            for _, target in answers.get(question) or self.call_targets(
+                    module, call.scope, call.py_values):
+                if target.path != module.path or target.local not in params:
+                    continue
+                names = params[target.local]
+                offset = 1 if names[:1] in (("self",), ("cls",)) and "." in target.local else 0
+                for arg in call.py_args:
+                    slot, _, expr = arg.partition("=")
+                    name = names[int(slot) + offset] if slot.isdigit() and int(
+                        slot) + offset < len(names) else slot
+                    sites = param_calls.get((target.local, name))
+                    if not sites:
+                        continue
+                    for kind, callee in self.call_targets(module, call.scope, (expr,)):
+                        dst, dst_path = self.qualified(callee)
+                        for scope, line in sites:
+                            out.add(Edge("calls", f"{module.name}.{scope}", module.path, dst,
+                                         dst_path, line, kind))
+        return out
+
     def dispatch_edges(self, module: _Module, cls: SymbolRef) -> list[Edge]:
         """`self.m()` / `cls.m()` in an ancestor of `cls` reaching `cls`'s own override of m.
         Held by the overriding class's file: it reads the ancestors' self-calls, so an edit of
@@ -821,6 +864,7 @@ class Resolver:
             for call_kind, target in targets:
                 dst, dst_path = self.qualified(target)
                 edges.add(Edge("calls", src, module.path, dst, dst_path, call.line, call_kind))
+        edges.update(self.argument_edges(module, answers))
         for symbol in module.ir.symbols:
             if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
                 continue

@@ -33,6 +33,7 @@ from codegraph.model import PyValues
 
 MAX_VALUES = 12  # per name or expression: beyond it, the rest are dropped (flow-insensitive)
 MAX_EXPR = 240  # characters of one expression
+MAX_ARGS = 6  # the arguments of a call looked at for functions passed on
 _KEY = re.compile(r"\w+")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _WRAPPERS = frozenset({"Optional", "typing.Optional", "Union", "typing.Union", "Annotated",
@@ -160,6 +161,27 @@ class Collector:
             self.named(node, scope)
             return self.values(node.child_by_field_name("value"), scope)
         return []
+
+    def arguments(self, call: ts.Node | None, scope: Scope) -> tuple[str, ...]:
+        """The arguments of a call that are names or attributes (what may pass a function or
+        a class on), as "<position>=<value>" / "<keyword>=<value>", locals substituted."""
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if args is None or args.type != "argument_list":
+            return ()
+        out: list[str] = []
+        for i, arg in enumerate(args.named_children[:MAX_ARGS]):
+            slot = str(i)
+            if arg.type == "keyword_argument":
+                name = arg.child_by_field_name("name")
+                slot = _text(name) if name is not None else "?"
+                arg = arg.child_by_field_name("value")
+            if arg is None or arg.type not in ("identifier", "attribute"):
+                continue
+            for value in self.substituted(scope, self.values(arg, scope)) if scope.local else (
+                    self.values(arg, scope)):
+                if "()" not in value and not value.startswith("<a:"):
+                    out.append(f"{slot}={value}")
+        return tuple(out)
 
     def annotation(self, node: ts.Node | None) -> list[str]:
         """Instances an annotation says a name holds: `Foo`, `Optional[Foo]`, `Foo | None`,
