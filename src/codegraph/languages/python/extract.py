@@ -27,7 +27,7 @@ _FACTS = ts.Query(
     [(import_statement) (import_from_statement)] @imp
     (call function: (_) @callee)
     [(assignment) (augmented_assignment) (named_expression) (for_statement) (for_in_clause)
-     (with_item) (return_statement) (yield)] @flow
+     (with_item) (return_statement) (yield) (except_clause)] @flow
     """,
 )
 _ERRORS = ts.Query(LANGUAGE, "(ERROR) @err")
@@ -325,6 +325,7 @@ _HANDLERS = {
     "with_item": _values.Collector.with_item,
     "return_statement": _values.Collector.ret,
     "yield": _values.Collector.yielded,
+    "except_clause": _values.Collector.caught,
 }
 
 

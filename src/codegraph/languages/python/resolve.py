@@ -48,7 +48,7 @@ Target = ModuleRef | SymbolRef
 
 _NO_CUT = 1 << 30
 _NO_VALUES = PyValues({}, {}, {}, {}, {}, {}, {}, {})
-_OPS = re.compile(r"\.\w+|\(\)|\[\]|\[=\w*\]|!|\^")
+_OPS = re.compile(r"\.\w+|\(\)|\[\]|\[=\w*\]|!|\*|\^")
 # Decorators that keep a function what it is for the call graph (property-likes are told apart
 # where an attribute is read).
 _KEEPS = frozenset({"staticmethod", "classmethod", "abstractmethod", "abc.abstractmethod",
@@ -64,7 +64,8 @@ _PROPERTIES = frozenset({"property", "cached_property", "functools.cached_proper
 # A value (what an expression may evaluate to), a plain tuple: ("f", path, local) a function,
 # ("c", path, local) a class, ("i", path, local) an instance of a class, ("m", name) a module,
 # ("g", path, local) a generator of a function, ("b", path, box id) a container literal,
-# ("v", path, box id) its `.values`/`.copy` method, ("s", path, class) `super()` in the class.
+# ("v", path, box id) its `.values`/`.copy` method, ("s", path, class) `super()` in the class,
+# ("l", path, class) a collection of instances of the class (from an annotation).
 Value = tuple[str, ...]
 _EMPTY: frozenset[Value] = frozenset()
 
@@ -647,9 +648,13 @@ class Resolver:
                 return self.elements(value[1], value[2], op[2:-1] if len(op) > 2 else None)
             if tag == "g":
                 return self.yielded(SymbolRef(value[1], value[2]))
+            if tag == "l":
+                return frozenset({("i", value[1], value[2])})
             return _EMPTY
         if op == "!":
             return frozenset({("i", value[1], value[2])}) if tag == "c" else _EMPTY
+        if op == "*":
+            return frozenset({("l", value[1], value[2])}) if tag == "c" else _EMPTY
         if op == "^":
             if tag == "g":
                 return self.yielded(SymbolRef(value[1], value[2]))

@@ -20,6 +20,7 @@ Value expression syntax (strings, compared and hashed as such):
            ()              call (arguments are not part of the value)
            []  [=KEY]      an element (any, or the one with this literal key or index)
            !               an instance of (annotations: ``x: Foo`` is ``Foo!``)
+           *               a collection of instances of (``x: list[Foo]`` is ``Foo*``)
            ^               what ``with`` binds (``__enter__``, or a generator's yield)
 """
 
@@ -36,10 +37,16 @@ MAX_EXPR = 240  # characters of one expression
 MAX_ARGS = 6  # the arguments of a call looked at for functions passed on
 _KEY = re.compile(r"\w+")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-_WRAPPERS = frozenset({"Optional", "typing.Optional", "Union", "typing.Union", "Annotated",
-                       "typing.Annotated", "Final", "typing.Final", "ClassVar", "typing.ClassVar",
-                       "Type", "typing.Type", "type"})
+_WRAPPERS = frozenset({"Optional", "Union", "Annotated", "Final", "ClassVar"})
 _CONTAINERS = ("list", "tuple", "set", "dictionary", "expression_list")
+_SAME_ELEMENTS = frozenset({b"list", b"tuple", b"sorted", b"reversed", b"set", b"frozenset",
+                            b"iter"})
+# Annotations of collections whose elements (or, for mappings, values) are the last argument's.
+_COLLECTIONS = frozenset({"List", "list", "Sequence", "MutableSequence", "Iterable", "Iterator",
+                          "Set", "set", "FrozenSet", "frozenset", "Collection", "Tuple", "tuple",
+                          "Generator", "AsyncIterator", "AsyncIterable", "AbstractSet", "Deque",
+                          "deque", "Dict", "dict", "Mapping", "MutableMapping", "DefaultDict",
+                          "OrderedDict"})
 _FIRST_IS_CLASS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _BASE = re.compile(r"<[^>]*>|\w+")
 
@@ -130,8 +137,15 @@ class Collector:
             return [v + suffix for v in self.values(obj, scope)]
         if kind == "call":
             fn = node.child_by_field_name("function")
-            if fn is not None and fn.type == "identifier" and fn.text == b"super":
-                return [f"<s:{scope.cls}>"] if scope.cls is not None else []
+            if fn is not None and fn.type == "identifier":
+                if fn.text == b"super":
+                    return [f"<s:{scope.cls}>"] if scope.cls is not None else []
+                if fn.text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
+                    args = node.child_by_field_name("arguments")
+                    if args is not None and args.named_child_count == 1 and (
+                            args.named_children[0].type != "keyword_argument"):
+                        return [v for v in self.values(args.named_children[0], scope)
+                                if v.endswith("]") or v.startswith("<b:") or v.endswith("*")]
             return [v + "()" for v in self.values(fn, scope)]
         if kind == "subscript":
             key = node.child_by_field_name("subscript")
@@ -211,7 +225,23 @@ class Collector:
             if not children:
                 return []
             head = _text(children[0])
-            if head in _WRAPPERS:
+            short = head.rpartition(".")[2]
+            if short in ("Type", "type"):  # the class itself
+                inner = children[1] if kind == "generic_type" and len(children) > 1 else None
+                return [v[:-1] for v in self.annotation(inner) if v.endswith("!")]
+            if short in _COLLECTIONS:
+                args = children[1:] if kind == "generic_type" else [
+                    node.child_by_field_name("subscript")]
+                arg = args[-1] if args else None
+                items = arg.named_children if arg is not None and arg.type in (
+                    "type_parameter", "tuple") else [arg] if arg is not None else []
+                element = items[-1] if short in ("Dict", "dict", "Mapping", "MutableMapping",
+                                                 "DefaultDict", "OrderedDict") else (
+                    items[0] if items else None)
+                if short == "Generator" and items:
+                    element = items[0]
+                return [v[:-1] + "*" for v in self.annotation(element) if v.endswith("!")]
+            if short in _WRAPPERS or head in _WRAPPERS:
                 out: list[str] = []
                 args = children[1:] if kind == "generic_type" else [
                     node.child_by_field_name("subscript")]
@@ -219,7 +249,7 @@ class Collector:
                     if arg is None:
                         continue
                     items = arg.named_children if arg.type in ("type_parameter", "tuple") else [arg]
-                    if head.endswith("Annotated") and items:
+                    if short == "Annotated" and items:
                         items = items[:1]
                     for item in items:
                         _add(out, self.annotation(item))
@@ -339,6 +369,18 @@ class Collector:
         if right.type in ("list", "tuple", "set"):  # over a literal: its elements
             for item in right.named_children:
                 self.bind(scope, left, self.values(item, scope), item)
+            return
+        fn = right.child_by_field_name("function") if right.type == "call" else None
+        args = right.child_by_field_name("arguments") if fn is not None else None
+        if (fn is not None and args is not None and fn.text in (b"enumerate", b"zip")
+                and left.type in ("pattern_list", "tuple_pattern")):
+            items = [a for a in args.named_children if a.type != "keyword_argument"]
+            targets = left.named_children
+            if fn.text == b"enumerate" and items and len(targets) == 2:
+                self.bind(scope, targets[1], [v + "[]" for v in self.values(items[0], scope)])
+            elif fn.text == b"zip" and len(items) == len(targets):
+                for target, item in zip(targets, items, strict=True):
+                    self.bind(scope, target, [v + "[]" for v in self.values(item, scope)])
         else:
             self.bind(scope, left, [v + "[]" for v in self.values(right, scope)])
 
@@ -350,6 +392,20 @@ class Collector:
         target = alias.named_children[0] if alias.named_child_count else None
         if target is not None:
             self.bind(scope, target, [v + "^" for v in self.values(expr, scope)])
+
+    def caught(self, node: ts.Node, scope: Scope) -> None:
+        """`except E as e`: e is an instance of E (of each class of a tuple)."""
+        pattern = node.named_children[0] if node.named_child_count else None
+        if pattern is None or pattern.type != "as_pattern" or pattern.named_child_count < 2:
+            return
+        kinds, alias = pattern.named_children[0], pattern.named_children[-1]
+        target = alias.named_children[0] if alias.named_child_count else None
+        classes = kinds.named_children if kinds.type == "tuple" else [kinds]
+        values: list[str] = []
+        for cls in classes:
+            _add(values, [v + "!" for v in self.values(cls, scope)])
+        if target is not None:
+            self.bind(scope, target, values)
 
     def ret(self, node: ts.Node, scope: Scope) -> None:
         if scope.kind != "function" or node.named_child_count == 0:
