@@ -205,7 +205,11 @@ def oracle(spec: str, scratch: Path, python: str) -> dict[str, Any]:
     pkg = next((p for p in (src_root / name, src_root / "src" / name) if p.is_dir()), None)
     if pkg is None:
         raise SystemExit(f"cannot find the package directory {name} in {src_root}")
-    tests = next(p for p in (src_root / "tests", src_root / "test", src_root / "t") if p.is_dir())
+    # Tests beside the package, or inside it (then their calls into the package count too).
+    tests = next((p for p in (src_root / "tests", src_root / "test", src_root / "t",
+                              pkg / "tests") if p.is_dir()), None)
+    if tests is None:
+        raise SystemExit(f"{spec}: no tests in its sdist")
     tracer = work / "tracer.py"
     tracer.write_text(TRACER)
     out = work / "edges.json"
