@@ -188,3 +188,24 @@ def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:
     assert {(r["dst"], r["call_kind"]) for r in rows} == {("m.K", "constructor"),
                                                           ("m.K.__init__", "constructor")}
     assert ["edge", "calls", "m.f", "m.py", "m.K", "m.py", 7, "constructor"] in export(db)
+
+
+def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    repo = write_tree(tmp_path / "repo", {"m.py": "class K:\n    pass\n\n\ndef f():\n    K()\n"})
+    db = str(tmp_path / "db")
+    update(repo, db)
+    path = tmp_path / "db" / "index.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP INDEX edges_dispatch_by_src; ALTER TABLE edges DROP COLUMN call_kind;"
+                       " UPDATE meta SET value='3' WHERE key='schema_version';")
+    conn.close()
+    rows = codegraph.open(db).graph("callees", "m.f")  # opening upgrades it
+    assert [(r["dst"], r["call_kind"]) for r in rows] == [("m.K", "")]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+    conn.close()
+    update(repo, db, full=True)
+    assert [(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "m.f")] == [
+        ("m.K", "constructor")]
