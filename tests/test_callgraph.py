@@ -156,6 +156,8 @@ def test_dispatch_edges_follow_the_overriding_subclass(tmp_path: Path, store_url
     assert [(r["src"], r["call_kind"], r["line"]) for r in callers] == [
         ("base.Shape.describe", "dispatch", 3)]
     assert idx.graph("callers", "square.Square.area", dispatch=False) == []
+    assert ("square.Square.area", "dispatch") in {(r["dst"], r["call_kind"])
+                                                  for r in idx.graph("callees", "base.py")}
     # Moving the self-call in base.py changes the dispatch edge's line: square.py, which
     # holds it, is re-resolved; user.py (which read nothing of it) is not.
     text = (repo / "base.py").read_text()
@@ -198,7 +200,8 @@ def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     update(repo, db)
     path = tmp_path / "db" / "index.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript("DROP INDEX edges_dispatch_by_src; ALTER TABLE edges DROP COLUMN call_kind;"
+    conn.executescript("DROP INDEX edges_dispatch_by_src; DROP INDEX edges_dispatch_by_src_path;"
+                       " ALTER TABLE edges DROP COLUMN call_kind;"
                        " UPDATE meta SET value='3' WHERE key='schema_version';")
     conn.close()
     rows = codegraph.open(db).graph("callees", "m.f")  # opening upgrades it

@@ -44,6 +44,8 @@ SCHEMA_VERSION = "4"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kin
 _UPGRADES = {
     "3": "ALTER TABLE edges ADD COLUMN call_kind TEXT NOT NULL DEFAULT '';"
          " CREATE INDEX IF NOT EXISTS edges_dispatch_by_src ON edges(src)"
+         " WHERE call_kind='dispatch';"
+         " CREATE INDEX IF NOT EXISTS edges_dispatch_by_src_path ON edges(src_path)"
          " WHERE call_kind='dispatch';",
 }
 ABANDONED_AFTER_S = 3600
@@ -737,8 +739,11 @@ class SqliteStore(Store):
     @staticmethod
     def _edge_filter(snapshot_id: int, column: str, value: str) -> tuple[str, tuple[Any, ...]]:
         """Edges by where they start or end, through the two indexes edges have (see schema)."""
-        if column == "src_path":  # a file's outgoing edges are its resolution's
-            return f"res_id={_FILE_RES}", (snapshot_id, value)
+        if column == "src_path":  # a file's outgoing edges are its resolution's, and dispatch
+            # edges other files hold
+            return (f"(res_id={_FILE_RES} OR rowid IN (SELECT rowid FROM edges INDEXED BY"
+                    " edges_dispatch_by_src_path WHERE src_path=? AND call_kind='dispatch'))"
+                    f" AND {_IN_SNAPSHOT}", (snapshot_id, value, value, snapshot_id))
         if column == "dst_path":
             return f"dst_path=? AND {_IN_SNAPSHOT}", (value, snapshot_id)
         short = value.rpartition(".")[2]

@@ -161,8 +161,9 @@ CREATE TABLE IF NOT EXISTS edges (
 CREATE INDEX IF NOT EXISTS edges_by_res ON edges(res_id);
 CREATE INDEX IF NOT EXISTS edges_by_target ON edges(dst_path, kind, dst);
 -- A dispatch edge is stored with the overriding subclass's file, not the caller's: `callees`
--- finds those through this (small) partial index.
+-- finds those through these (small) partial indexes.
 CREATE INDEX IF NOT EXISTS edges_dispatch_by_src ON edges(src) WHERE call_kind='dispatch';
+CREATE INDEX IF NOT EXISTS edges_dispatch_by_src_path ON edges(src_path) WHERE call_kind='dispatch';
 
 -- What the importer uses: (dependency file, name; '' = the whole module). For queries.
 CREATE TABLE IF NOT EXISTS file_deps (
