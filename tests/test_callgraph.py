@@ -172,7 +172,7 @@ def test_dispatch_edges_follow_the_overriding_subclass(tmp_path: Path, store_url
     assert codegraph.open(db).graph("callees", "base.Shape.describe") == [
         {"kind": "calls", "src": "base.Shape.describe", "src_path": "base.py",
          "dst": "base.Shape.area", "dst_path": "base.py", "line": 4, "call_kind": "direct",
-         "repo": str(repo.resolve())}]
+         "language": "python", "dst_language": "python", "repo": str(repo.resolve())}]
 
 
 def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:

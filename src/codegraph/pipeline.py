@@ -133,15 +133,15 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         return result
 
     languages: dict[str, tuple[str | None, str | None]] = {}
-    modules_by_lang: dict[str, list[str]] = {}
+    modules_by_family: dict[str, list[str]] = {}  # a family's files are named together
     for f in snapshot.files:
         lang = language_for(f.path)
         languages[f.path] = (lang.name if lang else None, None)
         if lang is not None:
-            modules_by_lang.setdefault(lang.name, []).append(f.path)
-    for lang_name, paths in modules_by_lang.items():
-        for p, module in get_language(lang_name).module_names(paths, root.name).items():
-            languages[p] = (lang_name, module)
+            modules_by_family.setdefault(lang.family, []).append(f.path)
+    for family, paths in modules_by_family.items():
+        for p, module in get_language(family).module_names(paths, root.name).items():
+            languages[p] = (languages[p][0], module)
     # Resolutions can be carried over only from a base resolved by the same L1: each file starts
     # with its base resolution, and L1 re-points those it resolves again (see _Resolution).
     carry = base is not None and base.stage_keys.get(L1) == keys[L1]

@@ -14,6 +14,7 @@ from typing import Any
 
 from codegraph import lexical
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
+from codegraph.languages import language_name
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
@@ -35,6 +36,11 @@ class Hit:
     score: float
     snippet: str
     repo: str = ""  # the repository's identity (a path or a normalised URL)
+    language: str | None = None  # the file's language (None: plain text); set from the path
+
+    def __post_init__(self) -> None:
+        if self.language is None:
+            self.language = language_name(self.path)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,7 +277,12 @@ class Index:
     # ----- graph -------------------------------------------------------------------------
 
     def _is_path(self, sid: int, name: str) -> bool:
-        return "/" in name or name.endswith(".py") or bool(self.store.symbols_in_file(sid, name))
+        # A file of the snapshot; else a path-like name that no symbol has (TS/JS qualified
+        # names are paths too: `src/lib/client.Client.get`).
+        if self.store.symbols_in_file(sid, name):
+            return True
+        return ("/" in name or name.endswith(".py")) and not any(
+            r.qname == name for r in self.store.find_symbols(sid, name))
 
     def graph(self, query: str, name: str, dispatch: bool = True) -> list[dict[str, Any]]:
         """Rows of every repository (in identity order), each with its `repo`. Call edges carry
@@ -285,7 +296,7 @@ class Index:
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
-            return [r._asdict() for r in rows]
+            return [{**r._asdict(), "language": language_name(r.path)} for r in rows]
         path_query = self._is_path(sid, name)
         if query in ("callers", "callees"):
             if path_query:
@@ -305,7 +316,8 @@ class Index:
                 edges = store.edges_where(sid, "imports", column, targets)
         return [
             {"kind": e.kind, "src": e.src, "src_path": e.src_path, "dst": e.dst,
-             "dst_path": e.dst_path, "line": e.line, "call_kind": e.call_kind}
+             "dst_path": e.dst_path, "line": e.line, "call_kind": e.call_kind,
+             "language": language_name(e.src_path), "dst_language": language_name(e.dst_path)}
             for e in edges if dispatch or e.call_kind != "dispatch"
         ]
 

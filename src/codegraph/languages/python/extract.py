@@ -312,7 +312,7 @@ def extract(text: str) -> FileIR:
     if root.has_error:
         errors = max(1, len(ts.QueryCursor(_ERRORS).captures(root).get("err", [])))
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
-    return FileIR(symbols, imports, calls[0], all_names, errors, calls[1])
+    return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1])
 
 
 _DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
