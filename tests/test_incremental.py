@@ -185,20 +185,37 @@ def module_of(path: str) -> str:
     return name[: -len(".__init__")] if name.endswith(".__init__") else name
 
 
+VALUES = [*NAMES, "missing", None]
+
+
 def render(defs: list[str], imports: list[tuple[str, str]], calls: list[str], star: str | None,
-           signature: int, body: int) -> str:
+           signature: int, body: int, ret: str | None = None, attr: str | None = None,
+           base: str | None = None, deco: str | None = None, ann: str | None = None) -> str:
+    """One module: functions (maybe decorated, maybe with an annotated first parameter,
+    returning a call of some name) and classes (a base, an attribute assigned an instance,
+    `self.part.run()`), then module-level calls and call chains through return values."""
     lines = [f"from {module} import {name}" for module, name in imports]
     if star:
         lines.append(f"from {star} import *")
     for name in defs:
-        params = ", ".join(f"p{i}" for i in range(signature))
+        params = [f"p{i}" for i in range(signature)]
         if name[0].isupper():
-            base = imports[0][1] if imports and imports[0][1][0].isupper() else "object"
-            lines += [f"class {name}({base}):",
-                      f"    def run(self, {params}):", f"        return self.run() + {body}", ""]
+            written = base or (imports[0][1] if imports and imports[0][1][0].isupper() else "object")
+            lines += [f"class {name}({written}):",
+                      "    def __init__(self):", f"        self.part = {attr or 'object'}()",
+                      f"    def run(self, {', '.join(params)}):", "        self.part.run()",
+                      f"        return self.run() + {body}", ""]
         else:
-            lines += [f"def {name}({params}):", f"    return {body}", ""]
+            if params and ann:
+                params[0] = f"p0: {ann}"
+            if deco:
+                lines.append(f"@{deco}")
+            lines += [f"def {name}({', '.join(params)}):"]
+            if params and ann:
+                lines.append("    p0.run()")
+            lines += [f"    x = {body}", f"    return {ret}()" if ret else "    return x", ""]
     lines += [f"{call}()" for call in calls]
+    lines += [f"{call}().run()" for call in calls[:1]]
     return "\n".join(lines) + "\n"
 
 
@@ -210,13 +227,24 @@ file_specs = st.fixed_dictionaries({
     "star": st.none() | st.sampled_from([module_of(m) for m in MODULES]),
     "signature": st.integers(0, 2),
     "body": st.integers(0, 3),
+    "ret": st.sampled_from(VALUES),
+    "attr": st.sampled_from(VALUES),
+    "base": st.sampled_from([None, "Delta", "Epsilon", "object"]),
+    "deco": st.sampled_from(VALUES),
+    "ann": st.sampled_from(VALUES),
 })
 
-EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol"]
+# Value edits: what a function returns, an attribute's class, a base class, a decorator, a
+# parameter annotation (each a fact other files' call resolution may read).
+VALUE_EDITS = {"change_return": "ret", "change_attr": "attr", "change_base": "base",
+               "change_decorator": "deco", "change_annotation": "ann"}
+EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol",
+         *VALUE_EDITS]
 
 
-# Examples per backend: every PostgreSQL example costs a few round trips per statement.
-EXAMPLES = {"sqlite": 40, "postgres": 15}
+# Examples per backend: every PostgreSQL example costs a few round trips per statement
+# (CG_EXAMPLES=400 runs a longer search on SQLite).
+EXAMPLES = {"sqlite": int(os.environ.get("CG_EXAMPLES", 40)), "postgres": 15}
 
 
 def test_random_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any, store_url: str) -> None:
@@ -267,6 +295,10 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
             if free:
                 target = data.draw(st.sampled_from(free))
                 specs[target] = data.draw(file_specs) if edit == "add" else specs.pop(path)
+        elif edit in VALUE_EDITS:
+            field = VALUE_EDITS[edit]
+            choices = ([None, "Delta", "Epsilon", "object"] if field == "base" else VALUES)
+            specs[path][field] = data.draw(st.sampled_from(choices))
         elif edit == "rename_symbol" and specs[path]["defs"]:
             old = specs[path]["defs"][0]
             unused = [n for n in NAMES if n not in specs[path]["defs"]]

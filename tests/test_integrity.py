@@ -261,9 +261,10 @@ def test_postgres_migration_3_gives_stored_outputs_their_checksums(shop_repo: Pa
         sql(db, "ALTER TABLE chunk_sets DROP COLUMN checksum")
         sql(db, "ALTER TABLE lexical_docs DROP COLUMN checksum, DROP COLUMN terms_checksum")
         sql(db, "ALTER TABLE embeddings DROP COLUMN checksum")
-        sql(db, "DELETE FROM schema_migrations WHERE version = 3")
-        open_store(db).close()  # applies migration 3
-        assert sql(db, "SELECT max(version) FROM schema_migrations") == [(postgres.CHECKSUMS_MIGRATION,)]
+        sql(db, "ALTER TABLE edges DROP COLUMN call_kind")  # and migration 4's column
+        sql(db, "DELETE FROM schema_migrations WHERE version >= 3")
+        open_store(db).close()  # applies migrations 3 and 4
+        assert (postgres.CHECKSUMS_MIGRATION,) in sql(db, "SELECT version FROM schema_migrations")
         again = full(shop_repo, db)
         assert again["warnings"] == []
         assert [stage(again, s)[k] for s, k in (("L2_chunk", "files_chunked"),
@@ -280,7 +281,7 @@ def test_an_older_sqlite_store_is_refused_with_one_line_saying_what_to_do(tmp_pa
     db = str(tmp_path / "db")
     open_store(db).close()
     sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(UserError, match=r"version 2; this codegraph needs 3: delete .* and index again"):
+    with pytest.raises(UserError, match=r"version 2; this codegraph needs 4: delete .* and index again"):
         open_store(db)
 
 

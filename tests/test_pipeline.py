@@ -227,12 +227,14 @@ def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path
 
     for qname in rng.sample(symbols, 60):
         def answer(query: str, name: str = qname) -> set[tuple]:
-            return {(r["kind"], r["src"], r["src_path"], r["dst"], r["dst_path"], r["line"])
-                    for r in idx.graph(query, name)}
+            return {(r["kind"], r["src"], r["src_path"], r["dst"], r["dst_path"], r["line"],
+                     r["call_kind"]) for r in idx.graph(query, name)}
         assert answer("callers") == {tuple(e) for e in edges if e[0] == "calls" and e[3] == qname}
         assert answer("callees") == {tuple(e) for e in edges if e[0] == "calls" and e[1] == qname}
         assert answer("importers") == {tuple(e) for e in edges if e[0] == "imports" and e[3] == qname}
     for path in rng.sample(sorted({e[2] for e in edges}), 15):
+        assert {edge(r) for r in idx.graph("callees", path)} == {
+            tuple(e) for e in edges if e[0] == "calls" and e[2] == path}
         assert {edge(r) for r in idx.graph("imports", path)} == {
             tuple(e) for e in edges if e[0] == "imports" and e[2] == path}
         assert {edge(r) for r in idx.graph("importers", path)} == {

@@ -159,9 +159,12 @@ def test_cross_file_resolution_of_the_shop_package(shop_repo: Path) -> None:
     assert ("calls", "shop.models.Customer.validate", "shop.models.Base.validate") in edges
     assert ("calls", "shop.models.Customer.validate", "shop.models.Customer.has_email") in edges
     assert ("inherits", "shop.models.Customer", "shop.models.Base") in edges
-    # not resolved: methods on local variables (their types are not inferred)
-    assert not any(e[0] == "calls" and e[2].endswith(".save") and e[1] == "shop.checkout.checkout"
-                   for e in edges)
+    # methods on local variables, through the class they were constructed from (Customer
+    # inherits save from Base); a class call is a constructor edge
+    assert ("calls", "shop.checkout.checkout", "shop.models.Base.save") in edges
+    kinds = {(e.src, e.dst): e.call_kind for e in res.edges if e.kind == "calls"}
+    assert kinds["shop.checkout.checkout", "shop.models.Customer"] == "constructor"
+    assert kinds["shop.checkout.checkout", "shop.models.Base.save"] == "direct"
     # the reverse-dependency index: app uses shop/__init__.py's Customer and total_price
     assert ("shop/__init__.py", "Customer") in res.file_deps["app.py"]
     assert ("shop/models.py", "Customer") in res.file_deps["app.py"]

@@ -259,14 +259,18 @@ def graph(
     name: Annotated[str, typer.Argument(help="A qualified symbol name or a file path.")],
     repo: RepoOption = None,
     db: DbOption = None,
+    no_dispatch: Annotated[bool, typer.Option(
+        "--no-dispatch", help="callers/callees: leave out the subclass overrides a call on "
+        "self/cls may reach (dispatch edges).")] = False,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Answer from the code graph: defs, callers, callees, imports, importers of NAME."""
+    """Answer from the code graph: defs, callers, callees, imports, importers of NAME. Call
+    edges show their kind: direct, constructor (a class called) or dispatch (an override)."""
 
     def run() -> tuple[Any, list[dict[str, Any]]]:
         idx = open_index(db, repo)
-        return idx, idx.graph(query, name)
+        return idx, idx.graph(query, name, dispatch=not no_dispatch)
 
     idx, rows = _guard(debug, run)
     if as_json:
@@ -281,8 +285,9 @@ def graph(
             out.print(f"{where}{row['path']}:{row['start_line']}-{row['end_line']}  {row['kind']:<8} "
                       f"{row['qname']}  {row['signature']}", highlight=False)
         else:
+            kind = f"  [{row['call_kind']}]" if row["call_kind"] else ""
             out.print(f"{where}{row['src_path']}:{row['line']}  {row['src']} -> {row['dst']}  "
-                      f"({row['dst_path']})", highlight=False)
+                      f"({row['dst_path']}){kind}", highlight=False, markup=False)
 
 
 @app.command()

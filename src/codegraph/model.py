@@ -60,8 +60,27 @@ class Import(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 class CallSite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     scope: str  # local name of the enclosing function ("" at module level)
-    callee: str  # dotted expression as written: "f", "self.m", "mod.f", "super().m"
+    callee: str  # dotted expression as written: "f", "self.m", "mod.f", "super().m"; else ""
     line: int
+    # Python: the values the called expression may have, locals substituted away
+    # (`languages/python/values.py` gives the syntax), e.g. ("Foo().run", "<i:C>.m").
+    py_values: tuple[str, ...] = ()
+    # Python: arguments that may be functions or classes, "<position or keyword>=<value>".
+    py_args: tuple[str, ...] = ()
+
+
+class PyValues(msgspec.Struct, frozen=True, gc=False):
+    """Python: the value facts of one file that resolution evaluates (`languages/python/values.py`),
+    all flow-insensitive, in value-expression syntax, keyed by local names."""
+
+    returns: dict[str, tuple[str, ...]]  # function -> what it may return (its annotation too)
+    yields: dict[str, tuple[str, ...]]  # generator function -> what it may yield
+    params: dict[str, tuple[str, ...]]  # function -> its parameter names
+    attrs: dict[str, tuple[tuple[str, str], ...]]  # "Class:attr" -> (scope, value)
+    variables: dict[str, tuple[str, ...]]  # module-level name -> values (scope "")
+    boxes: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]  # "scope:target" -> (key, values)
+    decorators: dict[str, tuple[str, ...]]  # def -> its decorators' values, outermost first
+    self_calls: dict[str, tuple[tuple[str, str, int], ...]]  # class -> (scope, method, line)
 
 
 class Export(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -110,6 +129,7 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     config: str | None = None  # a configuration file's relevant content (tsconfig, package.json)
     package: str = ""  # Go: the package clause's name
     typed: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
+    py_values: PyValues | None = None  # Python only
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -126,6 +146,9 @@ class Edge(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     kind: "imports" (file -> module or symbol), "calls" (symbol -> symbol),
     "inherits" (class -> class). src/dst are qualified names.
+    call_kind: "" for non-call edges; for calls "direct" (the callee itself), "constructor" (a
+    class called: the class and its `__init__`/`__new__`) or "dispatch" (an override in a
+    subclass that a call on `self`/`cls` may reach at run time).
     """
 
     kind: str

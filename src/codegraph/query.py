@@ -340,15 +340,16 @@ class Index:
         return ("/" in name or name.endswith(".py")) and not any(
             r.qname == name for r in self.store.find_symbols(sid, name))
 
-    def graph(self, query: str, name: str) -> list[dict[str, Any]]:
-        """Rows of every repository (in identity order), each with its `repo`."""
+    def graph(self, query: str, name: str, dispatch: bool = True) -> list[dict[str, Any]]:
+        """Rows of every repository (in identity order), each with its `repo`. Call edges carry
+        their `call_kind`; `dispatch=False` leaves out the overrides a call may reach."""
         if query not in GRAPH_QUERIES:
             raise UserError(f"unknown graph query {query!r}: use one of {', '.join(GRAPH_QUERIES)}")
         self.refresh()
         return [{**row, "repo": snap.repo} for snap in self.snapshots
-                for row in self._graph(snap.id, query, name)]
+                for row in self._graph(snap.id, query, name, dispatch)]
 
-    def _graph(self, sid: int, query: str, name: str) -> list[dict[str, Any]]:
+    def _graph(self, sid: int, query: str, name: str, dispatch: bool) -> list[dict[str, Any]]:
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
@@ -372,9 +373,9 @@ class Index:
                 edges = store.edges_where(sid, "imports", column, targets)
         return [
             {"kind": e.kind, "src": e.src, "src_path": e.src_path, "dst": e.dst,
-             "dst_path": e.dst_path, "line": e.line, "language": language_name(e.src_path),
-             "dst_language": language_name(e.dst_path)}
-            for e in edges
+             "dst_path": e.dst_path, "line": e.line, "call_kind": e.call_kind,
+             "language": language_name(e.src_path), "dst_language": language_name(e.dst_path)}
+            for e in edges if dispatch or e.call_kind != "dispatch"
         ]
 
     def repo_name(self, identity: str) -> str:

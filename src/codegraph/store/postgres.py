@@ -427,10 +427,12 @@ class PostgresStore(Store):
                 for res_id, r in zip(ids, rows, strict=True):
                     for sym in r.symbols:
                         copy.write_row((res_id, *sym[:6], _utf8(sym.signature), _utf8(sym.docstring)))
-            with cur.copy("COPY edges (res_id, kind, src, src_path, dst, dst_path, line) FROM STDIN") as copy:
+            with cur.copy("COPY edges (res_id, kind, src, src_path, dst, dst_path, line, call_kind)"
+                          " FROM STDIN") as copy:
                 for res_id, r in zip(ids, rows, strict=True):
                     for e in r.edges:
-                        copy.write_row((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line))
+                        copy.write_row((res_id, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line,
+                                        e.call_kind))
             with cur.copy("COPY file_deps (res_id, importer, dependency, name) FROM STDIN") as copy:
                 for res_id, r in zip(ids, rows, strict=True):
                     for dep, name in r.deps:
@@ -891,11 +893,11 @@ class PostgresStore(Store):
         if column not in ("src", "dst", "src_path", "dst_path"):
             raise ValueError(column)
         rows = self._conn().execute(
-            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line, e.call_kind"
             " FROM unnest(%s::text[]) WITH ORDINALITY AS v(value, n)"
             f" JOIN edges e ON e.kind=%s AND e.{column}=v.value"
             f" WHERE e.{_IN_SNAPSHOT}"
-            " ORDER BY v.n, e.src_path, e.line, e.src, e.dst",
+            " ORDER BY v.n, e.src_path, e.line, e.src, e.dst, e.call_kind",
             (list(values), kind, snapshot_id),
         ).fetchall()
         return [Edge(*r) for r in rows]
@@ -929,9 +931,9 @@ class PostgresStore(Store):
             " ORDER BY s.path, s.start_line, s.qname, s.kind, s.end_line, s.signature, s.docstring",
             sid))
         yield from (("edge", *r) for r in conn.execute(
-            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line, e.call_kind"
             " FROM snapshot_files f JOIN edges e ON e.res_id=f.res_id WHERE f.snapshot_id=%s"
-            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path", sid))
+            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path, e.call_kind", sid))
         yield from (("dep", *r) for r in conn.execute(
             "SELECT d.importer, d.dependency, d.name"
             " FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id WHERE f.snapshot_id=%s"

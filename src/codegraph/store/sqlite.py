@@ -42,7 +42,15 @@ from codegraph.store.base import (
 if TYPE_CHECKING:
     from codegraph.snapshot import Snapshot
 
-SCHEMA_VERSION = "3"  # 3: checksums on L2, L3 and L4 outputs
+SCHEMA_VERSION = "4"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind
+# In-place upgrades from an older released schema version: SQL run in one transaction.
+_UPGRADES = {
+    "3": "ALTER TABLE edges ADD COLUMN call_kind TEXT NOT NULL DEFAULT '';"
+         " CREATE INDEX IF NOT EXISTS edges_dispatch_by_src ON edges(src)"
+         " WHERE call_kind='dispatch';"
+         " CREATE INDEX IF NOT EXISTS edges_dispatch_by_src_path ON edges(src_path)"
+         " WHERE call_kind='dispatch';",
+}
 ABANDONED_AFTER_S = 3600
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
@@ -92,6 +100,8 @@ class SqliteStore(Store):
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (SCHEMA_VERSION,),
                 )
+            elif version in _UPGRADES:
+                self._upgrade(conn)
             elif version != SCHEMA_VERSION:
                 # Versions 1 and 2 were never released: no migration, an index is rebuilt.
                 older = version.isdigit() and int(version) < int(SCHEMA_VERSION)
@@ -101,6 +111,28 @@ class SqliteStore(Store):
                 )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a usable codegraph store: {exc}") from exc
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring an older released schema up to `SCHEMA_VERSION` in place, one step per
+        transaction; a process that finds the step done by another one at once does nothing.
+        (The stored Python resolutions predate call kinds; the language version bump that came
+        with them makes the next index of every repository resolve again.)"""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._schema_version(conn)
+                if version not in _UPGRADES:
+                    conn.execute("COMMIT")
+                    return
+                for statement in _UPGRADES[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                             (str(int(version or 0) + 1),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> str | None:
@@ -342,8 +374,8 @@ class SqliteStore(Store):
             # One statement per table for the whole batch: the rows are many, the files few.
             conn.executemany("INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              [(i, *s) for i, r in zip(ids, rows, strict=True) for s in r.symbols])
-            conn.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             [(i, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line)
+            conn.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             [(i, e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line, e.call_kind)
                               for i, r in zip(ids, rows, strict=True) for e in r.edges])
             conn.executemany("INSERT INTO file_deps VALUES (?, ?, ?, ?)",
                              [(i, r.path, dep, name) for i, r in zip(ids, rows, strict=True)
@@ -722,8 +754,8 @@ class SqliteStore(Store):
             out.extend(
                 Edge(*r)
                 for r in conn.execute(
-                    "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
-                    f" WHERE kind=? AND {where} ORDER BY src_path, line, src, dst",
+                    "SELECT kind, src, src_path, dst, dst_path, line, call_kind FROM edges"
+                    f" WHERE kind=? AND {where} ORDER BY src_path, line, src, dst, call_kind",
                     (kind, *params),
                 )
             )
@@ -732,15 +764,21 @@ class SqliteStore(Store):
     @staticmethod
     def _edge_filter(snapshot_id: int, column: str, value: str) -> tuple[str, tuple[Any, ...]]:
         """Edges by where they start or end, through the two indexes edges have (see schema)."""
-        if column == "src_path":  # a file's outgoing edges are its resolution's
-            return f"res_id={_FILE_RES}", (snapshot_id, value)
+        if column == "src_path":  # a file's outgoing edges are its resolution's, and dispatch
+            # edges other files hold
+            return (f"(res_id={_FILE_RES} OR rowid IN (SELECT rowid FROM edges INDEXED BY"
+                    " edges_dispatch_by_src_path WHERE src_path=? AND call_kind='dispatch'))"
+                    f" AND {_IN_SNAPSHOT}", (snapshot_id, value, value, snapshot_id))
         if column == "dst_path":
             return f"dst_path=? AND {_IN_SNAPSHOT}", (value, snapshot_id)
         short = value.rpartition(".")[2]
-        if column == "src":  # edges start in the file that defines their source symbol
-            return (f"src=? AND res_id IN (SELECT res_id FROM symbols WHERE name=? AND qname=?"
-                    f" AND {_IN_SNAPSHOT}) AND {_IN_SNAPSHOT}",
-                    (value, short, value, snapshot_id, snapshot_id))
+        if column == "src":  # edges start in the file that defines their source symbol, but for
+            # dispatch edges, which the overriding subclass's file holds
+            return (f"src=? AND (res_id IN (SELECT res_id FROM symbols WHERE name=? AND qname=?"
+                    f" AND {_IN_SNAPSHOT}) OR rowid IN (SELECT rowid FROM edges"
+                    " INDEXED BY edges_dispatch_by_src WHERE src=? AND call_kind='dispatch'))"
+                    f" AND {_IN_SNAPSHOT}",
+                    (value, short, value, snapshot_id, value, snapshot_id))
         # dst: edges end in the file that defines the target (or is the target module)
         return (f"dst_path IN (SELECT path FROM symbols WHERE name=? AND qname=? AND {_IN_SNAPSHOT}"
                 " UNION SELECT path FROM snapshot_files WHERE snapshot_id=? AND module=?)"
@@ -770,9 +808,10 @@ class SqliteStore(Store):
             " FROM snapshot_files f JOIN symbols s ON s.res_id=f.res_id WHERE f.snapshot_id=?"
             " ORDER BY s.path, s.start_line, s.qname, s.kind, s.end_line", (snapshot_id,)))
         yield from (("edge", *r) for r in conn.execute(
-            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line"
+            "SELECT e.kind, e.src, e.src_path, e.dst, e.dst_path, e.line, e.call_kind"
             " FROM snapshot_files f JOIN edges e ON e.res_id=f.res_id WHERE f.snapshot_id=?"
-            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path", (snapshot_id,)))
+            " ORDER BY e.src_path, e.line, e.kind, e.src, e.dst, e.dst_path, e.call_kind",
+            (snapshot_id,)))
         yield from (("dep", *r) for r in conn.execute(
             "SELECT d.importer, d.dependency, d.name"
             " FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id WHERE f.snapshot_id=?"

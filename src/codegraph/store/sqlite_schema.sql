@@ -1,4 +1,4 @@
--- codegraph embedded store, schema version 3 (3: checksums on every per-file output).
+-- codegraph embedded store, schema version 4 (3: checksums on every per-file output; 4: edges.call_kind).
 -- Ground state: repos, snapshots, snapshot_files.
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
 --   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
@@ -155,10 +155,15 @@ CREATE TABLE IF NOT EXISTS edges (
     src_path TEXT NOT NULL,
     dst TEXT NOT NULL,
     dst_path TEXT NOT NULL,
-    line INTEGER NOT NULL
+    line INTEGER NOT NULL,
+    call_kind TEXT NOT NULL DEFAULT ''   -- calls: direct | constructor | dispatch; else ''
 );
 CREATE INDEX IF NOT EXISTS edges_by_res ON edges(res_id);
 CREATE INDEX IF NOT EXISTS edges_by_target ON edges(dst_path, kind, dst);
+-- A dispatch edge is stored with the overriding subclass's file, not the caller's: `callees`
+-- finds those through these (small) partial indexes.
+CREATE INDEX IF NOT EXISTS edges_dispatch_by_src ON edges(src) WHERE call_kind='dispatch';
+CREATE INDEX IF NOT EXISTS edges_dispatch_by_src_path ON edges(src_path) WHERE call_kind='dispatch';
 
 -- What the importer uses: (dependency file, name; '' = the whole module). For queries.
 CREATE TABLE IF NOT EXISTS file_deps (

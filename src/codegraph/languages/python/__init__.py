@@ -19,7 +19,7 @@ class Python:
     extensions = (".py",)
     filenames: tuple[str, ...] = ()
     family = "python"
-    version = "py-3"  # of extract + resolve + the IR format: part of L1's cache key
+    version = "py-4"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-chunk-1"  # of chunk: part of L2's cache key
 
     def extract(self, text: str) -> FileIR:

@@ -7,10 +7,13 @@ captured nodes (a few per definition, one per call), never walks the whole tree.
 from __future__ import annotations
 
 import functools
+import re
+from typing import Any
 
 import tree_sitter as ts
 import tree_sitter_python as tsp
 
+from codegraph.languages.python import values as _values
 from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
 
 LANGUAGE = ts.Language(tsp.language())
@@ -22,7 +25,9 @@ _FACTS = ts.Query(
     (function_definition name: (identifier)) @def
     (class_definition name: (identifier)) @def
     [(import_statement) (import_from_statement)] @imp
-    (call function: [(identifier) (attribute)] @callee)
+    (call function: (_) @callee)
+    [(assignment) (augmented_assignment) (named_expression) (for_statement) (for_in_clause)
+     (with_item) (return_statement) (yield) (except_clause)] @flow
     """,
 )
 _ERRORS = ts.Query(LANGUAGE, "(ERROR) @err")
@@ -68,10 +73,10 @@ def _squashed_head(node: ts.Node, source: bytes, limit: int) -> str:
 
 
 class _Def:
-    __slots__ = ("end", "kind", "local", "start")
+    __slots__ = ("end", "kind", "local", "node", "start")
 
-    def __init__(self, start: int, end: int, local: str, kind: str) -> None:
-        self.start, self.end, self.local, self.kind = start, end, local, kind
+    def __init__(self, start: int, end: int, local: str, kind: str, node: ts.Node) -> None:
+        self.start, self.end, self.local, self.kind, self.node = start, end, local, kind, node
 
 
 def _docstring(body: ts.Node | None) -> str:
@@ -245,7 +250,7 @@ def extract(text: str) -> FileIR:
             kind = SymbolKind.METHOD
         else:
             kind = SymbolKind.FUNCTION
-        d = _Def(start, end, local, kind)
+        d = _Def(start, end, local, kind, node)
         defs.append(d)
         stack.append(d)
         parent_node = node.parent
@@ -302,19 +307,72 @@ def extract(text: str) -> FileIR:
     for node in import_nodes:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
-    calls: list[CallSite] = []
-    scopes = _Scopes(defs)
-    call_nodes = facts.get("callee", [])
-    # Nested callees can start at one byte (`super` in `super().m()`): the end orders them, as
-    # the order tree-sitter captures them in is not always the same for the same tree.
-    call_nodes.sort(key=lambda n: (n.start_byte, n.end_byte))
-    for node in call_nodes:
-        callee = _dotted(node)
-        if callee is not None:
-            calls.append(CallSite(scopes.at(node.start_byte), callee, node.start_point[0] + 1))
-
+    calls = _flow(defs, facts.get("callee", []), facts.get("flow", []))
     errors = 0
     if root.has_error:
         errors = max(1, len(ts.QueryCursor(_ERRORS).captures(root).get("err", [])))
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
-    return FileIR(symbols, imports, calls, all_names, errors)
+    return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1])
+
+
+_DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
+_HANDLERS = {
+    "assignment": _values.Collector.assignment,
+    "augmented_assignment": _values.Collector.augmented,
+    "named_expression": _values.Collector.named,
+    "for_statement": _values.Collector.loop,
+    "for_in_clause": _values.Collector.loop,
+    "with_item": _values.Collector.with_item,
+    "return_statement": _values.Collector.ret,
+    "yield": _values.Collector.yielded,
+    "except_clause": _values.Collector.caught,
+}
+
+
+def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
+          ) -> tuple[list[CallSite], _values.PyValues]:
+    """Call sites with the values of what they call, and the file's value facts: one pass over
+    the definitions, statements and calls in document order (each with its scope)."""
+    collector = _values.Collector()
+    scopes_of = collector.scopes
+    # Document order; at one byte a definition first, then statements, then calls (by end:
+    # nested callees can start at one byte, `super` in `super().m()`, and the order tree-sitter
+    # captures them in is not always the same for the same tree).
+    items: list[tuple[int, int, int, Any]] = [(d.start, 0, 0, d) for d in defs]
+    items += [(n.start_byte, 1, n.end_byte, n) for n in flow_nodes]
+    items += [(n.start_byte, 2, n.end_byte, n) for n in call_nodes]
+    items.sort(key=lambda item: item[:3])
+    stack: list[_Def] = []
+    pending: list[tuple[_values.Scope, ts.Node, int]] = []
+    for start, order, _, item in items:
+        while stack and stack[-1].end <= start:
+            stack.pop()
+        scope = scopes_of[stack[-1].local] if stack else scopes_of[""]
+        if order == 0:
+            scopes_of_parent = scope
+            collector.definition(item.node, item.local, item.kind, scopes_of_parent)
+            stack.append(item)
+        elif order == 1:
+            _HANDLERS[item.type](collector, item, scope)
+        else:
+            pending.append((scope, item, item.start_point[0] + 1))
+    calls: list[CallSite] = []
+    self_calls: dict[str, list[tuple[str, str, int]]] = {}
+    dotted = _DOTTED_NAME.fullmatch
+    for scope, node, line in pending:
+        raw = collector.values(node, scope)
+        values = collector.substituted(scope, raw) if scope.local else tuple(raw)
+        for value in values:
+            if value[0] == "<" and value[1] in "ic":
+                base, rest = _values.split(value)
+                if rest[1:].isidentifier() and rest[0] == ".":
+                    self_calls.setdefault(base[3:-1], []).append((scope.local, rest[1:], line))
+        if len(raw) == 1 and dotted(raw[0]):
+            callee = raw[0]
+        elif len(raw) == 1 and raw[0].startswith("<s:"):
+            callee = "super()" + _values.split(raw[0])[1]
+        else:
+            callee = ""
+        calls.append(CallSite(scope.local, callee, line, values,
+                              collector.arguments(node.parent, scope) if values else ()))
+    return calls, collector.facts(self_calls)

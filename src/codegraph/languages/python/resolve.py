@@ -22,31 +22,65 @@ that replace functions, and names that come from outside the snapshot (they stay
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from codegraph.languages.common import NO_CUT as _NO_CUT
 from codegraph.languages.common import Memo
 from codegraph.languages.common import Reads as _Reads
-from codegraph.model import Edge, FileIR, FileResolution, Symbol, SymbolKind
+from codegraph.languages.python.values import split
+from codegraph.model import Edge, FileIR, FileResolution, PyValues, Symbol, SymbolKind
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
 # and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
 # module namespace ("" as path) "mod:<name>" (which file is module <name>).
 
 
-@dataclass(frozen=True)
-class ModuleRef:
+class ModuleRef(NamedTuple):  # tuples: hashed in C, and memo keys hold many of them
     name: str
 
 
-@dataclass(frozen=True)
-class SymbolRef:
+class SymbolRef(NamedTuple):
     path: str  # the defining file (module names can collide; paths cannot)
     local: str
 
 
 Target = ModuleRef | SymbolRef
+
+_NO_VALUES = PyValues({}, {}, {}, {}, {}, {}, {}, {})
+_OPS = re.compile(r"\.\w+|\(\)|\[\]|\[=\w*\]|!|\*|\^")
+# Decorators that keep a function what it is for the call graph (property-likes are told apart
+# where an attribute is read).
+_KEEPS = frozenset({"staticmethod", "classmethod", "abstractmethod", "abc.abstractmethod",
+                    "functools.cache", "cache", "functools.lru_cache", "lru_cache",
+                    "functools.lru_cache()", "lru_cache()", "override", "typing.override",
+                    "typing_extensions.override", "contextlib.contextmanager", "contextmanager",
+                    "functools.total_ordering", "dataclass", "dataclasses.dataclass",
+                    "dataclass()", "dataclasses.dataclass()", "typing.overload", "overload",
+                    "abc.abstractproperty", "?"})
+_PROPERTIES = frozenset({"property", "cached_property", "functools.cached_property",
+                         "abc.abstractproperty"})
+
+# A value (what an expression may evaluate to), a plain tuple: ("f", path, local) a function,
+# ("c", path, local) a class, ("i", path, local) an instance of a class, ("m", name) a module,
+# ("g", path, local) a generator of a function, ("b", path, box id) a container literal,
+# ("v", path, box id) its `.values`/`.copy` method, ("s", path, class) `super()` in the class,
+# ("l", path, class) a collection of instances of the class (from an annotation).
+Value = tuple[str, ...]
+_EMPTY: frozenset[Value] = frozenset()
+
+
+@functools.lru_cache(maxsize=8192)
+def _ops(rest: str) -> tuple[str, ...]:
+    return tuple(_OPS.findall(rest))
+
+
+def _is_property(decorators: tuple[str, ...]) -> bool:
+    return any(d in _PROPERTIES or d.endswith((".setter", ".getter", ".deleter"))
+               for d in decorators)
+
 
 def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
     """A file's module is its path below the outermost enclosing package (dirs with __init__.py).
@@ -102,6 +136,10 @@ class _Module:
         # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
+        self.values = ir.py_values or _NO_VALUES
+        # Names some function of the file binds (nested defs, imports in functions).
+        self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
+                             for scope_names in names}
         for symbol in ir.symbols:
             self.symbols.setdefault(symbol.local_name, symbol)
         for imp in ir.imports:
@@ -118,6 +156,10 @@ class _Module:
                     self.stars.append(target)
             else:
                 scope[imp.alias or imp.name] = (target, imp.name)
+        for symbol in ir.symbols:
+            parent, _, last = symbol.local_name.rpartition(".")
+            if parent:
+                self.scoped_names.add(last)
 
     def interface(self) -> dict[str, Hashable]:
         """Every fact another file's resolution can read from this one, by read key."""
@@ -129,7 +171,49 @@ class _Module:
         for scope, names in self.bindings.items():
             for bound, binding in names.items():
                 facts[f"bind:{scope}:{bound}"] = binding
+        values = self.values
+        for local, params in values.params.items():
+            facts[f"fn:{local}"] = (params, values.returns.get(local), values.yields.get(local))
+        for key, attr in values.attrs.items():
+            facts[f"attr:{key}"] = attr
+        for name, variable in values.variables.items():
+            facts[f"var:{name}"] = variable
+        for box_id, box in values.boxes.items():
+            facts[f"box:{box_id}"] = box
+        for local, decorators in values.decorators.items():
+            facts[f"deco:{local}"] = decorators
+        for cls, calls in values.self_calls.items():
+            facts[f"self:{cls}"] = calls
         return facts
+
+    # Value facts (see `PyValues`), each read recorded under the key `interface` gives it.
+
+    def function(self, local: str) -> tuple[tuple[str, ...], tuple[str, ...] | None,
+                                            tuple[str, ...] | None]:
+        """(parameter names, return values or None, yield values or None: not a generator)."""
+        self._reads.top.add((self.path, f"fn:{local}"))
+        values = self.values
+        return values.params.get(local, ()), values.returns.get(local), values.yields.get(local)
+
+    def attr(self, key: str) -> tuple[tuple[str, str], ...]:
+        self._reads.top.add((self.path, f"attr:{key}"))
+        return self.values.attrs.get(key, ())
+
+    def variable(self, name: str) -> tuple[str, ...] | None:
+        self._reads.top.add((self.path, f"var:{name}"))
+        return self.values.variables.get(name)
+
+    def box(self, box_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        self._reads.top.add((self.path, f"box:{box_id}"))
+        return self.values.boxes.get(box_id, ())
+
+    def decorators(self, local: str) -> tuple[str, ...]:
+        self._reads.top.add((self.path, f"deco:{local}"))
+        return self.values.decorators.get(local, ())
+
+    def self_calls(self, cls: str) -> tuple[tuple[str, str, int], ...]:
+        self._reads.top.add((self.path, f"self:{cls}"))
+        return self.values.self_calls.get(cls, ())
 
     def symbol(self, local: str) -> Symbol | None:
         self._reads.top.add((self.path, f"sym:{local}"))
@@ -162,6 +246,7 @@ class Resolver(Memo):
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
         super().__init__()
+        self._resolving = ""  # the file `resolve_file` is resolving
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -261,25 +346,46 @@ class Resolver(Memo):
         return self.class_member(target, name)
 
     def class_member(self, cls: SymbolRef, name: str, skip_self: bool = False) -> SymbolRef | None:
-        """Method resolution order as a depth-first walk of the resolved bases."""
+        """The first definition of `name` along the class's C3 method resolution order (after
+        the class itself with `skip_self`: what `super().name` finds)."""
         found: SymbolRef | None = self._memoised(("member", cls, name, skip_self),
                                                  lambda: self._class_member(cls, name, skip_self), None)
         return found
 
     def _class_member(self, cls: SymbolRef, name: str, skip_self: bool) -> SymbolRef | None:
-        seen: set[SymbolRef] = set()
-        todo = [cls]
-        while todo:
-            current = todo.pop(0)
-            if current in seen:
-                continue
-            seen.add(current)
-            if not (skip_self and current == cls):
-                member = f"{current.local}.{name}"
-                if self.by_path(current.path).symbol(member) is not None:
-                    return SymbolRef(current.path, member)
-            todo[0:0] = self.bases(current)
+        for current in self.mro(cls)[1 if skip_self else 0:]:
+            member = f"{current.local}.{name}"
+            if self.by_path(current.path).symbol(member) is not None:
+                return SymbolRef(current.path, member)
         return None
+
+    def mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
+        """C3 linearisation of the class's resolved bases (bases outside the snapshot are left
+        out); where C3 fails (an inconsistent hierarchy), a depth-first walk."""
+        result: tuple[SymbolRef, ...] = self._memoised(("mro", cls), lambda: self._mro(cls), (cls,))
+        return result
+
+    def _mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
+        bases = self.bases(cls)
+        seqs = [list(self.mro(b)) for b in bases] + [list(bases)]
+        out = [cls]
+        while True:
+            seqs = [q for q in seqs if q]
+            if not seqs:
+                return tuple(out)
+            for q in seqs:
+                head = q[0]
+                if not any(head in other[1:] for other in seqs):
+                    break
+            else:  # inconsistent: depth-first, first occurrence wins
+                for q in seqs:
+                    out.extend(c for c in q if c not in out)
+                return tuple(out)
+            if head not in out:
+                out.append(head)
+            for q in seqs:
+                if q and q[0] == head:
+                    del q[0]
 
     def bases(self, cls: SymbolRef) -> list[SymbolRef]:
         result: list[SymbolRef] = self._memoised(("bases", cls), lambda: self._bases(cls), [])
@@ -333,6 +439,275 @@ class Resolver(Memo):
             target = self.member(target, part)
         return target
 
+    # ----- values ------------------------------------------------------------------------
+
+    def evaluate(self, module: _Module, scope: str, expr: str) -> frozenset[Value]:
+        """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`:
+        its base looked up, then each operation applied to each value (memoised per value and
+        operation, so chains share their work across scopes and files)."""
+        base, rest = split(expr)
+        values = self._base(module, scope, base)
+        for op in _ops(rest) if rest else ():
+            if not values:
+                break
+            if len(values) == 1:
+                (value,) = values
+                values = self.apply(value, op)
+            else:
+                out: set[Value] = set()
+                for value in values:
+                    out |= self.apply(value, op)
+                values = frozenset(out)
+        return values
+
+    def _base(self, module: _Module, scope: str, base: str) -> frozenset[Value]:
+        if not base:
+            return _EMPTY
+        if base[0] == "<":
+            tag, body = base[1], base[3:-1]
+            if tag in "ics":
+                return frozenset({(tag, module.path, body)})
+            if tag == "b":
+                return frozenset({("b", module.path, body)})
+            return _EMPTY  # <a:...>: a parameter nothing is known of
+        if (scope and module.path == self._resolving and len(self._reads.stack) == 1
+                and base not in module.scoped_names):
+            # A call site of the file being resolved, outside any memoised question, naming
+            # what no enclosing function binds: the module-level answer, shared by every scope
+            # of the file (the skipped walk would only have read this file's own facts, which
+            # a file's reads leave out).
+            target = self.global_name(module, base)
+        else:
+            target = self.name_in_scope(module, scope, base)
+        if target is None:
+            # A module-level name bound only inside a block (if/try/for at module level).
+            if module.variable(base) is None:
+                return _EMPTY
+            return self.variable_values(module.path, base)
+        return self.target_values(target)
+
+    def global_name(self, module: _Module, name: str) -> Target | None:
+        result: Target | None = self._memoised(
+            ("global", module.path, name), lambda: self.name_in_scope(module, "", name), None)
+        return result
+
+    def variable_values(self, path: str, name: str) -> frozenset[Value]:
+        """The values of a module-level name (every assignment to it at module level)."""
+        result: frozenset[Value] = self._memoised(
+            ("var", path, name), lambda: self._variable_values(path, name), _EMPTY)
+        return result
+
+    def _variable_values(self, path: str, name: str) -> frozenset[Value]:
+        module = self.by_path(path)
+        out: set[Value] = set()
+        for expr in module.variable(name) or ():
+            out |= self.evaluate(module, "", expr)
+        return frozenset(out)
+
+    def target_values(self, target: Target) -> frozenset[Value]:
+        if isinstance(target, ModuleRef):
+            return frozenset({("m", target.name)})
+        module = self.by_path(target.path)
+        symbol = module.symbol(target.local)
+        if symbol is None:
+            return _EMPTY
+        if symbol.kind == SymbolKind.CLASS:
+            return frozenset({("c", target.path, target.local)})
+        if symbol.kind == SymbolKind.VARIABLE:
+            return self.variable_values(target.path, target.local)
+        if symbol.kind == SymbolKind.MODULE:
+            return _EMPTY
+        return self.function_value(target)
+
+    def function_value(self, ref: SymbolRef) -> frozenset[Value]:
+        """A def as its name holds it: itself, unless a decorator replaces it."""
+        result: frozenset[Value] = self._memoised(
+            ("fv", ref), lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
+        return result
+
+    def _function_value(self, ref: SymbolRef) -> frozenset[Value]:
+        module = self.by_path(ref.path)
+        values: frozenset[Value] = frozenset({("f", ref.path, ref.local)})
+        scope = ref.local.rpartition(".")[0]
+        for decorator in reversed(module.decorators(ref.local)):  # the innermost first
+            if decorator in _KEEPS or decorator in _PROPERTIES or decorator.endswith(
+                    (".setter", ".getter", ".deleter")):
+                continue
+            replaced: set[Value] = set()
+            for d in self.evaluate(module, scope, decorator):
+                replaced |= self._decorated(d)
+            if replaced:
+                values = frozenset(replaced)
+        return values
+
+    def _decorated(self, decorator: Value) -> frozenset[Value]:
+        """What applying `decorator` gives instead of the function; empty: the function itself
+        (a decorator that returns its argument, or a `functools.wraps` wrapper, or unknown)."""
+        if decorator[0] == "c":
+            return frozenset({("i", decorator[1], decorator[2])})
+        if decorator[0] != "f":
+            return _EMPTY
+        module = self.by_path(decorator[1])
+        params, returns, _ = module.function(decorator[2])
+        if not returns or (params and f"<a:{params[0]}>" in returns):
+            return _EMPTY
+        out: set[Value] = set()
+        for expr in returns:
+            for value in self.evaluate(module, decorator[2], expr):
+                if value[0] == "f" and any(d.endswith("wraps()") for d in
+                                           self.by_path(value[1]).decorators(value[2])):
+                    return _EMPTY
+                out.add(value)
+        return frozenset(out)
+
+    def apply(self, value: Value, op: str) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(("ap", value, op),
+                                                  lambda: self._apply(value, op), _EMPTY)
+        return result
+
+    def _apply(self, value: Value, op: str) -> frozenset[Value]:
+        tag = value[0]
+        if op[0] == ".":
+            name = op[1:]
+            if tag == "m":
+                found = self.export(value[1], name)
+                return self.target_values(found) if found is not None else _EMPTY
+            if tag in "cis":
+                cls = SymbolRef(value[1], value[2])
+                member = self.class_member(cls, name, skip_self=tag == "s")
+                if member is not None:
+                    return self.member_value(member, on_instance=tag != "c")
+                return self.attr_values(cls, name, skip_self=tag == "s")
+            if tag == "b" and name in ("values", "copy"):
+                return frozenset({("v", value[1], value[2])})
+            return _EMPTY
+        if op == "()":
+            if tag == "f":
+                return self.call_values(SymbolRef(value[1], value[2]))
+            if tag == "c":
+                return frozenset({("i", value[1], value[2])})
+            if tag == "i":
+                call = self.class_member(SymbolRef(value[1], value[2]), "__call__")
+                return self.call_values(call) if call is not None else _EMPTY
+            if tag == "v":
+                return frozenset({("b", value[1], value[2])})
+            return _EMPTY
+        if op[0] == "[":
+            if tag == "b":
+                return self.elements(value[1], value[2], op[2:-1] if len(op) > 2 else None)
+            if tag == "g":
+                return self.yielded(SymbolRef(value[1], value[2]))
+            if tag == "l":
+                return frozenset({("i", value[1], value[2])})
+            return _EMPTY
+        if op == "!":
+            return frozenset({("i", value[1], value[2])}) if tag == "c" else _EMPTY
+        if op == "*":
+            return frozenset({("l", value[1], value[2])}) if tag == "c" else _EMPTY
+        if op == "^":
+            if tag == "g":
+                return self.yielded(SymbolRef(value[1], value[2]))
+            if tag == "i":
+                enter = self.class_member(SymbolRef(value[1], value[2]), "__enter__")
+                return self.call_values(enter) if enter is not None else _EMPTY
+        return _EMPTY
+
+    def member_value(self, member: SymbolRef, on_instance: bool) -> frozenset[Value]:
+        module = self.by_path(member.path)
+        symbol = module.symbol(member.local)
+        if symbol is None:
+            return _EMPTY
+        if symbol.kind == SymbolKind.CLASS:
+            return frozenset({("c", member.path, member.local)})
+        if on_instance and _is_property(module.decorators(member.local)):
+            return self.call_values(member)
+        return self.function_value(member)
+
+    def call_values(self, fn: SymbolRef) -> frozenset[Value]:
+        """What calling the function gives: its return values, or its generator."""
+        result: frozenset[Value] = self._memoised(("call", fn), lambda: self._call_values(fn),
+                                                  _EMPTY)
+        return result
+
+    def _call_values(self, fn: SymbolRef) -> frozenset[Value]:
+        module = self.by_path(fn.path)
+        _, returns, yields = module.function(fn.local)
+        if yields is not None:
+            return frozenset({("g", fn.path, fn.local)})
+        out: set[Value] = set()
+        for expr in returns or ():
+            out |= self.evaluate(module, fn.local, expr)
+        return frozenset(out)
+
+    def yielded(self, fn: SymbolRef) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(("yield", fn), lambda: self._yielded(fn), _EMPTY)
+        return result
+
+    def _yielded(self, fn: SymbolRef) -> frozenset[Value]:
+        module = self.by_path(fn.path)
+        out: set[Value] = set()
+        for expr in module.function(fn.local)[2] or ():
+            out |= self.evaluate(module, fn.local, expr)
+        return frozenset(out)
+
+    def elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
+        result: frozenset[Value] = self._memoised(
+            ("box", path, box_id, key), lambda: self._elements(path, box_id, key), _EMPTY)
+        return result
+
+    def _elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
+        module = self.by_path(path)
+        scope = box_id.partition(":")[0]
+        slots = module.box(box_id)
+        chosen = [values for k, values in slots if k == key] if key is not None else []
+        out: set[Value] = set()
+        for values in chosen or [values for _, values in slots]:
+            for expr in values:
+                out |= self.evaluate(module, scope, expr)
+        return frozenset(out)
+
+    def attr_values(self, cls: SymbolRef, name: str, skip_self: bool = False) -> frozenset[Value]:
+        """What an attribute of the class's instances may hold: every assignment to it in the
+        class body or through `self` in a method, of the class and of its bases."""
+        result: frozenset[Value] = self._memoised(
+            ("attr", cls, name, skip_self), lambda: self._attr_values(cls, name, skip_self), _EMPTY)
+        return result
+
+    def _attr_values(self, cls: SymbolRef, name: str, skip_self: bool) -> frozenset[Value]:
+        out: set[Value] = set()
+        for current in self.mro(cls)[1 if skip_self else 0:]:
+            module = self.by_path(current.path)
+            for scope, expr in module.attr(f"{current.local}:{name}"):
+                out |= self.evaluate(module, scope, expr)
+        return frozenset(out)
+
+    def call_targets(self, module: _Module, scope: str, exprs: tuple[str, ...]
+                     ) -> set[tuple[str, SymbolRef]]:
+        """The (call kind, callee) pairs of a call whose called expression has `exprs`."""
+        out: set[tuple[str, SymbolRef]] = set()
+        for expr in exprs:
+            for value in self.evaluate(module, scope, expr):
+                tag = value[0]
+                if tag == "f":
+                    out.add(("direct", SymbolRef(value[1], value[2])))
+                elif tag in "ci":
+                    out.update(self._memoised(("targets", value),
+                                              lambda v=value: self._value_targets(v), ()))
+        return out
+
+    def _value_targets(self, value: Value) -> tuple[tuple[str, SymbolRef], ...]:
+        """Calling a class: the class, its `__init__` and `__new__`; an instance: `__call__`."""
+        cls = SymbolRef(value[1], value[2])
+        if value[0] == "i":
+            call = self.class_member(cls, "__call__")
+            return (("direct", call),) if call is not None else ()
+        out = [("constructor", cls)]
+        for special in ("__init__", "__new__"):
+            member = self.class_member(cls, special)
+            if member is not None:
+                out.append(("constructor", member))
+        return tuple(out)
+
     # ----- output ------------------------------------------------------------------------
 
     def qualified(self, ref: Target) -> tuple[str, str]:
@@ -341,7 +716,67 @@ class Resolver(Memo):
             return ref.name, self.by_name[ref.name]
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
+    def argument_edges(self, module: _Module, answers: dict[
+            tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]]) -> set[Edge]:
+        """Higher-order calls within one file: a function of this file called with a function
+        (or class) as an argument, and calling that parameter, calls what was passed. (Only
+        within a file: an edge starts in its caller's file, which holds it.)"""
+        param_calls: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        params = module.values.params
+        for call in module.ir.calls:
+            for value in call.py_values:
+                if value.startswith("<a:") and value.endswith(">"):
+                    name = value[3:-1]
+                    scope = call.scope
+                    while scope and name not in params.get(scope, ()):
+                        scope = scope.rpartition(".")[0]
+                    if scope:
+                        param_calls.setdefault((scope, name), []).append((call.scope, call.line))
+        if not param_calls:
+            return set()
+        out: set[Edge] = set()
+        for call in module.ir.calls:
+            if not call.py_args:
+                continue
+            question = (call.scope if module.scoped_names else "", call.py_values)
+            for _, target in answers.get(question) or self.call_targets(
+                    module, call.scope, call.py_values):
+                if target.path != module.path or target.local not in params:
+                    continue
+                names = params[target.local]
+                offset = 1 if names[:1] in (("self",), ("cls",)) and "." in target.local else 0
+                for arg in call.py_args:
+                    slot, _, expr = arg.partition("=")
+                    name = names[int(slot) + offset] if slot.isdigit() and int(
+                        slot) + offset < len(names) else slot
+                    sites = param_calls.get((target.local, name))
+                    if not sites:
+                        continue
+                    for kind, callee in self.call_targets(module, call.scope, (expr,)):
+                        dst, dst_path = self.qualified(callee)
+                        for scope, line in sites:
+                            out.add(Edge("calls", f"{module.name}.{scope}", module.path, dst,
+                                         dst_path, line, kind))
+        return out
+
+    def dispatch_edges(self, module: _Module, cls: SymbolRef) -> list[Edge]:
+        """`self.m()` / `cls.m()` in an ancestor of `cls` reaching `cls`'s own override of m.
+        Held by the overriding class's file: it reads the ancestors' self-calls, so an edit of
+        the ancestor's file re-resolves it only when those calls change."""
+        out = []
+        for ancestor in self.mro(cls)[1:]:
+            owner = self.by_path(ancestor.path)
+            for scope, method, line in owner.self_calls(ancestor.local):
+                override = module.symbol(f"{cls.local}.{method}")
+                if override is None or override.kind not in (SymbolKind.METHOD, SymbolKind.FUNCTION):
+                    continue
+                src = f"{owner.module_name()}.{scope}" if scope else owner.module_name()
+                dst, dst_path = self.qualified(SymbolRef(cls.path, override.local_name))
+                out.append(Edge("calls", src, ancestor.path, dst, dst_path, line, "dispatch"))
+        return out
+
     def resolve_file(self, path: str) -> FileResolution:
+        self._resolving = path
         self._reads.reset()
         self._cut = _NO_CUT
         module = self.by_path(path)
@@ -367,19 +802,23 @@ class Resolver(Memo):
                 edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
         # A file asks the same question many times (`self.assertEqual` in every test method):
         # the answer and its reads are those of the first time, and the reads are recorded.
-        answers: dict[tuple[str, str], Target | None] = {}
+        answers: dict[tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]] = {}
+        scoped = module.scoped_names
         for call in module.ir.calls:
-            question = (call.scope, call.callee)
-            if question in answers:
-                target = answers[question]
-            else:
-                target = answers[question] = self.dotted(module, call.scope, call.callee)
-            if not isinstance(target, SymbolRef):
+            # The scope matters only for names some function of the file binds.
+            question = (call.scope if scoped and any(
+                split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
+            targets = answers.get(question)
+            if targets is None:
+                targets = answers[question] = self.call_targets(module, call.scope, call.py_values)
+            if not targets:
                 unresolved += 1
                 continue
             src = f"{module.name}.{call.scope}" if call.scope else module.name
-            dst, dst_path = self.qualified(target)
-            edges.add(Edge("calls", src, module.path, dst, dst_path, call.line))
+            for call_kind, target in targets:
+                dst, dst_path = self.qualified(target)
+                edges.add(Edge("calls", src, module.path, dst, dst_path, call.line, call_kind))
+        edges.update(self.argument_edges(module, answers))
         for symbol in module.ir.symbols:
             if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
                 continue
@@ -388,6 +827,7 @@ class Resolver(Memo):
                 dst, dst_path = self.qualified(base)
                 edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
                                dst_path, symbol.start_line))
+            edges.update(self.dispatch_edges(module, cls))
         deps.discard((module.path, ""))
         reads = {read for read in self._reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))

@@ -1,0 +1,8 @@
+class Engine:
+    def start(self):
+        pass
+
+
+class Wheel:
+    def turn(self):
+        pass

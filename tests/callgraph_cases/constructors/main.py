@@ -1,0 +1,7 @@
+from .shapes import Circle, Plain, Square
+
+
+def build():
+    Circle(1)
+    Square()
+    Plain()

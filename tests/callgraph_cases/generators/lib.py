@@ -1,0 +1,8 @@
+class Row:
+    def show(self):
+        pass
+
+
+def rows():
+    row = Row()
+    yield row

@@ -1,0 +1,7 @@
+class Thing:
+    def act(self):
+        pass
+
+
+def helper():
+    pass

@@ -1,0 +1,3 @@
+from .impl import Thing, helper
+
+__all__ = ["Thing", "helper"]

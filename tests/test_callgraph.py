@@ -1,0 +1,214 @@
+"""Python calls resolved through values (issue 13): the micro-programs' call graphs, call kinds
+in queries and export, and exactly incremental value facts: an edit that changes what a
+function returns, an attribute's class, a decorator, a parameter annotation or a base class
+re-resolves exactly the files that read that fact; a body edit that changes none re-resolves
+no other file (both read from the run's `affected_files`, the log of work done)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import codegraph
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import IndexConfig
+from conftest import write_tree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import bench_callgraph
+
+NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
+
+
+def update(repo: Path, db: str, full: bool = False) -> dict[str, Any]:
+    result = codegraph.index(str(repo), db, options=NO_VECTORS, full=full)
+    assert result["state"] == "completed", result.get("error")
+    return result
+
+
+def export(db: str) -> list[list[Any]]:
+    return list(codegraph.open(db).export())
+
+
+def calls(db: str) -> set[tuple[str, str, str]]:
+    return {(row[2], row[4], row[7]) for row in export(db) if row[0] == "edge" and row[1] == "calls"}
+
+
+def test_every_micro_program_gives_its_expected_call_graph(tmp_path: Path) -> None:
+    results = bench_callgraph.micro(tmp_path)
+    assert len(results) >= 16
+    wrong = {name: (r["missing"], r["unexpected"]) for name, r in results.items()
+             if r["missing"] or r["unexpected"]}
+    assert wrong == {}
+
+
+LIB = '''
+class A:
+    def run(self):
+        pass
+
+
+class B:
+    def run(self):
+        pass
+
+
+def make():
+    return A()
+
+
+class Holder:
+    def __init__(self):
+        self.x = A()
+
+
+def keep(fn):
+    return fn
+
+
+def swap(fn):
+    return B
+
+
+@keep
+def built():
+    return A()
+
+
+def passthrough(x: A):
+    return x
+
+
+class Child(A):
+    pass
+'''
+
+USERS = {
+    "chain.py": "from lib import make\nmake().run()\n",
+    "plain.py": "from lib import make\n\n\ndef f():\n    make()\n",
+    "attr.py": "from lib import Holder\nHolder().x.run()\n",
+    "deco.py": "from lib import built\nbuilt().run()\n",
+    "param.py": "from lib import passthrough\npassthrough(None).run()\n",
+    "child.py": "from lib import Child\nChild().run()\n",
+    "other.py": "def g():\n    return 1\n",
+}
+
+
+def edit(repo: Path, old: str, new: str) -> None:
+    text = (repo / "lib.py").read_text()
+    assert old in text
+    (repo / "lib.py").write_text(text.replace(old, new))
+
+
+def test_value_facts_re_resolve_exactly_their_readers(tmp_path: Path, store_url: str) -> None:
+    repo = write_tree(tmp_path / "repo", {"lib.py": LIB, **USERS})
+    db = store_url
+    update(repo, db)
+    assert ("chain", "lib.A.run", "direct") in calls(db)
+    assert ("child", "lib.A.run", "direct") in calls(db)
+
+    def step(old: str, new: str, readers: list[str]) -> set[tuple[str, str, str]]:
+        edit(repo, old, new)
+        result = update(repo, db)
+        assert result["affected_files"] == sorted(["lib.py", *readers]), (old, new)
+        scratch = tmp_path / "full"
+        shutil.rmtree(scratch, ignore_errors=True)
+        update(repo, str(scratch), full=True)
+        assert export(db) == export(str(scratch))
+        return calls(db)
+
+    # A body edit that changes no fact another file reads: no other file.
+    step("def make():\n    return A()", "def make():\n    len([])\n    y = A()\n    return y", [])
+    # What make returns: only the file that calls a method on its result.
+    assert ("chain", "lib.B.run", "direct") in step("    y = A()\n    return y", "    return B()",
+                                                  ["chain.py"])
+    # An attribute's class.
+    assert ("attr", "lib.B.run", "direct") in step("self.x = A()", "self.x = B()", ["attr.py"])
+    # A decorator: keep returns the function, swap replaces it (calls then go to what it
+    # returns, the class B: built() constructs a B).
+    got = step("@keep\ndef built", "@swap\ndef built", ["deco.py"])
+    assert ("deco", "lib.B", "constructor") in got and ("deco", "lib.built", "direct") not in got
+    # A parameter annotation that reaches a return value.
+    assert ("param", "lib.B.run", "direct") in step("def passthrough(x: A)", "def passthrough(x: B)",
+                                                  ["param.py"])
+    # A base class: Child's run now comes from B.
+    assert ("child", "lib.B.run", "direct") in step("class Child(A)", "class Child(B)", ["child.py"])
+
+
+def test_dispatch_edges_follow_the_overriding_subclass(tmp_path: Path, store_url: str) -> None:
+    repo = write_tree(tmp_path / "repo", {
+        "base.py": "class Shape:\n    def describe(self):\n        self.area()\n\n"
+                   "    def area(self):\n        return 0\n",
+        "square.py": "from base import Shape\n\n\nclass Square(Shape):\n    def area(self):\n"
+                     "        return 4\n",
+        "user.py": "from base import Shape\n\n\ndef f(s: Shape):\n    s.describe()\n",
+    })
+    db = store_url
+    update(repo, db)
+    idx = codegraph.open(db)
+    callees = {(r["dst"], r["call_kind"]) for r in idx.graph("callees", "base.Shape.describe")}
+    assert callees == {("base.Shape.area", "direct"), ("square.Square.area", "dispatch")}
+    callers = idx.graph("callers", "square.Square.area")
+    assert [(r["src"], r["call_kind"], r["line"]) for r in callers] == [
+        ("base.Shape.describe", "dispatch", 3)]
+    assert idx.graph("callers", "square.Square.area", dispatch=False) == []
+    assert ("square.Square.area", "dispatch") in {(r["dst"], r["call_kind"])
+                                                  for r in idx.graph("callees", "base.py")}
+    # Moving the self-call in base.py changes the dispatch edge's line: square.py, which
+    # holds it, is re-resolved; user.py (which read nothing of it) is not.
+    text = (repo / "base.py").read_text()
+    (repo / "base.py").write_text(text.replace("    def describe(self):\n",
+                                               "    def describe(self):\n        pass\n"))
+    result = update(repo, db)
+    assert result["affected_files"] == ["base.py", "square.py"]
+    assert [r["line"] for r in codegraph.open(db).graph("callers", "square.Square.area")] == [4]
+    # Removing the override removes the edge.
+    (repo / "square.py").write_text("from base import Shape\n\n\nclass Square(Shape):\n    pass\n")
+    update(repo, db)
+    assert codegraph.open(db).graph("callees", "base.Shape.describe") == [
+        {"kind": "calls", "src": "base.Shape.describe", "src_path": "base.py",
+         "dst": "base.Shape.area", "dst_path": "base.py", "line": 4, "call_kind": "direct",
+         "language": "python", "dst_language": "python", "repo": str(repo.resolve())}]
+
+
+def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {
+        "m.py": "class K:\n    def __init__(self):\n        pass\n\n\ndef f():\n    K()\n",
+    })
+    db = str(tmp_path / "db")
+    update(repo, db)
+    cli = [sys.executable, "-m", "codegraph.cli", "graph", "callees", "m.f", "--db", db]
+    text = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert "m.f -> m.K  (m.py)  [constructor]" in text
+    assert "m.f -> m.K.__init__  (m.py)  [constructor]" in text
+    rows = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True,
+                                     check=True).stdout)["results"]
+    assert {(r["dst"], r["call_kind"]) for r in rows} == {("m.K", "constructor"),
+                                                          ("m.K.__init__", "constructor")}
+    assert ["edge", "calls", "m.f", "m.py", "m.K", "m.py", 7, "constructor"] in export(db)
+
+
+def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    repo = write_tree(tmp_path / "repo", {"m.py": "class K:\n    pass\n\n\ndef f():\n    K()\n"})
+    db = str(tmp_path / "db")
+    update(repo, db)
+    path = tmp_path / "db" / "index.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP INDEX edges_dispatch_by_src; DROP INDEX edges_dispatch_by_src_path;"
+                       " ALTER TABLE edges DROP COLUMN call_kind;"
+                       " UPDATE meta SET value='3' WHERE key='schema_version';")
+    conn.close()
+    rows = codegraph.open(db).graph("callees", "m.f")  # opening upgrades it
+    assert [(r["dst"], r["call_kind"]) for r in rows] == [("m.K", "")]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+    conn.close()
+    update(repo, db, full=True)
+    assert [(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "m.f")] == [
+        ("m.K", "constructor")]
