@@ -17,10 +17,14 @@ from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok, vector_ok
+from codegraph.store.base import ChunkRow, LexicalHit, SnapshotInfo, text_ok, vector_ok
 from codegraph.store.sqlite import DB_FILENAME
+from codegraph.units import window_body
 
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+# Hybrid search (see `fuse`): the vector ranking's weight and how deep each ranking is read.
+# Both chosen on bench/bench_search.py (ARCHITECTURE.md, "Search").
+VECTOR_WEIGHT = 0.6
+HYBRID_DEPTH = 50
 SNIPPET_LINES = 6
 MODES = ("lexical", "vector", "hybrid")
 GRAPH_QUERIES = ("defs", "callers", "callees", "imports", "importers")
@@ -58,9 +62,45 @@ def find_db(explicit: str | None, start: Path | None = None) -> str:
 
 
 def _qualify(row: ChunkRow) -> str:
-    if row.module and row.symbol:
-        return f"{row.module}.{row.symbol}"
-    return row.symbol or row.module or ""
+    return _qualify_name(row.module, row.symbol)
+
+
+def _qualify_name(module: str | None, symbol: str) -> str:
+    if module and symbol:
+        return f"{module}.{symbol}"
+    return symbol or module or ""
+
+
+def _normalised(hits: list[Hit]) -> dict[tuple[str, str, int, str], float]:
+    """Min-max normalised scores of one ranking, by unit: its best 1, its worst 0."""
+    if not hits:
+        return {}
+    top, bottom = hits[0].score, hits[-1].score
+    span = top - bottom
+    return {(h.repo, h.path, h.start_line, h.symbol): (h.score - bottom) / span if span > 0 else 1.0
+            for h in hits}
+
+
+def fuse(lexical_hits: list[Hit], vector_hits: list[Hit], limit: int,
+         vector_weight: float | None = None) -> list[Hit]:
+    """Hybrid ranking: VECTOR_WEIGHT x the vector score + (1 - VECTOR_WEIGHT) x the lexical
+    score, each min-max normalised over its own ranking (a unit absent from one ranking scores
+    0 there). Unlike reciprocal rank fusion this keeps how far apart the scores are, so a weak
+    ranking's noise cannot drag a confident strong one down; the weight is chosen on the
+    benchmark (bench/bench_search.py). Ties: repository, path, line."""
+    weight = VECTOR_WEIGHT if vector_weight is None else vector_weight
+    lex, vec = _normalised(lexical_hits), _normalised(vector_hits)
+    hits: dict[tuple[str, str, int, str], Hit] = {}
+    for h in (*lexical_hits, *vector_hits):  # the lexical snippet (lines with query terms) first
+        hits.setdefault((h.repo, h.path, h.start_line, h.symbol), h)
+    fused = {key: weight * vec.get(key, 0.0) + (1.0 - weight) * lex.get(key, 0.0) for key in hits}
+    order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
+    out = []
+    for key in order:
+        hit = hits[key]
+        out.append(Hit(hit.path, hit.start_line, hit.end_line, hit.symbol, round(fused[key], 6),
+                       hit.snippet, hit.repo))
+    return out
 
 
 def _snippet(text: str, terms: list[str]) -> str:
@@ -140,7 +180,9 @@ class Index:
         return self.hybrid(query, limit)
 
     def lexical(self, query: str, limit: int) -> list[Hit]:
-        """BM25 over files, then each file's chunk with the most query terms as the hit.
+        """BM25 over units (definitions and module-level code), their head weighted above
+        their body (`store.bm25.COLUMN_WEIGHTS`); one hit per unit, its snippet the lines that
+        hold query terms.
 
         Across repositories the scores are on one scale (N, average length and document
         frequencies are over every stored document), so the per-snapshot rankings merge by score."""
@@ -148,37 +190,25 @@ class Index:
         if not terms:
             return []
         match = lexical.fts_query(terms)
-        ranked: list[tuple[float, int, str]] = []
+        ranked: list[tuple[float, int, str, int, LexicalHit]] = []
         for i, snap in enumerate(self.snapshots):
             try:
                 found = self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit)
             except DamagedIndexError as exc:
                 self._warn(f"no lexical hits: {exc} (run `codegraph index --full`)")
                 continue
-            # A damaged document ranks wrongly, damaged chunks would answer wrongly: skipped.
-            bad = self.store.damaged_lexical(snap.id, snap.stage_keys[L3], [p for p, _ in found])
+            # A damaged document ranks and answers wrongly: skipped.
+            bad = self.store.damaged_lexical(snap.id, snap.stage_keys[L3], sorted({h.path for h in found}))
             self._skipped(snap, "L3 lexical document", bad)
-            skip = set(bad) | self._damaged_chunks(snap, [p for p, _ in found if p not in bad])
-            ranked += [(score, i, path) for path, score in found if path not in skip]
-        ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
-        ranked = ranked[:limit]
-        by_file: dict[tuple[int, str], list[ChunkRow]] = {}
-        for i, snap in enumerate(self.snapshots):
-            paths = [p for _, j, p in ranked if j == i]
-            if paths:
-                for row in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], paths):
-                    by_file.setdefault((i, row.path), []).append(row)
-        hits = []
-        for score, i, path in ranked:
-            candidates = by_file.get((i, path))
-            if not candidates:
-                continue
-            best = max(candidates, key=lambda c: (lexical.term_hits(c.text, terms), -c.start_line))
-            hits.append(Hit(path, best.start_line, best.end_line, _qualify(best), round(score, 4),
-                            _snippet(best.text, terms), self.snapshots[i].repo))
-        return hits
+            ranked += [(h.score, i, h.path, h.start_line, h) for h in found if h.path not in bad]
+        ranked.sort(key=lambda r: (-r[0], r[1], r[2], r[3]))
+        return [Hit(h.path, h.start_line, h.end_line, _qualify_name(h.module, h.symbol), round(score, 4),
+                    _snippet(h.body, terms), self.snapshots[i].repo)
+                for score, i, _, _, h in ranked[:limit]]
 
     def vector(self, query: str, limit: int) -> list[Hit]:
+        """Cosine similarity to each unit window's vector (its context header and lines); a
+        unit scores its best window, which is its snippet. One hit per unit."""
         from codegraph import embed
 
         models = sorted({s.stage_keys[L4] for s in self.snapshots})
@@ -207,23 +237,44 @@ class Index:
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         scores = matrix @ q
         # Ties broken by repository, path and line (rows come sorted that way) for stable output.
-        order = np.argsort(-scores, kind="stable")[:limit]
-        chunk_rows: dict[int, ChunkRow] = {}
-        damaged: set[tuple[int, str]] = set()
-        for i, snap in enumerate(self.snapshots):
-            picked = [int(k) for k in order if rows[k][0] == i]
-            if picked:
-                found = self.store.chunks_by_ids(snap.id, [(rows[k][1], rows[k][2]) for k in picked])
-                chunk_rows.update(zip(picked, found, strict=True))
-                damaged |= {(i, p) for p in self._damaged_chunks(snap, sorted({rows[k][2] for k in picked}))}
+        order = [int(k) for k in np.argsort(-scores, kind="stable")]
+        return self._unit_hits(order, [(r[0], r[1], r[2]) for r in rows],
+                               [float(x) for x in scores[order]], query, limit)
+
+    def _unit_hits(self, order: list[int], windows: list[tuple[int, int, str]], scores: list[float],
+                   query: str, limit: int) -> list[Hit]:
+        """Windows best first (`order` into `windows`: (snapshot index, chunk id, path), with
+        their `scores`) -> the first `limit` distinct units, each scored by its best window.
+        Exact: a unit's score is the max over its windows, so the first window of each unit
+        in this order is its best. Window rows are read a batch at a time."""
         terms = lexical.query_terms(query)
-        hits = []
-        for k in (int(k) for k in order):
-            c = chunk_rows[k]
-            if (rows[k][0], c.path) in damaged or not text_ok(c.text, c.text_hash):
-                continue
-            hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(float(scores[k]), 4),
-                            _snippet(c.text, terms), self.snapshots[rows[k][0]].repo))
+        hits: list[Hit] = []
+        seen: set[tuple[int, str, int, str]] = set()
+        batch = max(4 * limit, 32)
+        for start in range(0, len(order), batch):
+            picked = list(range(start, min(start + batch, len(order))))
+            chunk_rows: dict[int, ChunkRow] = {}
+            damaged: set[tuple[int, str]] = set()
+            for i, snap in enumerate(self.snapshots):
+                mine = [n for n in picked if windows[order[n]][0] == i]
+                if mine:
+                    found = self.store.chunks_by_ids(snap.id, [windows[order[n]][1:] for n in mine])
+                    chunk_rows.update(zip(mine, found, strict=True))
+                    damaged |= {(i, p) for p in self._damaged_chunks(
+                        snap, sorted({windows[order[n]][2] for n in mine}))}
+            for n in picked:
+                i = windows[order[n]][0]
+                c = chunk_rows[n]
+                if (i, c.path) in damaged or not text_ok(c.text, c.text_hash):
+                    continue
+                unit = (i, c.path, c.start_line, c.symbol)
+                if unit in seen:
+                    continue
+                seen.add(unit)
+                hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(scores[n], 4),
+                                _snippet(window_body(c.text), terms), self.snapshots[i].repo))
+                if len(hits) == limit:
+                    return hits
         return hits
 
     def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
@@ -242,22 +293,9 @@ class Index:
             self.warnings.append(message)
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
-        """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""
-        depth = limit * 3
-        fused: dict[tuple[str, str, int], float] = {}
-        hits: dict[tuple[str, str, int], Hit] = {}
-        for ranking in (self.lexical(query, depth), self.vector(query, depth)):
-            for rank, hit in enumerate(ranking):
-                key = (hit.repo, hit.path, hit.start_line)
-                fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-                hits.setdefault(key, hit)
-        order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
-        out = []
-        for key in order:
-            hit = hits[key]
-            hit.score = round(fused[key], 6)
-            out.append(hit)
-        return out
+        """The lexical and vector rankings (each `HYBRID_DEPTH` units deep) fused by `fuse`."""
+        depth = max(limit, HYBRID_DEPTH)
+        return fuse(self.lexical(query, depth), self.vector(query, depth), limit)
 
     # ----- export ------------------------------------------------------------------------
 
