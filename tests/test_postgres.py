@@ -161,8 +161,8 @@ def test_concurrent_writers_of_the_same_outputs_replace_them_whole() -> None:
     from codegraph.model import Chunk
     from codegraph.store.base import LexicalDoc, LexicalUnit
 
-    docs = [LexicalDoc(f"h{i}", [LexicalUnit(0, f"f{i}", 1, 1, f"f{i}", f"def f{i}(): return parse_header_{i}",
-                                             f"parse header {i}")])
+    docs = [LexicalDoc(f"h{i}", [LexicalUnit(0, f"f{i}", 1, 1, f"f{i}",
+                                             f"def f{i}(): return parse_header_{i}", f"parse header {i}")])
             for i in range(20)]
     chunk_rows = [(f"h{i}", [Chunk(o, o + 1, o + 1, f"f{i}", f"t{i}-{o}", f"text {i} {o}")
                              for o in range(5)], None) for i in range(20)]
