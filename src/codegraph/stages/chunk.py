@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from codegraph.confine import RootDir, open_root
 from codegraph.languages import language_for
 from codegraph.model import Chunk, FileIR
 from codegraph.snapshot import read_text
@@ -31,10 +32,11 @@ UNITS_BATCH = 64  # files whose IR is read at once
 UnitsResult = list[tuple[str, str, list[Unit] | None, str | None]]
 
 
-def file_units(root: Path, path: str, content_hash: str, payload: bytes | None) -> list[Unit]:
+def file_units(root: Path, path: str, content_hash: str, payload: bytes | None,
+               tree: RootDir | None = None) -> list[Unit]:
     """The units of one file content: from its L1 IR (`payload`; None when L1 failed on it, then
-    line windows as for a file without a language)."""
-    text = read_text(root, path, content_hash)
+    line windows as for a file without a language). `tree`: the root, opened once (`confine`)."""
+    text = read_text(root, path, content_hash, tree)
     ir = _DECODE_IR.decode(payload) if payload is not None else None
     return units_for(language_for(path), text, ir)
 
@@ -42,6 +44,16 @@ def file_units(root: Path, path: str, content_hash: str, payload: bytes | None) 
 def units_batches(ctx: RunContext, todo: Sequence[tuple[str, str]]) -> Iterator[UnitsResult]:
     """The units of every (path, content hash) of `todo`, a batch at a time. Errors that are
     facts of the content are returned; unreadable files are reported for this run only."""
+    tree = open_root(ctx.root)  # None: the root is gone, and each read says so
+    try:
+        yield from _units_batches(ctx, todo, tree)
+    finally:
+        if tree is not None:
+            tree.close()
+
+
+def _units_batches(ctx: RunContext, todo: Sequence[tuple[str, str]],
+                   tree: RootDir | None) -> Iterator[UnitsResult]:
     for batch in _batches(todo, UNITS_BATCH):
         ctx.check_cancelled()
         irs = ctx.store.ir_rows(ctx.keys[L1], [h for _, h in batch])
@@ -49,7 +61,8 @@ def units_batches(ctx: RunContext, todo: Sequence[tuple[str, str]]) -> Iterator[
         for path, content_hash in batch:
             payload = irs.get(content_hash, (None, None, None))[0]
             try:
-                out.append((path, content_hash, file_units(ctx.root, path, content_hash, payload), None))
+                out.append((path, content_hash, file_units(ctx.root, path, content_hash, payload, tree),
+                            None))
             except msgspec.DecodeError as exc:
                 out.append((path, content_hash, None, f"undecodable L1 output: {exc}"))
             except (OSError, ValueError) as exc:

@@ -160,12 +160,12 @@ def chunk_set_checksum(chunks: Iterable[ChunkFields], error: str | None) -> str:
 
 
 def text_ok(text: str | None, text_hash: str) -> bool:
-    """A stored chunk text is verifiable by its key: `chunking.text_hash` of its UTF-8 bytes."""
+    """A stored chunk text is verifiable by its key: `units.text_hash` of its UTF-8 bytes."""
     if not isinstance(text, str):  # gone, or a BLOB where SQLite held text
         return False
     try:
         return xxhash.xxh3_128_hexdigest(text.encode("utf-8")) == text_hash
-    except UnicodeEncodeError:  # a lone surrogate: chunking could never have hashed it
+    except UnicodeEncodeError:  # a lone surrogate: L2 could never have hashed it
         return False
 
 
