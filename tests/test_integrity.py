@@ -328,10 +328,10 @@ def test_a_search_across_repositories_skips_one_repositorys_damaged_file_and_nam
     other = write_tree(tmp_path / "other", {"billing.py": "def total_price(items):\n    return sum(items)\n"})
     codegraph.index(str(shop_repo), db, options=NO_VECTORS)
     codegraph.index(str(other), db, options=NO_VECTORS)
-    sql(db, "UPDATE chunks SET end_line = end_line + 1 WHERE content_hash ="
+    sql(db, "UPDATE lexical_units SET end_line = end_line + 1 WHERE content_hash ="
             " (SELECT content_hash FROM snapshot_files WHERE path = 'billing.py')")
     idx = codegraph.open(db)
     hits = idx.search("total price", "lexical", limit=10)
     assert hits and "billing.py" not in {h.path for h in hits}
-    assert idx.warnings == ["skipped other:billing.py: its stored L2 chunk set is damaged"
+    assert idx.warnings == ["skipped other:billing.py: its stored L3 lexical document is damaged"
                             " (run `codegraph index --full`)"]
