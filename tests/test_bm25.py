@@ -18,12 +18,14 @@ ALPHABET = st.sampled_from(
 )
 
 
-def fts5_rows(texts: list[tuple[str, str]], match: str | None = None) -> list[tuple[int, float]]:
+def fts5_rows(texts: list[tuple[str, str, str]], match: str | None = None) -> list[tuple[int, float]]:
+    """FTS5's own ranking, with the store's three columns and the weights it passes."""
     conn = sqlite3.connect(":memory:")
-    conn.execute(f'CREATE VIRTUAL TABLE f USING fts5(body, subtokens, tokenize = "{bm25.TOKENIZE}")')
-    conn.executemany("INSERT INTO f(rowid, body, subtokens) VALUES (?, ?, ?)",
-                     [(i, b, s) for i, (b, s) in enumerate(texts)])
-    return conn.execute("SELECT rowid, -bm25(f, 1.0, 0.6) AS score FROM f WHERE f MATCH ?"
+    conn.execute(f'CREATE VIRTUAL TABLE f USING fts5(head, body, subtokens, tokenize = "{bm25.TOKENIZE}")')
+    conn.executemany("INSERT INTO f(rowid, head, body, subtokens) VALUES (?, ?, ?, ?)",
+                     [(i, *t) for i, t in enumerate(texts)])
+    weights = ", ".join(repr(float(w)) for w in bm25.COLUMN_WEIGHTS)
+    return conn.execute(f"SELECT rowid, -bm25(f, {weights}) AS score FROM f WHERE f MATCH ?"
                         " ORDER BY score DESC, rowid", (match,)).fetchall()
 
 
@@ -54,19 +56,32 @@ def test_match_expressions_parse_back_into_their_phrases() -> None:
         bm25.parse_match("a OR b")
 
 
-def test_scores_are_fts5_bm25_to_the_last_bit() -> None:
-    docs = [("def parse_header(line): return parse(line)", "parse header"),
-            ("class HeaderParser: pass", "header parser"),
-            ("x = 1\n" * 50 + "parse", ""),
-            ("nothing relevant here", "")]
-    phrases = ["parse", "header", "parse_header"]
+def _python_ranking(docs: list[tuple[str, str, str]], phrases: list[str]) -> list[tuple[int, float]]:
     terms = bm25.tokenize_documents(docs)
     n_rows = len(docs)
-    avgdl = sum(t.body_len + t.sub_len for t in terms) / n_rows
+    avgdl = sum(t.length for t in terms) / n_rows
     idfs = [bm25.idf(n_rows, sum(1 for t in terms if p in t.terms)) for p in phrases]
+    zero = (0,) * bm25.COLUMNS
     scored = {
-        str(i): bm25.score(idfs, [t.terms.get(p, (0, 0)) for p in phrases], t.body_len + t.sub_len, avgdl)
+        i: bm25.score(idfs, [t.terms.get(p, zero) for p in phrases], t.length, avgdl)
         for i, t in enumerate(terms) if any(p in t.terms for p in phrases)
     }
-    expected = fts5_rows(docs, lexical.fts_query(phrases))
-    assert bm25.rank(scored, 10) == [(str(i), s) for i, s in expected]
+    return bm25.rank(scored, 10)
+
+
+def test_scores_are_fts5_bm25_to_the_last_bit() -> None:
+    docs = [("parse_header parse header def parse_header(line)", "return parse(line)", "parse header"),
+            ("HeaderParser header parser class HeaderParser", "pass", "header parser"),
+            ("", "x = 1\n" * 50 + "parse", ""),
+            ("nothing", "nothing relevant here", "")]
+    phrases = ["parse", "header", "parse_header"]
+    assert _python_ranking(docs, phrases) == fts5_rows(docs, lexical.fts_query(phrases))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(*(st.text(st.sampled_from("abc _\n"), max_size=30) for _ in range(3))),
+                min_size=1, max_size=8),
+       st.lists(st.sampled_from(["a", "b", "c", "ab", "a_b", "abc"]), min_size=1, max_size=3, unique=True))
+def test_head_weighted_scores_equal_fts5_on_random_documents(docs: list[tuple[str, str, str]],
+                                                            phrases: list[str]) -> None:
+    assert _python_ranking(docs, phrases) == fts5_rows(docs, lexical.fts_query(phrases))[:10]

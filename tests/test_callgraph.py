@@ -207,7 +207,7 @@ def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     rows = codegraph.open(db).graph("callees", "m.f")  # opening upgrades it
     assert [(r["dst"], r["call_kind"]) for r in rows] == [("m.K", "")]
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
     conn.close()
     update(repo, db, full=True)
     assert [(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "m.f")] == [

@@ -112,12 +112,15 @@ def test_damaged_chunk_sets_and_texts_are_detected_recomputed_and_skipped_by_sea
     damaged_paths = {p for (p,) in sql(db, "SELECT DISTINCT f.path FROM snapshot_files f"
                                            " WHERE f.content_hash IN (%s, %s, %s)", (a, b, c))}
 
-    # A search meets the damage: those files are skipped and said so; nothing crashes.
+    # A vector search meets the damage: those files' windows are skipped and said so; nothing
+    # crashes. Lexical hits come from L3's own (intact) unit documents, not from L2.
     idx = codegraph.open(db)
-    for mode in ("lexical", "vector", "hybrid"):
-        hits = idx.search("customer price checkout total save validate", mode, limit=20)
-        assert not {h.path for h in hits} & damaged_paths
-        assert idx.warnings and all("damaged" in w for w in idx.warnings)
+    hits = idx.search("customer price checkout total save validate", "vector", limit=20)
+    assert not {h.path for h in hits} & damaged_paths
+    assert idx.warnings and all("damaged" in w for w in idx.warnings)
+    hybrid = idx.search("customer price checkout total save validate", "hybrid", limit=20)
+    assert {h.path for h in hybrid} - damaged_paths == {h.path for h in hits}  # vector side the same
+    assert idx.search("customer price checkout total save validate", "lexical", limit=20)
 
     again = full(shop_repo, db)
     l2 = [w for w in again["warnings"] if w.startswith("corrupt L2 output")]
@@ -136,10 +139,12 @@ def test_damaged_lexical_documents_are_detected_recomputed_and_skipped_by_search
     db = store_url
     codegraph.index(str(shop_repo), db, options=NO_VECTORS)
     before = export(db)
-    docs = sql(db, "SELECT doc_id, content_hash FROM lexical_docs ORDER BY content_hash")
+    # One unit document of each of two files.
+    docs = sql(db, "SELECT min(doc_id), content_hash FROM lexical_units GROUP BY content_hash"
+                   " ORDER BY content_hash")
     (first, first_hash), (second, second_hash) = docs[0], docs[1]
     if is_pg(db):
-        sql(db, "UPDATE lexical_docs SET body = substring(body from 1 for length(body) / 2)"
+        sql(db, "UPDATE lexical_units SET body = substring(body from 1 for length(body) / 2)"
                 " WHERE doc_id = %s", (first,))
         # The BM25 term rows, which rank: one term's count changed.
         sql(db, "UPDATE lexical_terms SET tf_body = tf_body + 1 WHERE doc_id = %s AND term ="
@@ -249,27 +254,37 @@ def test_a_damaged_text_is_chunked_again_before_it_is_embedded(
         assert export(db) == export(reference)
 
 
-def test_postgres_migration_3_gives_stored_outputs_their_checksums(shop_repo: Path) -> None:
+def test_postgres_migrations_3_to_5_keep_stored_outputs_usable(shop_repo: Path) -> None:
     """A version-2 database's outputs have no checksums: migration 3 computes them from what is
-    stored, so they are used as before (nothing is reported damaged, nothing recomputed)."""
-    from codegraph.store import open_store, postgres
+    stored, so they are used as before (nothing is reported damaged, nothing recomputed).
+    Migration 5 replaces the per-file lexical tables by per-unit ones: only L3 is recomputed."""
+    from codegraph.store import open_store
 
     with pg_database() as db:
         codegraph.index(str(shop_repo), db, options=VECTORS)
         before = export(db)
-        # What a version-2 codegraph left behind: the same outputs, without the columns.
+        # What a version-2 codegraph left behind: the same outputs without the checksum
+        # columns, and its per-file lexical tables (migration 1's).
         sql(db, "ALTER TABLE chunk_sets DROP COLUMN checksum")
-        sql(db, "ALTER TABLE lexical_docs DROP COLUMN checksum, DROP COLUMN terms_checksum")
         sql(db, "ALTER TABLE embeddings DROP COLUMN checksum")
         sql(db, "ALTER TABLE edges DROP COLUMN call_kind")  # and migration 4's column
+        sql(db, "DROP TABLE lexical_docs, lexical_units, lexical_terms, lexical_stats")
+        sql(db, "CREATE TABLE lexical_docs (doc_id bigserial PRIMARY KEY, content_hash text NOT NULL,"
+                " stage_key text NOT NULL, body bytea NOT NULL, subtokens bytea NOT NULL,"
+                " body_len integer NOT NULL, sub_len integer NOT NULL, UNIQUE (content_hash, stage_key))")
+        sql(db, "CREATE TABLE lexical_terms (doc_id bigint NOT NULL, term text NOT NULL,"
+                " tf_body integer NOT NULL, tf_sub integer NOT NULL, PRIMARY KEY (doc_id, term))")
+        sql(db, "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len)"
+                " VALUES ('h', 'L3_lexical:lex-1', 'x', '', 1, 0)")
+        sql(db, "INSERT INTO lexical_terms VALUES (1, 'x', 1, 0)")
         sql(db, "DELETE FROM schema_migrations WHERE version >= 3")
-        open_store(db).close()  # applies migrations 3 and 4
-        assert (postgres.CHECKSUMS_MIGRATION,) in sql(db, "SELECT version FROM schema_migrations")
+        open_store(db).close()  # applies migrations 3, 4 and 5
+        assert sql(db, "SELECT max(version) FROM schema_migrations") == [(5,)]
         again = full(shop_repo, db)
         assert again["warnings"] == []
         assert [stage(again, s)[k] for s, k in (("L2_chunk", "files_chunked"),
                                                  ("L3_lexical", "documents_written"),
-                                                 ("L4_vector", "embedded"))] == [0, 0, 0]
+                                                 ("L4_vector", "embedded"))] == [0, 5, 0]
         assert export(db) == before
 
 
@@ -281,8 +296,34 @@ def test_an_older_sqlite_store_is_refused_with_one_line_saying_what_to_do(tmp_pa
     db = str(tmp_path / "db")
     open_store(db).close()
     sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(UserError, match=r"version 2; this codegraph needs 4: delete .* and index again"):
+    with pytest.raises(UserError, match=r"version 2; this codegraph needs 5: delete .* and index again"):
         open_store(db)
+
+
+def test_a_version_3_sqlite_store_is_upgraded_and_only_its_lexical_documents_rebuilt(
+    shop_repo: Path, tmp_path: Path
+) -> None:
+    """Schema 5 changed only L3's tables (documents per unit, not per file): a version-3 store
+    gains schema 4's call kinds and drops its per-file documents on opening, and the next run
+    recomputes L3 and nothing else (its Python resolutions predate call kinds: re-resolved)."""
+    db = str(tmp_path / "db")
+    codegraph.index(str(shop_repo), db, options=NO_VECTORS)
+    before = export(db)
+    sql(db, "DROP TABLE lexical_units")
+    sql(db, "DROP TABLE lexical_docs")
+    sql(db, "DROP TABLE lexical_fts")
+    sql(db, "CREATE VIRTUAL TABLE lexical_fts USING fts5(body, subtokens)")
+    sql(db, "CREATE TABLE lexical_docs (content_hash TEXT, stage_key TEXT, doc_id INTEGER, checksum TEXT,"
+            " PRIMARY KEY (content_hash, stage_key)) WITHOUT ROWID")
+    sql(db, "DROP INDEX edges_dispatch_by_src")
+    sql(db, "DROP INDEX edges_dispatch_by_src_path")
+    sql(db, "ALTER TABLE edges DROP COLUMN call_kind")
+    sql(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    again = full(shop_repo, db, NO_VECTORS)
+    assert sql(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert [stage(again, s)[k] for s, k in (("L1_ir", "files_parsed"), ("L2_chunk", "files_chunked"),
+                                             ("L3_lexical", "documents_written"))] == [0, 0, 5]
+    assert export(db) == before
 
 
 def test_a_search_across_repositories_skips_one_repositorys_damaged_file_and_names_it(
@@ -292,10 +333,10 @@ def test_a_search_across_repositories_skips_one_repositorys_damaged_file_and_nam
     other = write_tree(tmp_path / "other", {"billing.py": "def total_price(items):\n    return sum(items)\n"})
     codegraph.index(str(shop_repo), db, options=NO_VECTORS)
     codegraph.index(str(other), db, options=NO_VECTORS)
-    sql(db, "UPDATE chunks SET end_line = end_line + 1 WHERE content_hash ="
+    sql(db, "UPDATE lexical_units SET end_line = end_line + 1 WHERE content_hash ="
             " (SELECT content_hash FROM snapshot_files WHERE path = 'billing.py')")
     idx = codegraph.open(db)
     hits = idx.search("total price", "lexical", limit=10)
     assert hits and "billing.py" not in {h.path for h in hits}
-    assert idx.warnings == ["skipped other:billing.py: its stored L2 chunk set is damaged"
+    assert idx.warnings == ["skipped other:billing.py: its stored L3 lexical document is damaged"
                             " (run `codegraph index --full`)"]

@@ -159,9 +159,10 @@ def test_a_database_without_an_index_is_not_created_by_readers() -> None:
 def test_concurrent_writers_of_the_same_outputs_replace_them_whole() -> None:
     """Two workers that compute the same file's outputs at once: both commit, no duplicates."""
     from codegraph.model import Chunk
-    from codegraph.store.base import LexicalDoc
+    from codegraph.store.base import LexicalDoc, LexicalUnit
 
-    docs = [LexicalDoc(f"h{i}", f"def f{i}(): return parse_header_{i}", f"parse header {i}")
+    docs = [LexicalDoc(f"h{i}", [LexicalUnit(0, f"f{i}", 1, 1, f"f{i}",
+                                             f"def f{i}(): return parse_header_{i}", f"parse header {i}")])
             for i in range(20)]
     chunk_rows = [(f"h{i}", [Chunk(o, o + 1, o + 1, f"f{i}", f"t{i}-{o}", f"text {i} {o}")
                              for o in range(5)], None) for i in range(20)]
@@ -192,10 +193,16 @@ def test_concurrent_writers_of_the_same_outputs_replace_them_whole() -> None:
         assert store.existing_lexical("L3", [d.content_hash for d in docs]) == {d.content_hash for d in docs}
         with postgres.connect(url) as conn:
             counts = conn.execute(
-                "SELECT (SELECT count(*) FROM lexical_docs), (SELECT count(*) FROM lexical_terms),"
+                "SELECT (SELECT count(*) FROM lexical_docs), (SELECT count(*) FROM lexical_units),"
+                " (SELECT count(*) FROM lexical_terms),"
                 " (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_sets)").fetchone()
-        # per doc: def, f<i>, return, parse_header_<i> in the body; parse, header, <i> as parts
-        assert counts == (20, 20 * 7, 100, 20)
+            # BM25's totals, kept per writing connection: after 24 overlapping replacements by
+            # three writers at once, exactly what the stored documents hold.
+            stats = conn.execute("SELECT sum(docs), sum(tokens), count(*) FROM lexical_stats").fetchone()
+        # per doc: f<i> in the head; def, f<i>, return, parse_header_<i> in the body; parse,
+        # header, <i> as parts
+        assert counts == (20, 20, 20 * 7, 100, 20)
+        assert stats[:2] == (20, 20 * 8) and stats[2] >= 1
 
 
 # ----- BM25 equal to FTS5 -------------------------------------------------------------------

@@ -15,13 +15,14 @@ import pytest
 
 from codegraph.queue.sqlite import SqliteJobQueue
 from codegraph.store import connections
-from codegraph.store.base import LexicalDoc
+from codegraph.store.base import LexicalDoc, LexicalUnit
 from codegraph.store.sqlite import SqliteStore
 
 
 def _big_docs(n: int) -> list[LexicalDoc]:
     # ~2 MB of distinct words: past SQLite's own 1,000-page checkpoint threshold.
-    return [LexicalDoc(f"h{i}", " ".join(f"w{i}x{j}" for j in range(30_000)), "") for i in range(n)]
+    words = [" ".join(f"w{i}x{j}" for j in range(30_000)) for i in range(n)]
+    return [LexicalDoc(f"h{i}", [LexicalUnit(0, "", 1, 1, "", w, "")]) for i, w in enumerate(words)]
 
 
 def _wait_until(predicate, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

@@ -26,6 +26,11 @@ def split_identifier(identifier: str) -> tuple[str, ...]:
     return tuple(p.lower() for p in parts)
 
 
+def words(identifier: str) -> tuple[str, ...]:
+    """Every lower-cased part of an identifier, a one-part one included (`_split` -> split)."""
+    return split_identifier(identifier) or tuple(p.lower() for p in _PARTS.findall(identifier))
+
+
 @lru_cache(maxsize=200_000)
 def _joined_parts(identifier: str) -> str:
     return " ".join(split_identifier(identifier))

@@ -17,9 +17,13 @@ from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.languages import language_name
 from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, SnapshotInfo, text_ok
+from codegraph.store.base import ChunkRow, LexicalHit, SnapshotInfo, text_ok
+from codegraph.units import window_body
 
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+# Hybrid search (see `fuse`): the vector ranking's weight and how deep each ranking is read.
+# Both chosen on bench/bench_search.py (ARCHITECTURE.md, "Search").
+VECTOR_WEIGHT = 0.6
+HYBRID_DEPTH = 50
 SNIPPET_LINES = 6
 MODES = ("lexical", "vector", "hybrid")
 GRAPH_QUERIES = ("defs", "callers", "callees", "imports", "importers")
@@ -62,9 +66,45 @@ def find_db(explicit: str | None, start: Path | None = None) -> str:
 
 
 def _qualify(row: ChunkRow) -> str:
-    if row.module and row.symbol:
-        return f"{row.module}.{row.symbol}"
-    return row.symbol or row.module or ""
+    return _qualify_name(row.module, row.symbol)
+
+
+def _qualify_name(module: str | None, symbol: str) -> str:
+    if module and symbol:
+        return f"{module}.{symbol}"
+    return symbol or module or ""
+
+
+def _normalised(hits: list[Hit]) -> dict[tuple[str, str, int, str], float]:
+    """Min-max normalised scores of one ranking, by unit: its best 1, its worst 0."""
+    if not hits:
+        return {}
+    top, bottom = hits[0].score, hits[-1].score
+    span = top - bottom
+    return {(h.repo, h.path, h.start_line, h.symbol): (h.score - bottom) / span if span > 0 else 1.0
+            for h in hits}
+
+
+def fuse(lexical_hits: list[Hit], vector_hits: list[Hit], limit: int,
+         vector_weight: float | None = None) -> list[Hit]:
+    """Hybrid ranking: VECTOR_WEIGHT x the vector score + (1 - VECTOR_WEIGHT) x the lexical
+    score, each min-max normalised over its own ranking (a unit absent from one ranking scores
+    0 there). Unlike reciprocal rank fusion this keeps how far apart the scores are, so a weak
+    ranking's noise cannot drag a confident strong one down; the weight is chosen on the
+    benchmark (bench/bench_search.py). Ties: repository, path, line."""
+    weight = VECTOR_WEIGHT if vector_weight is None else vector_weight
+    lex, vec = _normalised(lexical_hits), _normalised(vector_hits)
+    hits: dict[tuple[str, str, int, str], Hit] = {}
+    for h in (*lexical_hits, *vector_hits):  # the lexical snippet (lines with query terms) first
+        hits.setdefault((h.repo, h.path, h.start_line, h.symbol), h)
+    fused = {key: weight * vec.get(key, 0.0) + (1.0 - weight) * lex.get(key, 0.0) for key in hits}
+    order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
+    out = []
+    for key in order:
+        hit = hits[key]
+        out.append(Hit(hit.path, hit.start_line, hit.end_line, hit.symbol, round(fused[key], 6),
+                       hit.snippet, hit.repo))
+    return out
 
 
 def _snippet(text: str, terms: list[str]) -> str:
@@ -171,7 +211,9 @@ class Index:
         return self.hybrid(query, limit)
 
     def lexical(self, query: str, limit: int) -> list[Hit]:
-        """BM25 over files, then each file's chunk with the most query terms as the hit.
+        """BM25 over units (definitions and module-level code), their head weighted above
+        their body (`store.bm25.COLUMN_WEIGHTS`); one hit per unit, its snippet the lines that
+        hold query terms.
 
         Across repositories the scores are on one scale (N, average length and document
         frequencies are over every stored document), so the per-snapshot rankings merge by score."""
@@ -179,39 +221,26 @@ class Index:
         if not terms:
             return []
         match = lexical.fts_query(terms)
-        ranked: list[tuple[float, int, str]] = []
+        ranked: list[tuple[float, int, str, int, LexicalHit]] = []
         for i, snap in enumerate(self.snapshots):
             try:
                 found = self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit)
             except DamagedIndexError as exc:
                 self._warn(f"no lexical hits: {exc} (run `codegraph index --full`)")
                 continue
-            # A damaged document ranks wrongly, damaged chunks would answer wrongly: skipped.
-            bad = self._damaged_lexical(snap, [p for p, _ in found])
+            # A damaged document ranks wrongly, and answers wrongly: skipped.
+            bad = self._damaged_lexical(snap, sorted({h.path for h in found}))
             self._skipped(snap, "L3 lexical document", bad)
-            skip = set(bad) | self._damaged_chunks(snap, [p for p, _ in found if p not in bad])
-            ranked += [(score, i, path) for path, score in found if path not in skip]
-        ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
-        ranked = ranked[:limit]
-        by_file: dict[tuple[int, str], list[ChunkRow]] = {}
-        for i, snap in enumerate(self.snapshots):
-            paths = [p for _, j, p in ranked if j == i]
-            if paths:
-                for row in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], paths):
-                    by_file.setdefault((i, row.path), []).append(row)
-        hits = []
-        for score, i, path in ranked:
-            candidates = by_file.get((i, path))
-            if not candidates:
-                continue
-            best = max(candidates, key=lambda c: (lexical.term_hits(c.text, terms), -c.start_line))
-            hits.append(Hit(path, best.start_line, best.end_line, _qualify(best), round(score, 4),
-                            _snippet(best.text, terms), self.snapshots[i].repo))
-        return hits
+            ranked += [(h.score, i, h.path, h.start_line, h) for h in found if h.path not in bad]
+        ranked.sort(key=lambda r: (-r[0], r[1], r[2], r[3]))
+        return [Hit(h.path, h.start_line, h.end_line, _qualify_name(h.module, h.symbol), round(score, 4),
+                    _snippet(h.body, terms), self.snapshots[i].repo)
+                for score, i, _, _, h in ranked[:limit]]
 
     def vector(self, query: str, limit: int, query_vector: Any = None) -> list[Hit]:
-        """The chunks whose texts' vectors are nearest the query's (`query_vector`: the query
-        already embedded, e.g. by a caller that measures search without the model)."""
+        """Cosine similarity to each unit window's vector (its context header and lines); a
+        unit scores its best window, which is its snippet. One hit per unit. (`query_vector`:
+        the query already embedded, e.g. by a caller that measures search without the model.)"""
         from codegraph import embed
 
         if query_vector is None:
@@ -219,18 +248,14 @@ class Index:
         # Stored vectors must have the query vector's length (the model's dimensions).
         index = self.vector_index(len(query_vector))
         self._skip_damaged_vectors()
-        nearest = index.search(query_vector, limit)
-        score = dict(nearest)
-        found: list[tuple[int, ChunkRow]] = []
-        for i, snap in enumerate(self.snapshots):
-            rows = self.store.chunks_of_texts(snap.id, snap.stage_keys[L2], list(score))
-            damaged = self._damaged_chunks(snap, sorted({c.path for c in rows}))
-            found += [(i, c) for c in rows if c.path not in damaged and text_ok(c.text, c.text_hash)]
-        # Best first; ties by repository, path and line, for stable output.
-        found.sort(key=lambda item: (-score[item[1].text_hash], item[0], item[1].path, item[1].start_line))
-        terms = lexical.query_terms(query)
-        return [Hit(c.path, c.start_line, c.end_line, _qualify(c), round(score[c.text_hash], 4),
-                    _snippet(c.text, terms), self.snapshots[i].repo) for i, c in found[:limit]]
+        # A unit may have several windows near the query: read deeper until `limit` units.
+        k = max(4 * limit, 32)
+        while True:
+            nearest = index.search(query_vector, k)
+            hits = self._unit_hits(nearest, query, limit)
+            if len(hits) >= limit or len(nearest) < k:
+                return hits
+            k *= 4
 
     def _model_key(self) -> str:
         models = sorted({s.stage_keys[L4] for s in self.snapshots})
@@ -262,6 +287,32 @@ class Index:
                 self._damaged_vector_paths[snap.id] = {c.path: "" for c in self.store.chunks_of_texts(
                     snap.id, snap.stage_keys[L2], damaged)} if damaged else {}
             self._skipped(snap, "L4 vector", self._damaged_vector_paths[snap.id])
+
+    def _unit_hits(self, nearest: list[tuple[str, float]], query: str, limit: int) -> list[Hit]:
+        """Nearest window texts best first ((text hash, score)) -> the first `limit` distinct
+        units, each scored by its best window. Exact: a unit's score is the max over its
+        windows, so the first window of each unit in this order is its best."""
+        score = dict(nearest)
+        found: list[tuple[int, ChunkRow]] = []
+        for i, snap in enumerate(self.snapshots):
+            rows = self.store.chunks_of_texts(snap.id, snap.stage_keys[L2], list(score))
+            damaged = self._damaged_chunks(snap, sorted({c.path for c in rows}))
+            found += [(i, c) for c in rows if c.path not in damaged and text_ok(c.text, c.text_hash)]
+        # Best first; ties by repository, path and line, for stable output.
+        found.sort(key=lambda item: (-score[item[1].text_hash], item[0], item[1].path, item[1].start_line))
+        terms = lexical.query_terms(query)
+        hits: list[Hit] = []
+        seen: set[tuple[int, str, int, str]] = set()
+        for i, c in found:
+            unit = (i, c.path, c.start_line, c.symbol)
+            if unit in seen:
+                continue
+            seen.add(unit)
+            hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(score[c.text_hash], 4),
+                            _snippet(window_body(c.text), terms), self.snapshots[i].repo))
+            if len(hits) == limit:
+                break
+        return hits
 
     def _damaged_chunks(self, snap: SnapshotInfo, paths: list[str]) -> set[str]:
         """The `paths` whose stored chunks (lines, symbols or texts) fail their checks."""
@@ -303,22 +354,9 @@ class Index:
             self.warnings.append(message)
 
     def hybrid(self, query: str, limit: int) -> list[Hit]:
-        """Reciprocal rank fusion of the lexical and vector rankings (each 3x deep)."""
-        depth = limit * 3
-        fused: dict[tuple[str, str, int], float] = {}
-        hits: dict[tuple[str, str, int], Hit] = {}
-        for ranking in (self.lexical(query, depth), self.vector(query, depth)):
-            for rank, hit in enumerate(ranking):
-                key = (hit.repo, hit.path, hit.start_line)
-                fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-                hits.setdefault(key, hit)
-        order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
-        out = []
-        for key in order:
-            hit = hits[key]
-            hit.score = round(fused[key], 6)
-            out.append(hit)
-        return out
+        """The lexical and vector rankings (each `HYBRID_DEPTH` units deep) fused by `fuse`."""
+        depth = max(limit, HYBRID_DEPTH)
+        return fuse(self.lexical(query, depth), self.vector(query, depth), limit)
 
     # ----- export ------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Language plug-ins. Each language is one package that provides a `Language` object.
 
 A language owns everything that depends on its syntax and semantics: extracting the per-file IR,
-cutting syntax-aware chunks, naming modules from paths and resolving names across files.
+saying what its units of retrieval are (by default
+derived from its L1 symbols), naming modules from paths and resolving names across files.
 The pipeline knows languages only through this interface; adding one means writing one package
 and listing it in `_LANGUAGES`.
 """
@@ -12,7 +13,8 @@ from collections.abc import Callable, Hashable, Mapping
 from fnmatch import fnmatchcase
 from typing import Protocol
 
-from codegraph.model import Chunk, FileIR, FileResolution
+from codegraph.model import FileIR, FileResolution
+from codegraph.units import Unit
 
 
 class Resolver(Protocol):
@@ -38,12 +40,17 @@ class Language(Protocol):
     # Bumped whenever extraction or resolution output changes for the same input; part of
     # every L1 cache key.
     version: str
-    # Bumped whenever chunking changes for the same input; part of every L2 cache key.
+    # Bumped whenever its units change for the same input (an override of `units`); part of
+    # the L2 and L3 cache keys.
     chunk_version: str
 
     def extract(self, text: str) -> FileIR: ...
 
-    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]: ...
+    def units(self, text: str, ir: FileIR) -> list[Unit]:
+        """The file's units of retrieval (`codegraph.units`): its definitions and module-level
+        code. `units.definition_units` derives them from the L1 symbols; a language overrides
+        it only when its symbols alone cannot say what a definition covers."""
+        ...
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

@@ -26,8 +26,8 @@ from codegraph.store.base import (
     Store,
 )
 
-LEXICAL_VERSION = "lex-1"
-CHUNKER_VERSION = "chunk-1"
+LEXICAL_VERSION = "lex-2"  # 2: one document per unit, head/body/subtokens columns
+CHUNKER_VERSION = "chunk-2"  # 2: the windows of units (codegraph.units) instead of chunks
 INLINE_MAX_FILES = 24  # at most this many files to parse or chunk: no worker processes
 EMBED_BATCH = 32  # texts per transaction: the most a kill can cost L4 (~2 s)
 WRITE_GROUP_SECONDS = 2.0  # the longest a stage's transaction stays open (see _WriteGroups)
@@ -35,8 +35,9 @@ WRITE_GROUP_SECONDS = 2.0  # the longest a stage's transaction stays open (see _
 
 @dataclass(frozen=True)
 class IndexConfig:
-    max_chunk_chars: int = 1500
-    min_chunk_chars: int = 300
+    # An embedding window of a unit: about the model's 256 tokens of code (with its header).
+    max_chunk_chars: int = 1000
+    min_chunk_chars: int = 200
     model_name: str = embed.MODEL_NAME  # or a sentence-transformers model directory (--model)
     vectors: bool = True
     embed_runtime: str = embed.DEFAULT_RUNTIME  # "auto" (onnx where it runs, else torch), "onnx", "torch"
@@ -50,8 +51,10 @@ class IndexConfig:
         chunkers = ",".join(f"{lang.name}={lang.chunk_version}" for lang in all_languages())
         keys = {
             L1: f"{L1}:{extractors}",
-            L3: f"{L3}:{LEXICAL_VERSION}",
-            L2: f"{L2}:{CHUNKER_VERSION}:{chunkers}:{self.max_chunk_chars}:{self.min_chunk_chars}",
+            # Units are derived from L1's symbols: L2 and L3 change whenever L1's output does.
+            L3: f"{L3}:{LEXICAL_VERSION}:{extractors}:{chunkers}",
+            L2: f"{L2}:{CHUNKER_VERSION}:{extractors}:{chunkers}:{self.max_chunk_chars}:"
+                f"{self.min_chunk_chars}",
         }
         if self.vectors:  # the vectors' producer: model (and its content), runtime, quantisation
             keys[L4] = f"{L4}:{self.producer().spec}"

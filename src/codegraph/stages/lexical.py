@@ -1,23 +1,32 @@
-"""L3: one BM25 document per file content."""
+"""L3: per file content, one BM25 document per unit of retrieval (codegraph.units)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from codegraph import lexical
-from codegraph.confine import RootDir, open_root
-from codegraph.snapshot import read_text
-from codegraph.stages.context import L3, RunContext, _batches, _by_content, _unique_by_hash
-from codegraph.store.base import (
-    LexicalDoc,
-)
+from codegraph.stages.chunk import units_batches
+from codegraph.stages.context import _UNREADABLE, L1, L3, RunContext, _by_content, _unique_by_hash
+from codegraph.store.base import LexicalDoc, LexicalUnit
+from codegraph.units import Unit, lexical_head
+
+
+def lexical_units(units: list[Unit]) -> list[LexicalUnit]:
+    out = []
+    for ordinal, unit in enumerate(units):
+        body = unit.text
+        out.append(LexicalUnit(ordinal, unit.name, unit.start_line, unit.end_line, lexical_head(unit),
+                               body, lexical.subtokens(body)))
+    return out
+
 
 # ----- L3 -----------------------------------------------------------------------------------
 
 
 class LexicalStage:
     name = L3
-    depends_on: tuple[str, ...] = ()
+    # Units come from L1's symbols; L2 and L3 then run side by side.
+    depends_on: tuple[str, ...] = (L1,)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         key = ctx.keys[L3]
@@ -32,26 +41,15 @@ class LexicalStage:
         todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - (existing - set(damaged)))
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
-        tree = open_root(ctx.root)  # None: the root is gone, and each read says so
-        try:
-            self._write(ctx, key, todo, tree)
-        finally:
-            if tree is not None:
-                tree.close()
+        for results in units_batches(ctx, todo):
+            docs = []
+            for path, content_hash, units, error in results:
+                if error is not None and error.startswith(_UNREADABLE):
+                    ctx.fail_file(path, "L3", error[len(_UNREADABLE):])
+                    continue
+                # A content L2 reports an error for (its units failed) has no documents.
+                docs.append(LexicalDoc(content_hash, lexical_units(units or [])))
+            ctx.store.put_lexical(key, docs)
+            ctx.progress.advance(self.name, len(results))
         return {"documents_written": len(todo), "documents_reused": len(ctx.files) - len(todo),
                 "documents_repaired": len(damaged)}
-
-    @staticmethod
-    def _write(ctx: RunContext, key: str, todo: list[tuple[str, str]], tree: RootDir | None) -> None:
-        for batch in _batches(todo, ctx.config.batch_files * 4):
-            ctx.check_cancelled()
-            docs = []
-            for path, content_hash in batch:
-                try:
-                    text = read_text(ctx.root, path, content_hash, tree)
-                except (OSError, ValueError) as exc:
-                    ctx.fail_file(path, "L3", str(exc))
-                    continue
-                docs.append(LexicalDoc(content_hash, text, lexical.subtokens(text)))
-            ctx.store.put_lexical(key, docs)
-            ctx.progress.advance(LexicalStage.name, len(batch))

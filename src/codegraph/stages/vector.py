@@ -1,11 +1,11 @@
-"""L4: one embedding per distinct chunk text, never the same text twice."""
+"""L4: one embedding per distinct unit window text (L2), never the same text twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from codegraph import embed
-from codegraph.stages.chunk import _DECODE_CHUNKS, _chunk_batch
+from codegraph.stages.chunk import chunks_of, units_batches
 from codegraph.stages.context import EMBED_BATCH, L2, L4, RunContext, _batches, producer_spec
 from codegraph.store.base import (
     text_ok,
@@ -60,11 +60,9 @@ class VectorStage:
             return todo, 0
         owners = ctx.store.text_owners(ctx.snapshot_id, ctx.keys[L2], sorted(bad))
         fixed: dict[str, str] = {}
-        cfg = ctx.config
-        for path, content_hash in sorted(set(owners.values())):
-            for _, _, payload, _ in _chunk_batch(str(ctx.root), [(path, content_hash)],
-                                                  cfg.max_chunk_chars, cfg.min_chunk_chars):
-                for chunk in _DECODE_CHUNKS.decode(payload) if payload is not None else []:
+        for results in units_batches(ctx, sorted(set(owners.values()))):
+            for _, _, units, _ in results:
+                for chunk in chunks_of(units or [], ctx):
                     if chunk.text_hash in owners:
                         fixed[chunk.text_hash] = chunk.text
         for text_hash in sorted(bad):

@@ -107,10 +107,34 @@ class ChunkRow(NamedTuple):
     text: str
 
 
+class LexicalUnit(NamedTuple):
+    """One unit's BM25 document (see `codegraph.units`): columns head, body and subtokens."""
+
+    ordinal: int
+    symbol: str  # the unit's local qualified name ("" for module-level code)
+    start_line: int
+    end_line: int
+    head: str  # name, qualified name, signature: whole and split (weighted above the body)
+    body: str  # the unit's own text
+    subtokens: str  # the split parts of the body's identifiers
+
+
 class LexicalDoc(NamedTuple):
+    """L3's output for one file content: its units' documents."""
+
     content_hash: str
+    units: list[LexicalUnit]
+
+
+class LexicalHit(NamedTuple):
+    path: str
+    module: str | None
+    ordinal: int
+    symbol: str
+    start_line: int
+    end_line: int
+    score: float
     body: str
-    subtokens: str
 
 
 def payload_checksum(payload: bytes | None) -> str | None:
@@ -137,21 +161,30 @@ def chunk_set_checksum(chunks: Iterable[ChunkFields], error: str | None) -> str:
 
 
 def text_ok(text: str | None, text_hash: str) -> bool:
-    """A stored chunk text is verifiable by its key: `chunking.text_hash` of its UTF-8 bytes."""
+    """A stored chunk text is verifiable by its key: `units.text_hash` of its UTF-8 bytes."""
     if not isinstance(text, str):  # gone, or a BLOB where SQLite held text
         return False
     try:
         return xxhash.xxh3_128_hexdigest(text.encode("utf-8")) == text_hash
-    except UnicodeEncodeError:  # a lone surrogate: chunking could never have hashed it
+    except UnicodeEncodeError:  # a lone surrogate: L2 could never have hashed it
         return False
 
 
-def lexical_checksum(body: str, subtokens: str) -> str:
-    """Over a lexical document's two columns (the same digest `export` prints)."""
+def lexical_checksum(*parts: str) -> str:
+    """Over a lexical document's columns (the same digest `export` prints)."""
     h = xxhash.xxh3_64()
-    for part in (body, subtokens):
+    for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
+    return h.hexdigest()
+
+
+def lexical_units_checksum(units: Iterable[LexicalUnit]) -> str:
+    """Over a file's unit documents in ordinal order: a changed, lost or extra one changes it."""
+    h = xxhash.xxh3_64()
+    for u in units:
+        h.update(f"{u.ordinal}\0{u.symbol}\0{u.start_line}\0{u.end_line}\0".encode("utf-8", "surrogatepass"))
+        h.update(lexical_checksum(u.head, u.body, u.subtokens).encode())
     return h.hexdigest()
 
 
@@ -390,8 +423,9 @@ class Store(ABC):
     @abstractmethod
     def lexical_search(
         self, snapshot_id: int, stage_key: str, match: str, limit: int
-    ) -> list[tuple[str, float]]:
-        """(path, BM25 score; higher is better) of the best matching files of the snapshot."""
+    ) -> list[LexicalHit]:
+        """The best matching units of the snapshot by BM25 (`bm25.COLUMN_WEIGHTS`; higher is
+        better), ties by path then line: the same doubles and order in every store."""
         ...
 
     @abstractmethod

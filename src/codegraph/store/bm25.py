@@ -7,7 +7,7 @@ rankings would differ between the stores.
 
 Scores follow `fts5Bm25Function` operation for operation (k1=1.2, b=0.75, IDF floored at 1e-6,
 per-instance column weights summed in position order, document length over all columns,
-statistics over every document in the index), so a file's score is the same double in both
+statistics over every document in the index), so a unit's score is the same double in both
 stores and the ranking is the same.
 """
 
@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 # Must equal `lexical_fts` in sqlite_schema.sql: the token definition is part of the ranking.
 TOKENIZE = "unicode61 remove_diacritics 2 tokenchars '_'"
@@ -28,7 +29,12 @@ K1 = 1.2
 B = 0.75
 IDF_FLOOR = 1e-6
 MAX_TOKEN_BYTES = 32_768  # FTS5_MAX_TOKEN_SIZE: FTS5 keeps only this much of a longer token
-COLUMN_WEIGHTS = (1.0, 0.6)  # body, subtokens: the weights the SQLite store passes to bm25()
+# head, body, subtokens: the weights the SQLite store passes to bm25(). A unit's head (name,
+# qualified name, signature) counts HEAD_WEIGHT times an occurrence in its body; chosen on the
+# search benchmark (bench/bench_search.py, see ARCHITECTURE.md "Search").
+HEAD_WEIGHT = 3.0
+COLUMN_WEIGHTS: tuple[float, ...] = (HEAD_WEIGHT, 1.0, 0.6)
+COLUMNS = 3
 
 _local = threading.local()
 # Runs of ASCII token characters or of anything beyond ASCII: ASCII punctuation and whitespace
@@ -38,18 +44,21 @@ _RUN = re.compile("[0-9A-Za-z_\x80-\U0010ffff]+")
 
 @dataclass(frozen=True)
 class DocTerms:
-    """One document's tokens: per term (tf in body, tf in subtokens), and per-column lengths."""
+    """One document's tokens: per term its frequency in each column, and per-column lengths."""
 
-    terms: dict[str, tuple[int, int]]
-    body_len: int
-    sub_len: int
+    terms: dict[str, tuple[int, ...]]
+    lengths: tuple[int, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(self.lengths)
 
 
 def _tokenizer() -> sqlite3.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None:
         conn = sqlite3.connect(":memory:", isolation_level=None)
-        conn.execute(f'CREATE VIRTUAL TABLE tok USING fts5(body, subtokens, tokenize = "{TOKENIZE}")')
+        conn.execute(f'CREATE VIRTUAL TABLE tok USING fts5(body, tokenize = "{TOKENIZE}")')
         conn.execute("CREATE VIRTUAL TABLE tok_instance USING fts5vocab(tok, 'instance')")
         _local.conn = conn
     return conn
@@ -61,7 +70,7 @@ def _sqlite_tokens(run: str) -> tuple[str, ...]:
     conn = _tokenizer()
     conn.execute("BEGIN")
     try:
-        conn.execute("INSERT INTO tok(rowid, body, subtokens) VALUES (1, ?, '')", (run,))
+        conn.execute("INSERT INTO tok(rowid, body) VALUES (1, ?)", (run,))
         tokens = tuple(t for (t,) in conn.execute("SELECT term FROM tok_instance ORDER BY offset"))
         conn.execute("DELETE FROM tok")
     finally:
@@ -85,15 +94,17 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def tokenize_documents(docs: Sequence[tuple[str, str]]) -> list[DocTerms]:
-    """(body, subtokens) -> their terms, exactly as FTS5 would index them."""
+def tokenize_documents(docs: Sequence[Sequence[str]]) -> list[DocTerms]:
+    """Each document's columns -> their terms, exactly as FTS5 would index them."""
     out = []
-    for body, sub in docs:
-        body_tokens, sub_tokens = tokens(body), tokens(sub)
-        terms = {t: (n, 0) for t, n in Counter(body_tokens).items()}
-        for t, n in Counter(sub_tokens).items():
-            terms[t] = (terms.get(t, (0, 0))[0], n)
-        out.append(DocTerms(terms, len(body_tokens), len(sub_tokens)))
+    for columns in docs:
+        per_column = [tokens(c) for c in columns]
+        width = len(per_column)
+        terms: dict[str, list[int]] = {}
+        for i, column in enumerate(per_column):
+            for t, n in Counter(column).items():
+                terms.setdefault(t, [0] * width)[i] = n
+        out.append(DocTerms({t: tuple(f) for t, f in terms.items()}, tuple(map(len, per_column))))
     return out
 
 
@@ -102,14 +113,14 @@ def tokenize_phrase(phrase: str) -> list[str]:
     return tokens(phrase)
 
 
-def phrase_counts(body: str, subtokens: str, phrase: Sequence[str]) -> tuple[int, int]:
+def phrase_counts(columns: Sequence[str], phrase: Sequence[str]) -> tuple[int, ...]:
     """Occurrences of a multi-token phrase (consecutive tokens) per column of one document."""
     n = len(phrase)
     wanted = list(phrase)
     counts = []
-    for column in (tokens(body), tokens(subtokens)):
+    for column in map(tokens, columns):
         counts.append(sum(1 for i in range(len(column) - n + 1) if column[i : i + n] == wanted))
-    return counts[0], counts[1]
+    return tuple(counts)
 
 
 def parse_match(match: str) -> list[str]:
@@ -144,23 +155,25 @@ def idf(n_rows: int, n_hit: int) -> float:
     return value if value > 0.0 else IDF_FLOOR
 
 
-def score(idfs: Sequence[float], freqs: Sequence[tuple[int, int]], doc_len: int, avgdl: float) -> float:
-    """BM25 of one document: freqs[i] = (tf in body, tf in subtokens) of phrase i."""
+def score(idfs: Sequence[float], freqs: Sequence[Sequence[int]], doc_len: int, avgdl: float,
+          weights: Sequence[float] | None = None) -> float:
+    """BM25 of one document: freqs[i] = the tf of phrase i in each column."""
+    weights = COLUMN_WEIGHTS if weights is None else weights
     total = 0.0
     d = float(doc_len)
-    for phrase_idf, (tf_body, tf_sub) in zip(idfs, freqs, strict=True):
-        # FTS5 adds one column weight per instance, in position order (body before subtokens):
-        # the same additions give the same double.
+    for phrase_idf, tfs in zip(idfs, freqs, strict=True):
+        # FTS5 adds one column weight per instance, in position order (columns in order): the
+        # same additions give the same double.
         freq = 0.0
-        for _ in range(tf_body):
-            freq += COLUMN_WEIGHTS[0]
-        for _ in range(tf_sub):
-            freq += COLUMN_WEIGHTS[1]
+        for weight, tf in zip(weights, tfs, strict=True):
+            for _ in range(tf):
+                freq += weight
         total += phrase_idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * d / avgdl)))
     return total
 
 
-def rank(scored: dict[str, float], limit: int) -> list[tuple[str, float]]:
-    """Best first; equal scores by path (code-point order, as SQLite's BINARY collation)."""
+def rank(scored: dict[Any, float], limit: int) -> list[tuple[Any, float]]:
+    """Best first; equal scores by key, (path, line) (code-point order, as SQLite's BINARY
+    collation)."""
     return sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:limit]
 

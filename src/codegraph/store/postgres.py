@@ -34,6 +34,8 @@ from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    LexicalHit,
+    LexicalUnit,
     Owned,
     ResolvedFile,
     SnapshotInfo,
@@ -42,6 +44,7 @@ from codegraph.store.base import (
     check_chunk_sets,
     chunk_set_checksum,
     lexical_checksum,
+    lexical_units_checksum,
     payload_checksum,
     vector_checksum,
     vector_ok,
@@ -122,14 +125,20 @@ CHECKSUMS_MIGRATION = 3
 # `t` lexical_terms, grouped by document), so verifying the term tables sends no rows; equal to
 # `terms_digest` (terms in code-point order: COLLATE "C" on UTF-8 is code-point order).
 TERMS_DIGEST_SQL = (
+    "md5(d.head_len::text || ',' || d.body_len::text || ',' || d.sub_len::text || coalesce(string_agg("
+    "';' || t.term || ',' || t.tf_head::text || ',' || t.tf_body::text || ',' || t.tf_sub::text,"
+    " '' ORDER BY t.term), ''))"
+)
+# Migration 3's, over the per-file documents of then (two columns): its backfill runs on them.
+_TERMS_DIGEST_SQL_3 = (
     "md5(d.body_len::text || ',' || d.sub_len::text || coalesce(string_agg("
     "';' || t.term || ',' || t.tf_body::text || ',' || t.tf_sub::text, '' ORDER BY t.term), ''))"
 )
 
 
 def terms_digest(doc: bm25.DocTerms) -> str:
-    parts = [f"{doc.body_len},{doc.sub_len}"]
-    parts += [f";{term},{tf_body},{tf_sub}" for term, (tf_body, tf_sub) in sorted(doc.terms.items())]
+    parts = [",".join(map(str, doc.lengths))]
+    parts += [f";{term}," + ",".join(map(str, tfs)) for term, tfs in sorted(doc.terms.items())]
     return hashlib.md5("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -144,7 +153,7 @@ def backfill_checksums(conn: psycopg.Connection[Any]) -> None:
         cur.executemany("UPDATE lexical_docs SET checksum=%s WHERE doc_id=%s",
                         [(lexical_checksum(_text(b), _text(s)), i) for i, b, s in docs])
         cur.execute(
-            f"UPDATE lexical_docs SET terms_checksum=x.digest FROM (SELECT d.doc_id, {TERMS_DIGEST_SQL}"
+            f"UPDATE lexical_docs SET terms_checksum=x.digest FROM (SELECT d.doc_id, {_TERMS_DIGEST_SQL_3}"
             " AS digest FROM lexical_docs d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
             " GROUP BY d.doc_id) x WHERE lexical_docs.doc_id=x.doc_id")
         chunks: dict[tuple[str, str], list[tuple[int, int, int, str, str]]] = {}
@@ -494,9 +503,14 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM snapshots WHERE id = ANY(%s)", (doomed,))
             deleted["snapshots"] = len(doomed)
             for kind, table, _, used in _CACHE_KINDS:
-                if kind == "L3_lexical":  # the term rows go with their documents
-                    conn.execute(f"DELETE FROM lexical_terms WHERE doc_id IN"
-                                 f" (SELECT doc_id FROM lexical_docs t WHERE NOT ({used}))")
+                if kind == "L3_lexical":  # the units and their terms go with their file's marker
+                    gone = conn.execute(
+                        "DELETE FROM lexical_units WHERE (content_hash, stage_key) IN (SELECT"
+                        f" content_hash, stage_key FROM lexical_docs t WHERE NOT ({used}))"
+                        " RETURNING doc_id, head_len + body_len + sub_len").fetchall()
+                    conn.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)",
+                                 (sorted(d for d, _ in gone),))
+                    self._count_lexical(conn, -len(gone), -sum(n for _, n in gone))
                 if kind == "L2_chunk":
                     conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
                                  f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
@@ -630,35 +644,57 @@ class PostgresStore(Store):
     def existing_lexical(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("lexical_docs", stage_key, hashes)
 
+    @staticmethod
+    def _count_lexical(conn: psycopg.Connection[Any], docs: int, tokens: int) -> None:
+        """Add to this connection's row of the BM25 totals (inside the caller's transaction)."""
+        if docs or tokens:
+            conn.execute(
+                "INSERT INTO lexical_stats(writer, docs, tokens) VALUES (pg_backend_pid(), %s, %s)"
+                " ON CONFLICT (writer) DO UPDATE SET docs=lexical_stats.docs + excluded.docs,"
+                " tokens=lexical_stats.tokens + excluded.tokens", (docs, tokens))
+
     def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
-        # The last document of a content hash wins, as with the SQLite store's REPLACE.
+        # The last document set of a content hash wins, as with the SQLite store's REPLACE.
         unique = sorted({d.content_hash: d for d in docs}.values(), key=lambda d: d.content_hash)
-        terms = bm25.tokenize_documents([(d.body, d.subtokens) for d in unique])  # outside the tx
+        units = [(d.content_hash, u) for d in unique for u in d.units]
+        terms = bm25.tokenize_documents([(u.head, u.body, u.subtokens) for _, u in units])  # outside the tx
         with self._tx() as conn, conn.cursor() as cur:
-            # Upsert, in key order: a concurrent writer of the same document waits on its row,
-            # then replaces it and its terms (a delete-then-insert would collide instead).
+            # The marker first, in key order: a concurrent writer of the same content waits on
+            # its row, then replaces its units (whose unique key would collide otherwise).
+            cur.execute(
+                "INSERT INTO lexical_docs(content_hash, stage_key, units, checksum)"
+                " SELECT h, %s, n, c FROM unnest(%s::text[], %s::int[], %s::text[]) AS u(h, n, c)"
+                " ORDER BY h ON CONFLICT (content_hash, stage_key) DO UPDATE SET units=excluded.units,"
+                " checksum=excluded.checksum",
+                (stage_key, [d.content_hash for d in unique], [len(d.units) for d in unique],
+                 [lexical_units_checksum(d.units) for d in unique]))
+            gone = cur.execute(
+                "DELETE FROM lexical_units WHERE stage_key=%s AND content_hash = ANY(%s)"
+                " RETURNING doc_id, head_len + body_len + sub_len",
+                (stage_key, [d.content_hash for d in unique])).fetchall()
+            if gone:
+                cur.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)", (sorted(d for d, _ in gone),))
             ids = cur.execute(
-                "INSERT INTO lexical_docs(content_hash, stage_key, body, subtokens, body_len, sub_len,"
-                "   checksum, terms_checksum)"
-                " SELECT h, %s, b, s, bl, sl, c, tc"
-                " FROM unnest(%s::text[], %b::bytea[], %b::bytea[], %s::int[], %s::int[], %s::text[],"
-                "   %s::text[]) WITH ORDINALITY AS u(h, b, s, bl, sl, c, tc, n) ORDER BY n"
-                " ON CONFLICT (content_hash, stage_key) DO UPDATE SET body=excluded.body,"
-                "   subtokens=excluded.subtokens, body_len=excluded.body_len, sub_len=excluded.sub_len,"
-                "   checksum=excluded.checksum, terms_checksum=excluded.terms_checksum"
-                " RETURNING doc_id, content_hash",
-                (stage_key, [d.content_hash for d in unique], [_utf8(d.body) for d in unique],
-                 [_utf8(d.subtokens) for d in unique], [t.body_len for t in terms],
-                 [t.sub_len for t in terms], [lexical_checksum(d.body, d.subtokens) for d in unique],
-                 [terms_digest(t) for t in terms]),
-            ).fetchall()
-            doc_ids = {h: doc_id for doc_id, h in ids}
-            cur.execute("DELETE FROM lexical_terms WHERE doc_id = ANY(%s)", (sorted(doc_ids.values()),))
-            with cur.copy("COPY lexical_terms (doc_id, term, tf_body, tf_sub) FROM STDIN") as copy:
-                for doc, doc_terms in zip(unique, terms, strict=True):
-                    doc_id = doc_ids[doc.content_hash]
-                    for term, (tf_body, tf_sub) in doc_terms.terms.items():
-                        copy.write_row((doc_id, term, tf_body, tf_sub))
+                "INSERT INTO lexical_units(content_hash, stage_key, ordinal, symbol, start_line, end_line,"
+                "   head, body, subtokens, head_len, body_len, sub_len, terms_checksum)"
+                " SELECT h, %s, o, s, a, b, hd, bd, st, hl, bl, sl, tc FROM unnest(%s::text[], %s::int[],"
+                "   %s::text[], %s::int[], %s::int[], %b::bytea[], %b::bytea[], %b::bytea[], %s::int[],"
+                "   %s::int[], %s::int[], %s::text[]) WITH ORDINALITY"
+                "   AS u(h, o, s, a, b, hd, bd, st, hl, bl, sl, tc, n) ORDER BY n"
+                " RETURNING doc_id",
+                (stage_key, [h for h, _ in units], [u.ordinal for _, u in units],
+                 [u.symbol for _, u in units], [u.start_line for _, u in units],
+                 [u.end_line for _, u in units], [_utf8(u.head) for _, u in units],
+                 [_utf8(u.body) for _, u in units], [_utf8(u.subtokens) for _, u in units],
+                 [t.lengths[0] for t in terms], [t.lengths[1] for t in terms],
+                 [t.lengths[2] for t in terms], [terms_digest(t) for t in terms]),
+            ).fetchall() if units else []
+            with cur.copy("COPY lexical_terms (doc_id, term, tf_head, tf_body, tf_sub) FROM STDIN") as copy:
+                for (doc_id,), doc_terms in zip(ids, terms, strict=True):
+                    for term, (tf_head, tf_body, tf_sub) in doc_terms.terms.items():
+                        copy.write_row((doc_id, term, tf_head, tf_body, tf_sub))
+            self._count_lexical(conn, len(units) - len(gone),
+                                sum(t.length for t in terms) - sum(n for _, n in gone))
 
     def damaged_lexical(
         self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
@@ -668,41 +704,45 @@ class PostgresStore(Store):
         where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
         params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
         conn = self._conn()
-        # The term rows BM25 ranks by, checked by the server against the digest stored with them.
-        bad_terms = {h for (h,) in conn.execute(
-            f"SELECT d.content_hash FROM lexical_docs d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
-            " WHERE d.stage_key=%s AND d.content_hash IN"
-            f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})"
-            f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
-            (stage_key, *params))}
-        damaged: dict[str, str] = {}
-        for path, content_hash, checksum, body, subtokens in conn.cursor().stream(  # file texts: streamed
-            "SELECT f.path, d.content_hash, d.checksum, d.body, d.subtokens FROM snapshot_files f"
+        files = conn.execute(
+            "SELECT f.path, d.content_hash, d.checksum FROM snapshot_files f"
             f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}",
-            (stage_key, *params),
+            (stage_key, *params)).fetchall()
+        hashes = sorted({h for _, h, _ in files})
+        # The term rows BM25 ranks by, checked by the server against the digest stored with them.
+        bad = {h for (h,) in conn.execute(
+            "SELECT d.content_hash FROM lexical_units d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
+            " WHERE d.stage_key=%s AND d.content_hash = ANY(%s)"
+            f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
+            (stage_key, hashes))}
+        units: dict[str, list[LexicalUnit]] = {}
+        for content_hash, ordinal, symbol, start, end, head, body, sub in conn.cursor().stream(
+            "SELECT content_hash, ordinal, symbol, start_line, end_line, head, body, subtokens"
+            " FROM lexical_units WHERE stage_key=%s AND content_hash = ANY(%s)"
+            " ORDER BY content_hash, ordinal",
+            (stage_key, hashes),
         ):
             try:
-                ok = checksum == lexical_checksum(_text(body), _text(subtokens))
+                units.setdefault(content_hash, []).append(
+                    LexicalUnit(ordinal, symbol, start, end, _text(head), _text(body), _text(sub)))
             except UnicodeDecodeError:
-                ok = False
-            if not ok or content_hash in bad_terms:
-                damaged[path] = content_hash
-        return damaged
+                bad.add(content_hash)
+        return {path: content_hash for path, content_hash, checksum in sorted(files)
+                if content_hash in bad or checksum != lexical_units_checksum(units.get(content_hash, []))}
 
     def verify_lexical_index(self) -> bool:
         return False  # no index beyond the per-document term rows `damaged_lexical` checks
 
     def lexical_search(
         self, snapshot_id: int, stage_key: str, match: str, limit: int
-    ) -> list[tuple[str, float]]:
-        """(path, BM25 score; higher is better) of the best matching files of the snapshot.
-
-        Statistics (document count, average length, documents per phrase) cover every stored
-        document, as FTS5's do over its whole table; only the ranked files are the snapshot's."""
+    ) -> list[LexicalHit]:
+        """Statistics (document count, average length, documents per phrase) cover every stored
+        document, as FTS5's do over its whole table (the totals from `lexical_stats`, never a
+        scan of the documents); only the ranked units are the snapshot's."""
         phrases = [bm25.tokenize_phrase(p) for p in bm25.parse_match(match)]
         conn = self._conn()
         n_rows, n_tokens = conn.execute(
-            "SELECT count(*), coalesce(sum(body_len + sub_len), 0)::bigint FROM lexical_docs"
+            "SELECT coalesce(sum(docs), 0)::bigint, coalesce(sum(tokens), 0)::bigint FROM lexical_stats"
         ).fetchone() or (0, 0)
         if not n_rows or not any(phrases):
             return []
@@ -711,66 +751,81 @@ class PostgresStore(Store):
         hits = dict(conn.execute(
             "SELECT term, count(*) FROM lexical_terms WHERE term = ANY(%s) GROUP BY term", (single,)
         ).fetchall())
-        # (path -> doc length, {single-token phrase term: (tf body, tf subtokens)})
-        docs: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
-        for path, doc_len, term, tf_body, tf_sub in conn.execute(
-            "SELECT f.path, d.body_len + d.sub_len, t.term, t.tf_body, t.tf_sub FROM lexical_terms t"
-            " JOIN lexical_docs d ON d.doc_id=t.doc_id AND d.stage_key=%s"
-            " JOIN snapshot_files f ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
-            " WHERE t.term = ANY(%s)",
-            (stage_key, snapshot_id, single),
+        # doc id -> (doc length, {single-token phrase term: tfs per column})
+        docs: dict[int, tuple[int, dict[str, tuple[int, ...]]]] = {}
+        for doc_id, doc_len, term, *tfs in conn.execute(
+            "SELECT d.doc_id, d.head_len + d.body_len + d.sub_len, t.term, t.tf_head, t.tf_body, t.tf_sub"
+            " FROM lexical_terms t JOIN lexical_units d ON d.doc_id=t.doc_id AND d.stage_key=%s"
+            " WHERE t.term = ANY(%s) AND d.content_hash IN"
+            "   (SELECT content_hash FROM snapshot_files WHERE snapshot_id=%s)",
+            (stage_key, single, snapshot_id),
         ):
-            docs.setdefault(path, (doc_len, {}))[1][term] = (tf_body, tf_sub)
+            docs.setdefault(doc_id, (doc_len, {}))[1][term] = tuple(tfs)
         multi = {tuple(p): self._phrase_hits(p, stage_key, snapshot_id) for p in phrases if len(p) > 1}
         for _, in_snapshot in multi.values():
-            for path, (doc_len, _) in in_snapshot.items():
-                docs.setdefault(path, (doc_len, {}))
+            for doc_id, (doc_len, _) in in_snapshot.items():
+                docs.setdefault(doc_id, (doc_len, {}))
+        zero = (0,) * bm25.COLUMNS
 
         def n_hit(p: list[str]) -> int:
             if len(p) == 1:
                 return int(hits.get(p[0], 0))
             return len(multi[tuple(p)][0]) if p else 0  # an empty phrase matches nothing
 
-        def freq(p: list[str], path: str, tfs: dict[str, tuple[int, int]]) -> tuple[int, int]:
+        def freq(p: list[str], doc_id: int, tfs: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
             if len(p) == 1:
-                return tfs.get(p[0], (0, 0))
-            return multi[tuple(p)][1].get(path, (0, (0, 0)))[1] if p else (0, 0)
+                return tfs.get(p[0], zero)
+            return multi[tuple(p)][1].get(doc_id, (0, zero))[1] if p else zero
 
         idfs = [bm25.idf(int(n_rows), n_hit(p)) for p in phrases]
-        scored = {
-            path: bm25.score(idfs, [freq(p, path, tfs) for p in phrases], doc_len, avgdl)
-            for path, (doc_len, tfs) in docs.items()
-        }
-        return bm25.rank(scored, limit)
+        scored = {doc_id: bm25.score(idfs, [freq(p, doc_id, tfs) for p in phrases], doc_len, avgdl)
+                  for doc_id, (doc_len, tfs) in docs.items()}
+        if not scored:
+            return []
+        # Every snapshot path holding a scored document's content (equal files rank alike).
+        rows = conn.execute(
+            "SELECT d.doc_id, f.path, f.module, d.ordinal, d.symbol, d.start_line, d.end_line"
+            " FROM lexical_units d JOIN snapshot_files f ON f.content_hash=d.content_hash"
+            " AND f.snapshot_id=%s WHERE d.doc_id = ANY(%s)", (snapshot_id, sorted(scored))).fetchall()
+        by_key = {(path, start, ordinal): (doc_id, module, symbol, end)
+                  for doc_id, path, module, ordinal, symbol, start, end in rows}
+        ranked = bm25.rank({key: scored[v[0]] for key, v in by_key.items()}, limit)
+        bodies = dict(conn.execute("SELECT doc_id, body FROM lexical_units WHERE doc_id = ANY(%s)",
+                                   (sorted({by_key[k][0] for k, _ in ranked}),)).fetchall())
+        out = []
+        for (path, start, ordinal), score in ranked:
+            doc_id, module, symbol, end = by_key[(path, start, ordinal)]
+            out.append(LexicalHit(path, module, ordinal, symbol, start, end, score,
+                                  _text_or_none(bodies.get(doc_id)) or ""))
+        return out
 
     def _phrase_hits(
         self, tokens: list[str], stage_key: str, snapshot_id: int
-    ) -> tuple[set[int], dict[str, tuple[int, tuple[int, int]]]]:
+    ) -> tuple[set[int], dict[int, tuple[int, tuple[int, ...]]]]:
         """A multi-token phrase (rare: Unicode the tokenizer splits inside a query word): the
-        documents holding it anywhere, and per snapshot path (doc length, per-column counts).
-        Positions are not stored, so candidates (all tokens present) are re-tokenized."""
+        documents holding it anywhere, and those of the snapshot (doc length, per-column
+        counts). Positions are not stored, so candidates (all tokens present) are re-tokenized."""
         conn = self._conn()
         distinct = sorted(set(tokens))
         candidates = conn.execute(
-            "SELECT d.doc_id, d.body, d.subtokens, d.body_len + d.sub_len FROM lexical_docs d"
-            " WHERE d.doc_id IN (SELECT doc_id FROM lexical_terms WHERE term = ANY(%s)"
+            "SELECT d.doc_id, d.head, d.body, d.subtokens, d.head_len + d.body_len + d.sub_len"
+            " FROM lexical_units d WHERE d.doc_id IN (SELECT doc_id FROM lexical_terms WHERE term = ANY(%s)"
             "   GROUP BY doc_id HAVING count(*) = %s)",
             (distinct, len(distinct)),
         ).fetchall()
-        holding: dict[int, tuple[int, tuple[int, int]]] = {}
-        for doc_id, body, sub, doc_len in candidates:
-            counts = bm25.phrase_counts(_text(body), _text(sub), tokens)
-            if counts != (0, 0):
+        holding: dict[int, tuple[int, tuple[int, ...]]] = {}
+        for doc_id, head, body, sub, doc_len in candidates:
+            counts = bm25.phrase_counts((_text(head), _text(body), _text(sub)), tokens)
+            if any(counts):
                 holding[doc_id] = (doc_len, counts)
-        in_snapshot: dict[str, tuple[int, tuple[int, int]]] = {}
+        in_snapshot: dict[int, tuple[int, tuple[int, ...]]] = {}
         if holding:
-            for path, doc_id in conn.execute(
-                "SELECT f.path, d.doc_id FROM lexical_docs d JOIN snapshot_files f"
-                " ON f.content_hash=d.content_hash AND f.snapshot_id=%s"
-                " WHERE d.stage_key=%s AND d.doc_id = ANY(%s)",
-                (snapshot_id, stage_key, sorted(holding)),
+            for (doc_id,) in conn.execute(
+                "SELECT d.doc_id FROM lexical_units d WHERE d.stage_key=%s AND d.doc_id = ANY(%s)"
+                " AND d.content_hash IN (SELECT content_hash FROM snapshot_files WHERE snapshot_id=%s)",
+                (stage_key, sorted(holding), snapshot_id),
             ):
-                in_snapshot[path] = holding[doc_id]
+                in_snapshot[doc_id] = holding[doc_id]
         return set(holding), in_snapshot
 
     # ----- L4 ----------------------------------------------------------------------------
@@ -944,13 +999,15 @@ class PostgresStore(Store):
             " FROM snapshot_files f JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=%s"
             " WHERE f.snapshot_id=%s ORDER BY f.path, c.ordinal", (l2, snapshot_id)))
         l3 = stage_keys.get("L3_lexical")
-        for path, content_hash, body, subtokens in conn.execute(
-            "SELECT f.path, f.content_hash, d.body, d.subtokens FROM snapshot_files f"
-            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s"
-            " WHERE f.snapshot_id=%s ORDER BY f.path",
+        for path, content_hash, ordinal, symbol, start, end, head, body, subtokens in conn.execute(
+            "SELECT f.path, f.content_hash, d.ordinal, d.symbol, d.start_line, d.end_line, d.head, d.body,"
+            " d.subtokens FROM snapshot_files f"
+            " JOIN lexical_units d ON d.content_hash=f.content_hash AND d.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path, d.ordinal",
             (l3, snapshot_id),
         ):
-            yield ("lexical", path, content_hash, _digest(_text(body), _text(subtokens)))
+            yield ("lexical", path, content_hash, ordinal, symbol, start, end,
+                   _digest(_text(head), _text(body), _text(subtokens)))
         l4 = stage_keys.get("L4_vector")
         if l4 is not None:
             for path, ordinal, text_hash, vector in conn.execute(
@@ -991,7 +1048,10 @@ _CACHE_KINDS = [
      "EXISTS (SELECT 1 FROM snapshot_files f WHERE f.res_id=t.res_id)"),
     ("L1_ir", "ir_outputs", "coalesce(length(t.payload), 0) + coalesce(length(t.error), 0)",
      _used_by_a_snapshot("L1_ir")),
-    ("L3_lexical", "lexical_docs", "length(t.body) + length(t.subtokens)", _used_by_a_snapshot("L3_lexical")),
+    ("L3_lexical", "lexical_docs",
+     "coalesce((SELECT sum(length(u.head) + length(u.body) + length(u.subtokens))"
+     " FROM lexical_units u WHERE u.content_hash=t.content_hash AND u.stage_key=t.stage_key), 0)",
+     _used_by_a_snapshot("L3_lexical")),
     ("L2_chunk", "chunk_sets", "t.chunk_count * 64", _used_by_a_snapshot("L2_chunk")),
     ("texts", "texts", "length(t.text)", "EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash=t.text_hash)"),
     ("L4_vector", "embeddings", "length(t.vector)",

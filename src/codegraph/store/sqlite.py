@@ -21,11 +21,13 @@ import xxhash
 from codegraph.errors import DamagedIndexError, StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.names import DB_FILENAME
-from codegraph.store import connections
+from codegraph.store import bm25, connections
 from codegraph.store.base import (
     ChunkRow,
     FileRow,
     LexicalDoc,
+    LexicalHit,
+    LexicalUnit,
     Owned,
     ResolvedFile,
     SnapshotInfo,
@@ -33,7 +35,7 @@ from codegraph.store.base import (
     SymbolRow,
     check_chunk_sets,
     chunk_set_checksum,
-    lexical_checksum,
+    lexical_units_checksum,
     payload_checksum,
     vector_checksum,
     vector_ok,
@@ -42,7 +44,8 @@ from codegraph.store.base import (
 if TYPE_CHECKING:
     from codegraph.snapshot import Snapshot
 
-SCHEMA_VERSION = "4"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind
+SCHEMA_VERSION = "5"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind; 5: lexical
+# documents per unit of retrieval
 # In-place upgrades from an older released schema version: SQL run in one transaction.
 _UPGRADES = {
     "3": "ALTER TABLE edges ADD COLUMN call_kind TEXT NOT NULL DEFAULT '';"
@@ -50,8 +53,27 @@ _UPGRADES = {
          " WHERE call_kind='dispatch';"
          " CREATE INDEX IF NOT EXISTS edges_dispatch_by_src_path ON edges(src_path)"
          " WHERE call_kind='dispatch';",
+    # 5 changed only L3's tables, whose documents (per file) the new lexical version recomputes
+    # anyway (per unit): drop them; the schema (all IF NOT EXISTS) then creates the new ones.
+    "4": "DROP TABLE IF EXISTS lexical_fts; DROP TABLE IF EXISTS lexical_docs; {schema}",
 }
 ABANDONED_AFTER_S = 3600
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements, one by one (so they run inside the caller's transaction, which
+    `executescript` would commit first)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current)
+            current = ""
+    if current.strip().strip(";").strip():
+        out.append(current)
+    return out
+
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
 _FILE_RES = "(SELECT res_id FROM snapshot_files WHERE snapshot_id=? AND path=?)"
@@ -124,9 +146,10 @@ class SqliteStore(Store):
                 if version not in _UPGRADES:
                     conn.execute("COMMIT")
                     return
-                for statement in _UPGRADES[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                script = _UPGRADES[version].replace(
+                    "{schema}", resources.files("codegraph.store").joinpath("sqlite_schema.sql").read_text())
+                for statement in _statements(script):
+                    conn.execute(statement)
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                              (str(int(version or 0) + 1),))
                 conn.execute("COMMIT")
@@ -419,9 +442,11 @@ class SqliteStore(Store):
                 conn.execute("DELETE FROM snapshots WHERE id=?", (sid,))
             deleted["snapshots"] = len(doomed)
             for kind, table, _, used in _CACHE_KINDS:
-                if kind == "L3_lexical":  # the FTS rows go with their documents
-                    conn.execute(f"DELETE FROM lexical_fts WHERE rowid IN"
-                                 f" (SELECT doc_id FROM lexical_docs t WHERE NOT ({used}))")
+                if kind == "L3_lexical":  # the units and their FTS rows go with their file's marker
+                    doomed = f"(SELECT content_hash, stage_key FROM lexical_docs t WHERE NOT ({used}))"
+                    conn.execute("DELETE FROM lexical_fts WHERE rowid IN (SELECT doc_id FROM lexical_units"
+                                 f" WHERE (content_hash, stage_key) IN {doomed})")
+                    conn.execute(f"DELETE FROM lexical_units WHERE (content_hash, stage_key) IN {doomed}")
                 if kind == "L2_chunk":
                     conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
                                  f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
@@ -574,19 +599,23 @@ class SqliteStore(Store):
     def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
         with self._tx() as conn:
             for doc in docs:
-                old = conn.execute(
-                    "SELECT doc_id FROM lexical_docs WHERE content_hash=? AND stage_key=?",
-                    (doc.content_hash, stage_key),
-                ).fetchone()
-                if old is not None:
-                    conn.execute("DELETE FROM lexical_fts WHERE rowid=?", old)
-                cur = conn.execute(
-                    "INSERT INTO lexical_fts(body, subtokens) VALUES (?, ?)",
-                    (doc.body, doc.subtokens),
-                )
+                old = [doc_id for (doc_id,) in conn.execute(
+                    "SELECT doc_id FROM lexical_units WHERE content_hash=? AND stage_key=?",
+                    (doc.content_hash, stage_key))]
+                if old:
+                    conn.executemany("DELETE FROM lexical_fts WHERE rowid=?", ((i,) for i in old))
+                    conn.execute("DELETE FROM lexical_units WHERE content_hash=? AND stage_key=?",
+                                 (doc.content_hash, stage_key))
+                for u in doc.units:
+                    cur = conn.execute("INSERT INTO lexical_fts(head, body, subtokens) VALUES (?, ?, ?)",
+                                       (u.head, u.body, u.subtokens))
+                    conn.execute(
+                        "INSERT INTO lexical_units VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (doc.content_hash, stage_key, u.ordinal, u.symbol, u.start_line, u.end_line,
+                         cur.lastrowid))
                 conn.execute(
                     "INSERT OR REPLACE INTO lexical_docs VALUES (?, ?, ?, ?)",
-                    (doc.content_hash, stage_key, cur.lastrowid, lexical_checksum(doc.body, doc.subtokens)),
+                    (doc.content_hash, stage_key, len(doc.units), lexical_units_checksum(doc.units)),
                 )
 
     def damaged_lexical(
@@ -595,17 +624,26 @@ class SqliteStore(Store):
         if paths is not None and not paths:
             return {}
         where, params = self._snapshot_paths(snapshot_id, paths)
-        damaged: dict[str, str] = {}
-        for path, content_hash, checksum, body, subtokens in self._conn().execute(
-            "SELECT f.path, d.content_hash, d.checksum, x.body, x.subtokens FROM snapshot_files f"
-            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=?"
-            f" LEFT JOIN lexical_fts x ON x.rowid=d.doc_id WHERE {where} ORDER BY f.path",
-            (stage_key, *params),
+        conn = self._conn()
+        files = conn.execute(
+            "SELECT f.path, d.content_hash, d.checksum FROM snapshot_files f"
+            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=? WHERE {where}"
+            " ORDER BY f.path", (stage_key, *params)).fetchall()
+        units: dict[str, list[LexicalUnit]] = {}
+        broken: set[str] = set()
+        for content_hash, ordinal, symbol, start, end, head, body, sub in self._rows_in(
+            "SELECT u.content_hash, u.ordinal, u.symbol, u.start_line, u.end_line, x.head, x.body,"
+            " x.subtokens FROM lexical_units u LEFT JOIN lexical_fts x ON x.rowid=u.doc_id"
+            " WHERE u.stage_key=? AND u.content_hash IN ({marks}) ORDER BY u.content_hash, u.ordinal",
+            (stage_key,), sorted({h for _, h, _ in files}),
         ):
-            if (body is None or subtokens is None or not isinstance(body, str)
-                    or not isinstance(subtokens, str) or checksum != lexical_checksum(body, subtokens)):
-                damaged[path] = content_hash
-        return damaged
+            if not all(isinstance(v, str) for v in (head, body, sub)):
+                broken.add(content_hash)
+                continue
+            units.setdefault(content_hash, []).append(
+                LexicalUnit(ordinal, symbol, start, end, head, body, sub))
+        return {path: content_hash for path, content_hash, checksum in files
+                if content_hash in broken or checksum != lexical_units_checksum(units.get(content_hash, []))}
 
     def verify_lexical_index(self) -> bool:
         # FTS5 compares its inverted index with the stored documents; 'rebuild' re-derives it.
@@ -619,22 +657,24 @@ class SqliteStore(Store):
 
     def lexical_search(
         self, snapshot_id: int, stage_key: str, match: str, limit: int
-    ) -> list[tuple[str, float]]:
-        """(path, BM25 score; higher is better) of the best matching files of the snapshot."""
+    ) -> list[LexicalHit]:
+        weights = ", ".join(repr(float(w)) for w in bm25.COLUMN_WEIGHTS)
         try:
             rows = self._conn().execute(
-                "SELECT f.path, -bm25(lexical_fts, 1.0, 0.6) AS score"
-                " FROM lexical_fts JOIN lexical_docs d ON d.doc_id = lexical_fts.rowid"
-                " AND d.stage_key = ?"
-                " JOIN snapshot_files f ON f.content_hash = d.content_hash AND f.snapshot_id = ?"
-                " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path LIMIT ?",
+                f"SELECT f.path, f.module, u.ordinal, u.symbol, u.start_line, u.end_line,"
+                f" -bm25(lexical_fts, {weights}) AS score, lexical_fts.body"
+                " FROM lexical_fts JOIN lexical_units u ON u.doc_id = lexical_fts.rowid"
+                " AND u.stage_key = ?"
+                " JOIN snapshot_files f ON f.content_hash = u.content_hash AND f.snapshot_id = ?"
+                " WHERE lexical_fts MATCH ? ORDER BY score DESC, f.path, u.start_line, u.ordinal LIMIT ?",
                 (stage_key, snapshot_id, match, limit),
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CORRUPT_VTAB:
                 raise
             raise DamagedIndexError("the full-text index (L3) is damaged") from exc
-        return [(p, float(s)) for p, s in rows]
+        return [LexicalHit(p, m, o, sym, a, b, float(score), body if isinstance(body, str) else "")
+                for p, m, o, sym, a, b, score, body in rows]
 
     # ----- L4 ----------------------------------------------------------------------------
 
@@ -822,13 +862,14 @@ class SqliteStore(Store):
             " FROM snapshot_files f JOIN chunks c ON c.content_hash=f.content_hash AND c.stage_key=?"
             " WHERE f.snapshot_id=? ORDER BY f.path, c.ordinal", (l2, snapshot_id)))
         l3 = stage_keys.get("L3_lexical")
-        for path, content_hash, body, subtokens in conn.execute(
-            "SELECT f.path, f.content_hash, x.body, x.subtokens FROM snapshot_files f"
-            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=?"
-            " JOIN lexical_fts x ON x.rowid=d.doc_id WHERE f.snapshot_id=? ORDER BY f.path",
+        for path, content_hash, ordinal, symbol, start, end, head, body, subtokens in conn.execute(
+            "SELECT f.path, f.content_hash, u.ordinal, u.symbol, u.start_line, u.end_line, x.head,"
+            " x.body, x.subtokens FROM snapshot_files f"
+            " JOIN lexical_units u ON u.content_hash=f.content_hash AND u.stage_key=?"
+            " JOIN lexical_fts x ON x.rowid=u.doc_id WHERE f.snapshot_id=? ORDER BY f.path, u.ordinal",
             (l3, snapshot_id),
         ):
-            yield ("lexical", path, content_hash, _digest(body, subtokens))
+            yield ("lexical", path, content_hash, ordinal, symbol, start, end, _digest(head, body, subtokens))
         l4 = stage_keys.get("L4_vector")
         if l4 is not None:
             for path, ordinal, text_hash, vector in conn.execute(
@@ -852,7 +893,9 @@ _CACHE_KINDS = [
      "EXISTS (SELECT 1 FROM snapshot_files f WHERE f.res_id=t.res_id)"),
     ("L1_ir", "ir_outputs", "length(t.payload) + coalesce(length(t.error), 0)", _used_by_a_snapshot("L1_ir")),
     ("L3_lexical", "lexical_docs",
-     "(SELECT length(body) + length(subtokens) FROM lexical_fts WHERE rowid=t.doc_id)",
+     "(SELECT sum(length(x.head) + length(x.body) + length(x.subtokens)) FROM lexical_units u"
+     " JOIN lexical_fts x ON x.rowid=u.doc_id"
+     " WHERE u.content_hash=t.content_hash AND u.stage_key=t.stage_key)",
      _used_by_a_snapshot("L3_lexical")),
     ("L2_chunk", "chunk_sets", "(SELECT count(*) FROM chunks c WHERE c.content_hash=t.content_hash"
      " AND c.stage_key=t.stage_key) * 64", _used_by_a_snapshot("L2_chunk")),

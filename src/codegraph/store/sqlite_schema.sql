@@ -1,7 +1,8 @@
--- codegraph embedded store, schema version 4 (3: checksums on every per-file output; 4: edges.call_kind).
+-- codegraph embedded store, schema version 5 (3: checksums on every per-file output; 4: edges.call_kind;
+-- 5: lexical documents per unit of retrieval).
 -- Ground state: repos, snapshots, snapshot_files.
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
---   lexical_docs/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
+--   lexical_docs/lexical_units/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
 -- Cross-file derived state, per file *resolution* (res_id): symbols, edges, file_deps,
 --   resolution_reads. A snapshot_files row points at its file's resolution; an incremental
 --   update makes new resolutions only for the files it re-resolves and points the rest at the
@@ -98,18 +99,29 @@ CREATE TABLE IF NOT EXISTS texts (
     text TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- L3: one FTS document per (file content, stage key).
+-- L3: one FTS document per unit of retrieval (codegraph.units) of a (file content, stage key);
+-- lexical_docs marks a file content's documents as all recorded (same transaction).
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical_fts USING fts5(
-    body, subtokens, tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
+    head, body, subtokens, tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
 );
 CREATE TABLE IF NOT EXISTS lexical_docs (
     content_hash TEXT NOT NULL,
     stage_key TEXT NOT NULL,
-    doc_id INTEGER NOT NULL,             -- rowid in lexical_fts
-    checksum TEXT NOT NULL,              -- base.lexical_checksum of its body and subtokens
+    units INTEGER NOT NULL,
+    checksum TEXT NOT NULL,              -- base.lexical_units_checksum of its units' documents
     PRIMARY KEY (content_hash, stage_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS lexical_docs_by_doc ON lexical_docs(doc_id);
+CREATE TABLE IF NOT EXISTS lexical_units (
+    content_hash TEXT NOT NULL,
+    stage_key TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    doc_id INTEGER NOT NULL,             -- rowid in lexical_fts
+    PRIMARY KEY (content_hash, stage_key, ordinal)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lexical_units_by_doc ON lexical_units(doc_id);
 
 -- L4: the embedding cache, keyed by the embedded text's hash and the model.
 CREATE TABLE IF NOT EXISTS embeddings (

@@ -1,0 +1,419 @@
+"""Search quality: docstring -> function retrieval on code nobody here wrote, codegraph's three
+modes against two baselines on the same queries in the same run.
+
+    .venv/bin/python bench/bench_search.py [--cache DIR] [--tune] [--corpora stdlib,attrs,click]
+
+Corpora: part of the standard library (the packages in STDLIB_PACKAGES) and two PyPI packages
+fetched as source (`pip download --no-deps --no-binary :all:`): attrs (tuning) and click (held
+out: tuned on nothing). Every docstring is removed from the indexed copy; the first paragraph of
+each removed function/method docstring is a query, whose answer is that function. Dunders, and
+functions whose body without the docstring is trivial (one `pass`, `...`, `raise`, a bare
+`return`), are left out. A hit is right when it is in the function's file and mostly covers it:
+its lines overlap at least half of the function's and the function is at least half the hit's
+lines (a class or module hit that merely contains the method is wrong).
+
+Baselines, over whole function, method and class texts of the stripped code: BM25 (bm25s, its
+defaults: Lucene BM25, k1=1.5, b=0.75) over identifiers whole and split plus words, and MiniLM
+(the same model through codegraph.embed) over each definition's text. Baseline vectors are cached
+on disk by text hash (`--cache`), and the codegraph stores are kept there too: a re-run with
+nothing changed embeds nothing.
+
+`--tune` also prints the hybrid's MRR@10 for a range of vector weights, and the lexical mode's
+for a range of head weights, on the tuning corpora.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import math
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import codegraph
+from codegraph import embed, lexical, query
+from codegraph.store import bm25
+
+STDLIB_PACKAGES = ("json", "http", "logging", "urllib", "concurrent", "csv.py", "textwrap.py",
+                   "shutil.py", "argparse.py", "configparser.py", "difflib.py", "pathlib.py",
+                   "string.py", "calendar.py", "fractions.py")
+PACKAGES = {"attrs": ("attrs==23.2.0", "src"), "click": ("click==8.1.7", "src")}
+TUNING = ("stdlib", "attrs")
+K = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str  # relative to the corpus root
+    qualname: str
+    start: int  # 1-based, inclusive, decorators included
+    end: int
+    query: str
+
+
+@dataclass(frozen=True)
+class Definition:
+    path: str
+    qualname: str
+    start: int
+    end: int
+    text: str
+
+
+# ----- corpora ----------------------------------------------------------------------------
+
+
+def fetch(cache: Path, name: str) -> Path:
+    """The package's source tree (downloaded once into the cache)."""
+    spec, sub = PACKAGES[name]
+    root = cache / "src" / name
+    if root.exists():
+        return root / sub
+    (cache / "dl").mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                    spec, "-d", str(cache / "dl")], check=True)
+    tarball = next((cache / "dl").glob(spec.replace("==", "-") + ".tar.gz"))
+    with tarfile.open(tarball) as tar:
+        tar.extractall(cache / "src" / "tmp", filter="data")
+    (cache / "src" / "tmp" / tarball.name.removesuffix(".tar.gz")).rename(root)
+    shutil.rmtree(cache / "src" / "tmp", ignore_errors=True)
+    return root / sub
+
+
+def sources(name: str, cache: Path) -> dict[str, str]:
+    """path -> text of the corpus's Python files."""
+    if name == "stdlib":
+        stdlib = Path(sysconfig.get_paths()["stdlib"])
+        files = []
+        for entry in STDLIB_PACKAGES:
+            p = stdlib / entry
+            files += [p] if p.is_file() else sorted(p.rglob("*.py"))
+        base = stdlib
+    else:
+        base = fetch(cache, name)
+        files = sorted(base.rglob("*.py"))
+    out = {}
+    for f in files:
+        rel = f.relative_to(base).as_posix()
+        if "/test" in f"/{rel}" or "__pycache__" in rel:
+            continue
+        try:
+            out[rel] = f.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+    return out
+
+
+def _docstring_node(node: ast.AST) -> ast.Expr | None:
+    body = getattr(node, "body", None)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[0]
+    return None
+
+
+def _trivial(body: list[ast.stmt]) -> bool:
+    if len(body) != 1:
+        return False
+    stmt = body[0]
+    return (isinstance(stmt, ast.Pass | ast.Raise) or (isinstance(stmt, ast.Return) and (
+        stmt.value is None or isinstance(stmt.value, ast.Constant | ast.Name | ast.Attribute)))
+            or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)))
+
+
+def _first_paragraph(doc: str) -> str:
+    import inspect
+
+    para = inspect.cleandoc(doc).split("\n\n", 1)[0]
+    return " ".join(para.split())
+
+
+def strip(text: str) -> tuple[str, dict[str, str]] | None:
+    """The text without docstrings (a docstring that was a body's only statement becomes `pass`),
+    and qualname -> query for the functions that make queries."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    lines = text.splitlines(keepends=True)
+    drop: dict[int, str | None] = {}  # 0-based line -> replacement (None: removed)
+    queries: dict[str, str] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                qual = f"{prefix}{child.name}"
+                doc = _docstring_node(child)
+                if doc is not None:
+                    first, last = doc.lineno - 1, (doc.end_lineno or doc.lineno) - 1
+                    same_line = first == child.body[0].lineno - 1 and lines[first].lstrip().startswith(
+                        ("def ", "async ", "class "))
+                    if same_line or doc.col_offset == 0 or lines[first][: doc.col_offset].strip() \
+                            or lines[last][doc.end_col_offset or 0:].strip() not in ("", ";"):
+                        return  # docstring shares lines with code: leave this definition be
+                    for n in range(first, last + 1):
+                        drop[n] = None
+                    if len(child.body) == 1:
+                        drop[first] = " " * doc.col_offset + "pass\n"
+                    rest = child.body[1:]
+                    if (not isinstance(child, ast.ClassDef) and not (child.name.startswith("__")
+                            and child.name.endswith("__")) and not _trivial(rest) and rest):
+                        q = _first_paragraph(doc.value.value)  # type: ignore[attr-defined]
+                        if len(q.split()) >= 3:
+                            queries.setdefault(qual, q)
+                visit(child, f"{qual}.")
+
+    module_doc = _docstring_node(tree)
+    if module_doc is not None and module_doc.col_offset == 0:
+        for n in range(module_doc.lineno - 1, (module_doc.end_lineno or module_doc.lineno)):
+            drop[n] = None
+    visit(tree, "")
+    out = [drop.get(i, line) for i, line in enumerate(lines)]
+    stripped = "".join(line for line in out if line is not None)
+    try:
+        ast.parse(stripped)
+    except SyntaxError:
+        return None
+    return stripped, queries
+
+
+def definitions(path: str, text: str) -> list[Definition]:
+    tree = ast.parse(text)
+    lines = text.splitlines(keepends=True)
+    out: list[Definition] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                start = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                end = child.end_lineno or child.lineno
+                qual = f"{prefix}{child.name}"
+                out.append(Definition(path, qual, start, end, "".join(lines[start - 1 : end])))
+                visit(child, f"{qual}.")
+
+    visit(tree, "")
+    return out
+
+
+@dataclass
+class Corpus:
+    name: str
+    root: Path
+    targets: list[Target]
+    definitions: list[Definition]
+    files: int
+    lines: int
+
+
+def build_corpus(name: str, cache: Path) -> Corpus:
+    root = cache / "stripped" / name
+    texts = sources(name, cache)
+    targets: list[Target] = []
+    defs: list[Definition] = []
+    wanted: dict[str, str] = {}
+    for rel, text in sorted(texts.items()):
+        result = strip(text)
+        if result is None:
+            continue
+        stripped, queries = result
+        wanted[rel] = stripped
+        file_defs = definitions(rel, stripped)
+        defs += file_defs
+        seen: set[str] = set()
+        for d in file_defs:
+            if d.qualname in queries and d.qualname not in seen:
+                seen.add(d.qualname)
+                targets.append(Target(rel, d.qualname, d.start, d.end, queries[d.qualname]))
+    # Rewritten only when different: the stored index of a previous run stays valid.
+    for rel, stripped in wanted.items():
+        dest = root / rel
+        if not dest.exists() or dest.read_text(encoding="utf-8") != stripped:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(stripped, encoding="utf-8")
+    return Corpus(name, root, targets, defs, len(wanted), sum(t.count("\n") for t in wanted.values()))
+
+
+# ----- metrics ----------------------------------------------------------------------------
+
+
+def right(path: str, start: int, end: int, t: Target) -> bool:
+    if path != t.path:
+        return False
+    overlap = min(end, t.end) - max(start, t.start) + 1
+    return overlap >= 0.5 * (t.end - t.start + 1) and overlap >= 0.5 * (end - start + 1)
+
+
+def metrics(ranks: Sequence[int | None]) -> dict[str, float]:
+    """ranks: 1-based rank of the first right hit within K, or None."""
+    n = len(ranks)
+    found = [r for r in ranks if r is not None]
+    return {"MRR@10": sum(1 / r for r in found) / n,
+            "nDCG@10": sum(1 / math.log2(r + 1) for r in found) / n,
+            "R@1": sum(r <= 1 for r in found) / n, "R@5": sum(r <= 5 for r in found) / n,
+            "R@10": len(found) / n}
+
+
+def first_right(hits: Sequence[tuple[str, int, int]], t: Target) -> int | None:
+    for rank, (path, start, end) in enumerate(hits[:K], 1):
+        if right(path, start, end, t):
+            return rank
+    return None
+
+
+# ----- baselines --------------------------------------------------------------------------
+
+
+def code_tokens(text: str) -> list[str]:
+    """Words and identifiers, lower-cased, whole and split (the baseline's tokenizer)."""
+    out = []
+    for word in re.findall(r"\w+", text):
+        out.append(word.lower())
+        out.extend(lexical.split_identifier(word))
+    return out
+
+
+_EMBED = embed.embed  # the model itself, whatever `cached_queries` does to the module
+
+
+class VectorCache:
+    """Baseline (and query) vectors on disk, one .npy per text hash and model."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(f"{embed.MODEL_NAME}\0{t}".encode("utf-8", "surrogatepass")).hexdigest()
+                for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
+                          if not (self.dir / f"{k}.npy").exists()}.items())
+        for i in range(0, len(missing), 256):
+            part = missing[i : i + 256]
+            for (k, _), v in zip(part, _EMBED([t for _, t in part]), strict=True):
+                np.save(self.dir / f"{k}.npy", v)
+        return np.stack([np.load(self.dir / f"{k}.npy") for k in keys]) if keys else np.zeros((0, 384))
+
+
+def baseline_rankings(corpus: Corpus, cache: VectorCache) -> dict[str, list[list[tuple[str, int, int]]]]:
+    import bm25s
+
+    defs = corpus.definitions
+    spans = [(d.path, d.start, d.end) for d in defs]
+    retriever = bm25s.BM25()
+    retriever.index([code_tokens(f"{d.qualname} {d.text}") for d in defs], show_progress=False)
+    bm25_hits = []
+    for t in corpus.targets:
+        tokens = [w for w in code_tokens(t.query) if w in retriever.vocab_dict] or [""]
+        docs, _ = retriever.retrieve([tokens], k=min(K, len(defs)), show_progress=False)
+        bm25_hits.append([spans[int(i)] for i in docs[0]])
+    matrix = cache.vectors([d.text for d in defs])
+    queries = cache.vectors([t.query for t in corpus.targets])
+    scores = queries @ matrix.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+    minilm_hits = [[spans[int(i)] for i in row] for row in top]
+    return {"BM25 (bm25s)": bm25_hits, "MiniLM": minilm_hits}
+
+
+# ----- codegraph --------------------------------------------------------------------------
+
+
+def index_corpus(corpus: Corpus, cache: Path) -> tuple[query.Index, dict[str, object]]:
+    db = str(cache / "stores" / corpus.name)
+    t0 = time.perf_counter()
+    result = codegraph.index(str(corpus.root), db)
+    result["seconds"] = time.perf_counter() - t0
+    return codegraph.open(db), result
+
+
+def spans(hits: list[query.Hit]) -> list[tuple[str, int, int]]:
+    return [(h.path, h.start_line, h.end_line) for h in hits]
+
+
+def run(corpora: list[str], cache: Path, tune: bool) -> None:
+    vcache = VectorCache(cache / "baseline-vectors")
+    tuning_lists: dict[str, tuple[list[list[query.Hit]], list[list[query.Hit]], list[Target]]] = {}
+    for name in corpora:
+        corpus = build_corpus(name, cache)
+        idx, result = index_corpus(corpus, cache)
+        print(f"\n== {name}{' (held out: tuned on nothing)' if name not in TUNING else ' (tuning)'}: "
+              f"{corpus.files} files, {corpus.lines} lines, {len(corpus.definitions)} definitions, "
+              f"{len(corpus.targets)} queries; codegraph: {result['chunks']} unit windows, "
+              f"indexed in {result['seconds']:.1f} s ({result['embedded']} texts embedded)")
+        rankings = baseline_rankings(corpus, vcache)  # embeds (and caches) every query too
+        lex, vec = [], []
+        # Query vectors from the cache: the same function of the same text, so the same vector
+        # (embed.embed is per text, batch-independent); the timings then exclude the model.
+        embed.embed = lambda texts, model_name=embed.MODEL_NAME, batch_size=32: vcache.vectors(list(texts))
+        t0 = time.perf_counter()
+        for t in corpus.targets:
+            lex.append(idx.lexical(t.query, query.HYBRID_DEPTH))
+        t_lex = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for t in corpus.targets:
+            vec.append(idx.vector(t.query, query.HYBRID_DEPTH))
+        t_vec = time.perf_counter() - t0
+        embed.embed = _EMBED
+        rankings["codegraph lexical"] = [spans(h[:K]) for h in lex]
+        rankings["codegraph vector"] = [spans(h[:K]) for h in vec]
+        rankings["codegraph hybrid"] = [spans(query.fuse(a, b, K)) for a, b in zip(lex, vec, strict=True)]
+        print(f"{'mode':<20}" + "".join(f"{m:>9}" for m in ("MRR@10", "nDCG@10", "R@1", "R@5", "R@10")))
+        for mode, hits in rankings.items():
+            m = metrics([first_right(h, t) for h, t in zip(hits, corpus.targets, strict=True)])
+            print(f"{mode:<20}" + "".join(f"{v:>9.3f}" for v in m.values()))
+        n = len(corpus.targets)
+        print(f"(query time, the query's embedding excluded: lexical {1000 * t_lex / n:.1f} ms, "
+              f"vector {1000 * t_vec / n:.1f} ms per query)")
+        if tune and name in TUNING:
+            tuning_lists[name] = (lex, vec, corpus.targets)
+            head_weights(idx, corpus)
+    if tune and tuning_lists:
+        print("\nhybrid MRR@10 by vector weight (tuning corpora):")
+        for w in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+            row = []
+            for name, (lex, vec, targets) in tuning_lists.items():
+                ranks = [first_right(spans(query.fuse(a, b, K, w)), t)
+                         for a, b, t in zip(lex, vec, targets, strict=True)]
+                row.append(f"{name} {metrics(ranks)['MRR@10']:.3f}")
+            print(f"  w={w:.1f}: " + ", ".join(row))
+
+
+def head_weights(idx: query.Index, corpus: Corpus) -> None:
+    saved = bm25.COLUMN_WEIGHTS
+    row = []
+    try:
+        for w in (1.0, 2.0, 3.0, 5.0, 8.0):
+            bm25.COLUMN_WEIGHTS = (w, *saved[1:])
+            ranks = [first_right(spans(idx.lexical(t.query, K)), t) for t in corpus.targets]
+            row.append(f"{w:g}: {metrics(ranks)['MRR@10']:.3f}")
+    finally:
+        bm25.COLUMN_WEIGHTS = saved
+    print("lexical MRR@10 by head weight: " + ", ".join(row))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "codegraph-bench-search"))
+    parser.add_argument("--corpora", default="stdlib,attrs,click")
+    parser.add_argument("--tune", action="store_true")
+    args = parser.parse_args()
+    names = args.corpora.split(",")
+    unknown = [n for n in names if n != "stdlib" and n not in PACKAGES]
+    if unknown:
+        parser.error(f"unknown corpus {unknown[0]!r}")
+    print("search benchmark (machine shared with other work: timings are indicative only)")
+    run(names, Path(args.cache), args.tune)
+
+
+if __name__ == "__main__":
+    main()
