@@ -62,17 +62,14 @@ ABANDONED_AFTER_S = 3600
 
 def _statements(script: str) -> list[str]:
     """A script's statements, one by one (so they run inside the caller's transaction, which
-    `executescript` would commit first)."""
+    `executescript` would commit first): cut at each `;` that completes a statement."""
     out, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
+    for piece in script.split(";"):
+        current += piece + ";"
         if sqlite3.complete_statement(current):
-            if current.strip():
-                out.append(current)
+            out.append(current)
             current = ""
-    if current.strip().strip(";").strip():
-        out.append(current)
-    return out
+    return [statement for statement in out if statement.strip(" \n;")]
 
 # Cross-file rows belong to a snapshot through the resolution its file points at.
 _IN_SNAPSHOT = "res_id IN (SELECT res_id FROM snapshot_files WHERE snapshot_id=?)"
