@@ -194,6 +194,9 @@ def _print_summary(result: dict[str, Any]) -> None:
             f"{len(changed['deleted'])} deleted · {len(result['affected_files'])} files re-resolved"
             f"{speedup}", highlight=False,
         )
+    if result["mode"] == "superseded":
+        out.print(f"nothing indexed: job {result['superseded_by']}, enqueued later, already indexed "
+                  "this repository", highlight=False)
     for failure in result["files_failed"][:10]:
         out.print(f"  [yellow]failed[/yellow] {failure['path']}: {failure['reason']}", highlight=False)
     if len(result["files_failed"]) > 10:
