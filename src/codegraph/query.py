@@ -309,8 +309,10 @@ class LiveQueries:
         if direction not in ("callers", "callees"):
             raise UserError("direction must be callers or callees")
         out = []
+        matched = False
         for snap in self.snapshots:
             symbols, paths = self._start(snap, name)
+            matched = matched or bool(symbols or paths)
             seen_edges: set[tuple[Any, ...]] = set()
             frontier, seen = set(symbols), set(symbols)
             for level in range(1, depth + 1):
@@ -333,6 +335,8 @@ class LiveQueries:
                     if nxt not in seen:
                         seen.add(nxt)
                         frontier.add(nxt)
+        if not matched:
+            raise UserError(f"no symbol or indexed file named {name!r} (try search)")
         return out
 
     def impact(self, name_or_path: str, depth: int = 2) -> dict[str, list[dict[str, Any]]]:
@@ -344,11 +348,13 @@ class LiveQueries:
         name, depth = _check_name(name_or_path, "name or path"), _check_depth(depth)
         files_out: list[dict[str, Any]] = []
         symbols_out: list[dict[str, Any]] = []
+        matched = False
         for snap in self.snapshots:
             files = self.files(snap)
             start_symbols, start_files = self._start(snap, name)
             if not start_symbols and not start_files:
                 continue
+            matched = True
             seen_symbols, seen_files = set(start_symbols), set(start_files)
             sym_frontier, file_frontier = set(start_symbols), set(start_files)
             by_qname: dict[str, SymbolRow] = {}
@@ -400,6 +406,8 @@ class LiveQueries:
                 seen_symbols |= sym_frontier
                 if not file_frontier and not sym_frontier:
                     break
+        if not matched:
+            raise UserError(f"no symbol or indexed file named {name!r} (try search)")
         return {"files": files_out, "symbols": symbols_out}
 
     # --- overview ----------------------------------------------------------------------------
