@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
 
 from codegraph.queue import enqueue_path, open_queue
 from codegraph.queue.run import JobRun
+from conftest import write_tree
 
 CLI = [sys.executable, "-m", "codegraph.cli"]
 
@@ -69,7 +69,8 @@ def test_the_newest_enqueued_revision_stays_latest_when_workers_finish_out_of_or
 ) -> None:
     import codegraph
 
-    repo = write_tree(tmp_path / "repo", {"pkg/__init__.py": "", "pkg/a.py": "def old_name():\n    return 1\n"})
+    repo = write_tree(tmp_path / "repo", {"pkg/__init__.py": "",
+                                          "pkg/a.py": "def old_name():\n    return 1\n"})
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "one")

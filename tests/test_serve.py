@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SHOP, write_tree
 
 from codegraph.pipeline import IndexOptions, index
 from codegraph.stages import IndexConfig
+from conftest import SHOP, write_tree
 
 CLI = [sys.executable, "-m", "codegraph.cli"]
 TOOLS = {"search", "definition", "callers", "callees", "impact", "outline", "overview", "status"}
@@ -64,7 +64,8 @@ def _check_answer(name: str, answer: dict[str, Any]) -> None:
         assert answer["truncated"] == {"items_omitted": 0, "chars_cut": 0}
     elif name == "definition":
         d = answer["definitions"][0]
-        assert d["path"] == "shop/models.py" and d["kind"] == "class" and d["docstring"] == "A paying customer."
+        assert d["path"] == "shop/models.py" and d["kind"] == "class"
+        assert d["docstring"] == "A paying customer."
         assert d["source"].startswith("class Customer(Base):") and "has_email" in d["source"]
     elif name == "callers":
         edges = {(e["src"], e["depth"]) for e in answer["edges"]}
@@ -77,7 +78,7 @@ def _check_answer(name: str, answer: dict[str, Any]) -> None:
         assert "shop.checkout.checkout" in {s["qname"] for s in answer["symbols"]}
     elif name == "outline":
         (f,) = answer["files"]
-        base, customer = f["symbols"]
+        _, customer = f["symbols"]
         assert customer["name"] == "Customer" and [c["name"] for c in customer["children"]] == [
             "validate", "has_email"]
     elif name == "overview":
@@ -109,7 +110,8 @@ def test_the_sdk_client_in_process_lists_and_calls_every_tool(served: tuple[Path
             # Bad arguments: a tool error with a line of text, and the session goes on.
             for name, args in [("callers", {"name": "x", "depth": 99}), ("search", {"query": 5}),
                                ("search", {"query": "x", "mode": "fuzzy"}),
-                               ("definition", {"name": "no_such_symbol"}), ("overview", {"budget_tokens": 1})]:
+                               ("definition", {"name": "no_such_symbol"}),
+                               ("overview", {"budget_tokens": 1})]:
                 result = await client.call_tool(name, args)
                 assert result.is_error and "Traceback" not in result.content[0].text
             for path in TRAVERSALS:
