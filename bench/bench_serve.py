@@ -44,7 +44,7 @@ def git(repo: Path, *args: str) -> None:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def tool_latencies(tools: Any, calls: int) -> dict[str, list[float]]:
@@ -129,7 +129,7 @@ def main() -> None:
         target.write_text(original + f"\n\ndef {word}():\n    return {r}\n")
         edit_times.append(wait_searchable(live, word))
     target.write_text(original)
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         time.sleep(0.5)
         git(repo, "checkout", "-q", "feature")
         t_switch = wait_searchable(live, "branch_marker_99_quokka")
