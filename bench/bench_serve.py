@@ -28,7 +28,7 @@ from typing import Any
 CALLS: dict[str, dict[str, Any]] = {
     "search": {"query": "parse http header", "limit": 10},
     "definition": {"name": "json.decoder.JSONDecoder.decode"},
-    "callers": {"name": "os.path.join", "depth": 1},
+    "callers": {"name": "posixpath.join", "depth": 1},
     "callees": {"name": "json.dumps", "depth": 2},
     "impact": {"name_or_path": "json/scanner.py", "depth": 2},
     "outline": {"path": "argparse.py"},
@@ -67,11 +67,12 @@ async def tool_latencies(tools: Any, calls: int) -> dict[str, list[float]]:
     return out
 
 
-def wait_searchable(tools: Any, word: str, timeout: float = 60.0) -> float:
+def wait_searchable(tools: Any, word: str, path: str, present: bool = True, timeout: float = 60.0) -> float:
+    """Seconds until a search for `word` ranks `path` (the only file holding it) in its top 3."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         hits = tools.search(word, mode="lexical", limit=3)["hits"]
-        if any(word in h["snippet"] for h in hits):
+        if any(h["path"] == path for h in hits) == present:
             return time.perf_counter() - t0
         time.sleep(0.02)
     raise TimeoutError(word)
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", help="Keep the stdlib copy and its index here (reused next time).")
     args = parser.parse_args()
 
     from codegraph.pipeline import IndexOptions, index
@@ -89,12 +91,15 @@ def main() -> None:
     from codegraph.watch import Watcher
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-serve-"))
     repo = work / "lib"
-    shutil.copytree(stdlib, repo, ignore=shutil.ignore_patterns("site-packages", "__pycache__", "*.pyc"))
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "stdlib")
+    if not (repo / ".git").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(stdlib, repo, ignore=shutil.ignore_patterns("site-packages", "__pycache__", "*.pyc"))
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "stdlib")
+        git(repo, "branch", "-q", "-M", "master")
     db = str(work / "db")
     t0 = time.perf_counter()
     result = index(repo, db, IndexOptions(IndexConfig(vectors=False)))
@@ -110,43 +115,46 @@ def main() -> None:
 
     # A 100-file branch: each of 100 modules gains a function with the branch's own identifier.
     victims = sorted(p for p in repo.glob("*.py"))[:100]
-    git(repo, "checkout", "-qb", "feature")
-    for i, path in enumerate(victims):
-        with path.open("a", encoding="utf-8") as f:
-            f.write(f"\n\ndef branch_marker_{i}_quokka():\n    return {i}\n")
-    git(repo, "commit", "-qam", "100 files")
-    git(repo, "checkout", "-q", "master")
+    has_branch = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "feature"],
+                                capture_output=True).returncode == 0
+    if not has_branch:
+        git(repo, "checkout", "-qb", "feature")
+        for i, path in enumerate(victims):
+            with path.open("a", encoding="utf-8") as f:
+                f.write(f"\n\ndef branch_marker_{i}_quokka():\n    return {i}\n")
+        git(repo, "commit", "-qam", "100 files")
+        git(repo, "checkout", "-q", "master")
 
-    watcher = Watcher([str(repo)], db, vectors=False, log=lambda _: None).start()
+    watcher = Watcher([str(repo)], db, vectors=False,
+                      log=lambda line: print(f"{time.strftime('%X')} {line}", file=sys.stderr)).start()
     assert watcher.ready.wait(120)
     live = Tools.open(db, live=watcher)
     edit_times, switch_times = [], []
     target = repo / "json" / "encoder.py"
     original = target.read_text()
     for r in range(args.rounds):
-        word = f"edit_marker_{r}_wombat"
+        word = "qzxvk" + "abcdefghij"[r % 10] * 3 + "wombat"  # one token, new in every round
         time.sleep(0.5)
         target.write_text(original + f"\n\ndef {word}():\n    return {r}\n")
-        edit_times.append(wait_searchable(live, word))
+        edit_times.append(wait_searchable(live, word, "json/encoder.py"))
     target.write_text(original)
     for _ in range(args.rounds):
         time.sleep(0.5)
         git(repo, "checkout", "-q", "feature")
-        t_switch = wait_searchable(live, "branch_marker_99_quokka")
-        switch_times.append(t_switch)
-        assert wait_searchable(live, "branch_marker_0_quokka") < 5
+        last, first = victims[-1].relative_to(repo).as_posix(), victims[0].relative_to(repo).as_posix()
+        switch_times.append(wait_searchable(live, "branch_marker_99_quokka", last))
+        assert wait_searchable(live, "branch_marker_0_quokka", first) < 5
         time.sleep(0.5)
         git(repo, "checkout", "-q", "master")
-        deadline = time.monotonic() + 60
-        while live.search("branch_marker_99_quokka", mode="lexical")["hits"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_searchable(live, "branch_marker_99_quokka", last, present=False)
     watcher.stop()
     print("\nsave -> searchable under watch (seconds; each round one edit, then one switch):")
     print(f"one-file edit       : {', '.join(f'{t:.2f}' for t in edit_times)}  "
           f"(median {statistics.median(edit_times):.2f})")
     print(f"100-file checkout   : {', '.join(f'{t:.2f}' for t in switch_times)}  "
           f"(median {statistics.median(switch_times):.2f}; from the end of `git checkout`)")
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
     sys.stdout.flush()
 
 

@@ -438,15 +438,21 @@ class LiveQueries:
         out = []
         for snap in self.snapshots:
             rank = self.ranking(snap)
+            if "overview" in rank:
+                out += rank["overview"]
+                continue
+            mine: list[dict[str, Any]] = []
             n = max(1, len(rank["files"]))
             per_file: dict[str, list[tuple[float, str]]] = {}
             for q, score in rank["symbols"].items():
                 per_file.setdefault(rank["symbol_paths"][q], []).append((score, q))
             for path, score in rank["files"].items():
-                out.append({"repo": snap.repo, "path": path, "score": round(score * n, 4),
-                            "module": self.files(snap)[path].module,
-                            "top_symbols": [q for _, q in sorted(per_file.get(path, []),
-                                                                  key=lambda t: (-t[0], t[1]))[:5]]})
+                mine.append({"repo": snap.repo, "path": path, "score": round(score * n, 4),
+                             "module": self.files(snap)[path].module,
+                             "top_symbols": [q for _, q in sorted(per_file.get(path, []),
+                                                                   key=lambda t: (-t[0], t[1]))[:5]]})
+            rank["overview"] = mine
+            out += mine
         out.sort(key=lambda r: (-r["score"], r["repo"], r["path"]))
         return out
 
