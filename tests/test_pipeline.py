@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import codegraph
+from codegraph.confine import RootDir
 from codegraph.errors import UserError
 from codegraph.pipeline import IndexOptions
 from codegraph.stages import IndexConfig
@@ -109,14 +110,14 @@ def test_unreadable_file_is_reported(
     tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = write_tree(tmp_path / "u", {"ok.py": "x = 1\n", "locked.py": "y = 2\n"})
-    real = Path.read_bytes
+    real = RootDir.read  # every read of a file goes through it (tests run as root: no chmod)
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name == "locked.py":
+    def read(self: RootDir, rel: str, max_bytes: int | None = None) -> Any:
+        if rel == "locked.py":
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(self, rel, max_bytes)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(RootDir, "read", read)
     result = run(repo, store_url)
     assert result["state"] == "completed"
     assert result["files_failed"] == [{"path": "locked.py", "reason": "unreadable: Permission denied"}]

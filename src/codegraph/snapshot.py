@@ -8,9 +8,9 @@ decodable) are reported with a reason and left out; nothing about one file stops
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-import stat
 import subprocess
 import time
 import tokenize
@@ -23,6 +23,8 @@ from pathlib import Path
 import pathspec
 import xxhash
 
+from codegraph import procs
+from codegraph.confine import BrokenLink, FileTooLarge, Refused, RootDir
 from codegraph.model import FileError
 
 # Never indexed, whatever the ignore files say: VCS data, our own store, bytecode caches.
@@ -85,9 +87,15 @@ def decode(path: str, data: bytes) -> str:
         ) from None
 
 
-def read_text(root: Path, path: str, expected_hash: str) -> str:
-    """The text of a snapshot file, checked against the hash the snapshot recorded."""
-    data = (root / path).read_bytes()
+def read_text(root: Path, path: str, expected_hash: str, tree: RootDir | None = None) -> str:
+    """The text of a snapshot file, checked against the hash the snapshot recorded. Read inside
+    the root whatever happened since the scan (`confine`): a link swapped to point out of the
+    root is refused here too. `tree`: an open `RootDir` of `root`, to share between files."""
+    if tree is None:
+        with RootDir(root) as own:
+            data = own.read(path)[0]
+    else:
+        data = tree.read(path)[0]
     if content_hash(data) != expected_hash:
         raise OSError(f"{path} changed while it was being indexed")
     return decode(path, data)
@@ -95,7 +103,7 @@ def read_text(root: Path, path: str, expected_hash: str) -> str:
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
     try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=120)
+        return procs.run(["git", "-C", str(root), *args], capture_output=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -117,7 +125,7 @@ def _git_files(root: Path) -> list[str] | None:
     if not _in_git_work_tree(root):
         return None
     try:
-        out = subprocess.run(
+        out = procs.run(
             ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             capture_output=True,
             check=True,
@@ -129,7 +137,7 @@ def _git_files(root: Path) -> list[str] | None:
     return sorted(paths)
 
 
-def _walk_files(root: Path) -> Iterator[str]:
+def _walk_files(root: Path, tree: RootDir) -> Iterator[str]:
     """A plain directory walk honouring every .gitignore on the way; symlinked dirs not entered."""
     specs: list[tuple[str, pathspec.PathSpec]] = []
 
@@ -147,8 +155,9 @@ def _walk_files(root: Path) -> Iterator[str]:
         rel_dir = "" if rel_dir == "." else rel_dir
         specs[:] = [(b, s) for b, s in specs if not b or rel_dir == b or rel_dir.startswith(b + "/")]
         if ".gitignore" in filenames:
-            try:
-                lines = (Path(dirpath) / ".gitignore").read_text("utf-8", "replace").splitlines()
+            try:  # read inside the root like any file: a linked .gitignore may point anywhere
+                data = tree.read(f"{rel_dir}/.gitignore" if rel_dir else ".gitignore")[0]
+                lines = data.decode("utf-8", "replace").splitlines()
                 specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
             except OSError:
                 pass
@@ -164,9 +173,9 @@ def _walk_files(root: Path) -> Iterator[str]:
                 yield rel
 
 
-def list_files(root: Path) -> list[str]:
+def list_files(root: Path, tree: RootDir) -> list[str]:
     git = _git_files(root)
-    return git if git is not None else list(_walk_files(root))
+    return git if git is not None else list(_walk_files(root, tree))
 
 
 def _matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
@@ -205,50 +214,54 @@ def scan(
     snapshot = Snapshot(root, started_at=time.time())
     known = known or {}
     trust_before_ns = int(known_scanned_at * 1e9) - RACY_WINDOW_NS
-    prefix = f"{root}/"  # string paths: a pathlib join per file costs more than the lstat
-    for rel in list_files(root):
-        if on_file is not None:
-            on_file()
-        if excluded(rel):
-            continue
-        full = prefix + rel
-        try:
-            st = os.lstat(full)  # one system call for the common case: a regular file
-            if stat.S_ISLNK(st.st_mode):
-                if os.path.isdir(os.path.realpath(full, strict=True)):
-                    snapshot.skipped.append(FileError(rel, "symlink to a directory: not followed"))
-                    continue
-                st = os.stat(full)
-            if not stat.S_ISREG(st.st_mode):
-                snapshot.skipped.append(FileError(rel, "not a regular file"))
+    with RootDir(root) as tree:
+        for rel in list_files(root, tree):
+            if on_file is not None:
+                on_file()
+            if excluded(rel):
                 continue
-            if st.st_size > max_file_bytes:
-                snapshot.skipped.append(
-                    FileError(rel, f"too large: {st.st_size} bytes > limit {max_file_bytes}")
-                )
+            data = _read_for_scan(tree, rel, snapshot, known.get(rel), trust_before_ns, max_file_bytes)
+            if data is None:
                 continue
-            seen = known.get(rel)
-            if (seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns
-                    and st.st_mtime_ns < trust_before_ns):
-                snapshot.files.append(SourceFile(rel, seen[2], st.st_size, st.st_mtime_ns))
+            data, mtime_ns = data
+            if b"\0" in data[:_BINARY_SNIFF]:
+                snapshot.skipped.append(FileError(rel, "binary file"))
                 continue
-            data = Path(full).read_bytes()
-            snapshot.files_read += 1
-        except FileNotFoundError:
-            if os.path.islink(full):
-                snapshot.failed.append(FileError(rel, "broken symlink"))
-            continue  # deleted in the work tree: not part of this snapshot
-        except OSError as exc:
-            reason = "symlink loop" if exc.errno == 40 else f"unreadable: {exc.strerror or exc}"
-            snapshot.failed.append(FileError(rel, reason))
-            continue
-        if b"\0" in data[:_BINARY_SNIFF]:
-            snapshot.skipped.append(FileError(rel, "binary file"))
-            continue
-        try:
-            decode(rel, data)
-        except UndecodableError as exc:
-            snapshot.failed.append(FileError(rel, str(exc)))
-            continue
-        snapshot.files.append(SourceFile(rel, content_hash(data), len(data), st.st_mtime_ns))
+            try:
+                decode(rel, data)
+            except UndecodableError as exc:
+                snapshot.failed.append(FileError(rel, str(exc)))
+                continue
+            snapshot.files.append(SourceFile(rel, content_hash(data), len(data), mtime_ns))
     return snapshot
+
+
+def _read_for_scan(tree: RootDir, rel: str, snapshot: Snapshot, seen: tuple[int, int, str] | None,
+                   trust_before_ns: int, max_file_bytes: int) -> tuple[bytes, int] | None:
+    """The file's bytes and mtime, or None: recorded in `snapshot` as taken from `seen` (stat
+    proved it unchanged), skipped or failed with its reason, or gone. Every path is resolved
+    inside the root (`confine`): a symlink out of it is skipped and never opened."""
+    try:
+        st, linked = tree.lstat(rel)
+        if st.st_size > max_file_bytes:
+            snapshot.skipped.append(FileError(rel, f"too large: {st.st_size} bytes > limit {max_file_bytes}"))
+            return None
+        # A link's own target may change while the file it names keeps its size and mtime: a
+        # file reached through a link is always read.
+        if (not linked and seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns
+                and st.st_mtime_ns < trust_before_ns):
+            snapshot.files.append(SourceFile(rel, seen[2], st.st_size, st.st_mtime_ns))
+            return None
+        data, st, _ = tree.read(rel, max_file_bytes)
+        snapshot.files_read += 1
+        return data, st.st_mtime_ns
+    except (Refused, FileTooLarge) as exc:
+        snapshot.skipped.append(FileError(rel, exc.reason))
+    except BrokenLink:
+        snapshot.failed.append(FileError(rel, "broken symlink"))
+    except FileNotFoundError:
+        pass  # deleted in the work tree: not part of this snapshot
+    except OSError as exc:
+        reason = "symlink loop" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror or exc}"
+        snapshot.failed.append(FileError(rel, reason))
+    return None

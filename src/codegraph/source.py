@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from codegraph import procs
 from codegraph.errors import UserError
 from codegraph.jobs import PermanentJobError, TransientJobError
 
@@ -269,7 +270,7 @@ class GitCache:
         return self._rev_parse(repo, rev) is not None
 
     def _rev_parse(self, repo: Path, rev: str) -> str | None:
-        proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+        proc = procs.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
                                "--end-of-options", f"{rev}^{{commit}}"],
                               capture_output=True, text=True, timeout=60, env=_git_env())
         return proc.stdout.strip() if proc.returncode == 0 else None
@@ -287,7 +288,7 @@ class GitCache:
 
     def _git(self, source: Source, *args: str, what: str) -> str:
         try:
-            proc = subprocess.run(["git", *args], capture_output=True, text=True,
+            proc = procs.run(["git", *args], capture_output=True, text=True,
                                   timeout=self.timeout, env=_git_env())
         except subprocess.TimeoutExpired:
             raise TransientJobError(f"git {what} {source.identity}: no answer within "

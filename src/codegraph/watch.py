@@ -14,7 +14,8 @@ which makes the updater run again; the scan of the next update reads every file 
 mtime moved (and every file touched within 2 s of the previous scan). Deleted, recreated or
 unreadable files are the scan's business (an unreadable file is reported, not fatal). A
 repository moved away is reported (`problem`) and its last snapshot stays served; when the
-directory comes back, it is watched and updated again.
+directory comes back, it is watched and updated again. Every process an update starts (parser
+pools, git) ends with this one (`codegraph.procs`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codegraph import procs
 from codegraph.errors import UserError
 
 IGNORED_DIRS = {".codegraph", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".venv",
@@ -252,8 +254,8 @@ def _head(root: Path) -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
+        proc = procs.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", "HEAD"],
+                         capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() or None if proc.returncode == 0 else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from codegraph import procs
 from codegraph.errors import StoreError, UserError
 from codegraph.jobs import Job
 from codegraph.queue.base import DEFAULT_LEASE_SECONDS, Fenced, JobConflict, JobEvent, JobQueue, Lease
@@ -52,7 +53,7 @@ def snapshot_key(root: Path, rev: str | None) -> str:
 
         return scan(root).manifest_hash
     try:
-        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
+        proc = procs.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
                                f"{rev}^{{commit}}"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return f"rev:{rev}"

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from codegraph.chunking import chunk_plain_text
+from codegraph.confine import open_root
 from codegraph.languages import language_for
 from codegraph.model import Chunk
 from codegraph.snapshot import read_text
@@ -31,21 +32,26 @@ def _chunk_batch(
     root: str, batch: list[tuple[str, str]], max_chars: int, min_chars: int
 ) -> list[tuple[str, str, bytes | None, str | None]]:
     out = []
-    for path, content_hash in batch:
-        lang = language_for(path)
-        try:
-            text = read_text(Path(root), path, content_hash)
-            chunks = (
-                lang.chunk(text, max_chars, min_chars) if lang is not None
-                else chunk_plain_text(text, max_chars, min_chars)
-            )
-            out.append((path, content_hash, _ENCODE_CHUNKS.encode(chunks), None))
-        except OSError as exc:
-            out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
-        except RecursionError:
-            out.append((path, content_hash, None, "nesting too deep to chunk"))
-        except Exception as exc:
-            out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    tree = open_root(root)  # None: the root is gone, and each read says so
+    try:
+        for path, content_hash in batch:
+            lang = language_for(path)
+            try:
+                text = read_text(Path(root), path, content_hash, tree)
+                chunks = (
+                    lang.chunk(text, max_chars, min_chars) if lang is not None
+                    else chunk_plain_text(text, max_chars, min_chars)
+                )
+                out.append((path, content_hash, _ENCODE_CHUNKS.encode(chunks), None))
+            except OSError as exc:
+                out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
+            except RecursionError:
+                out.append((path, content_hash, None, "nesting too deep to chunk"))
+            except Exception as exc:
+                out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    finally:
+        if tree is not None:
+            tree.close()
     return out
 
 

@@ -4,7 +4,6 @@ the pool, and `_WriteGroups`, which lets a stage's writes share transactions of 
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from codegraph import embed
+from codegraph import embed, procs
 from codegraph.dag import StageCancelled
 from codegraph.languages import all_languages
 from codegraph.model import FileError
@@ -93,11 +92,8 @@ class RunContext:
     def pool(self) -> ProcessPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                # forkserver: children start from a clean single-threaded process, never from
-                # a fork of this one while another stage's thread holds a lock.
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["codegraph.stages"])
-                self._pool = ProcessPoolExecutor(max_workers=self.config.workers, mp_context=ctx)
+                # None of its processes outlives this one, whatever kills it (procs).
+                self._pool = procs.process_pool(self.config.workers, ["codegraph.stages"])
             return self._pool
 
     def shutdown(self) -> None:

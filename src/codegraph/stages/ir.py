@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from codegraph.confine import open_root
 from codegraph.languages import Language, Resolver, get_language, language_for
 from codegraph.model import FileIR
 from codegraph.snapshot import read_text
@@ -40,18 +41,23 @@ _DECODE_IR = msgspec.msgpack.Decoder(FileIR)
 
 def _extract_batch(root: str, batch: list[tuple[str, str]]) -> BatchResult:
     out = []
-    for path, content_hash in batch:
-        lang = language_for(path)
-        try:
-            text = read_text(Path(root), path, content_hash)
-            assert lang is not None
-            out.append((path, content_hash, _ENCODE_IR.encode(lang.extract(text)), None))
-        except OSError as exc:
-            out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
-        except RecursionError:
-            out.append((path, content_hash, None, "nesting too deep to analyse"))
-        except Exception as exc:
-            out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    tree = open_root(root)  # None: the root is gone, and each read says so
+    try:
+        for path, content_hash in batch:
+            lang = language_for(path)
+            try:
+                text = read_text(Path(root), path, content_hash, tree)
+                assert lang is not None
+                out.append((path, content_hash, _ENCODE_IR.encode(lang.extract(text)), None))
+            except OSError as exc:
+                out.append((path, content_hash, None, f"{_UNREADABLE}{exc}"))
+            except RecursionError:
+                out.append((path, content_hash, None, "nesting too deep to analyse"))
+            except Exception as exc:
+                out.append((path, content_hash, None, f"{type(exc).__name__}: {exc}"))
+    finally:
+        if tree is not None:
+            tree.close()
     return out
 
 
