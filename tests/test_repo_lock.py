@@ -110,7 +110,7 @@ def test_the_newest_enqueued_revision_stays_latest_when_workers_finish_out_of_or
 @pytest.mark.slow
 def test_two_processes_read_one_sqlite_store_while_it_is_updated(tmp_path: Path) -> None:
     files = {f"pkg/mod{i}.py": "".join(f"def fn_{i}_{j}(x):\n    return fn_{i}_{j - 1}(x) + {j}\n\n"
-                                       for j in range(1, 60)) for i in range(80)}
+                                       for j in range(1, 60)) for i in range(50)}
     repo = write_tree(tmp_path / "repo", {"pkg/__init__.py": "", **files})
     db = str(tmp_path / "db")
     subprocess.run([*CLI, "index", str(repo), "--db", db, "--no-vectors", "--json"], check=True,
@@ -124,7 +124,7 @@ def test_two_processes_read_one_sqlite_store_while_it_is_updated(tmp_path: Path)
         "    worst = max(worst, time.perf_counter() - t0); n += 1\n"
         "print(json.dumps({'worst': worst, 'n': n}))\n"
     )
-    readers = [subprocess.Popen([sys.executable, "-c", reader, db, "4"], stdout=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c", reader, db, "3"], stdout=subprocess.PIPE, text=True)
                for _ in range(2)]
     time.sleep(0.5)
     update = subprocess.run([*CLI, "index", str(repo), "--db", db, "--no-vectors", "--full", "--json"],
