@@ -64,6 +64,24 @@ def test_one_run_of_a_repository_at_a_time_and_a_dead_holder_frees_the_lock(stor
             assert not got
 
 
+def test_a_sigkilled_direct_run_does_not_hold_the_lock_until_its_lease_ends(store_url: str) -> None:
+    import socket
+
+    from codegraph.queue.base import Lease
+
+    queue = open_queue(store_url)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = queue.start("/repo", f"cli-{socket.gethostname()}-{int(gone.stdout)}", 30.0)
+    assert queue.lock_repo(Lease.of(dead, 30.0), "/repo") == dead.id
+    run = JobRun(queue, queue.start("/repo", "w2", 30.0), 30.0, store_url)
+    t0 = time.monotonic()
+    with run.repo_lock("/repo") as got:
+        assert got and time.monotonic() - t0 < 5  # not the 30 s of the dead run's lease
+    after = queue.get(dead.id)
+    assert after is not None and after.state == "cancelled"
+
+
 def test_the_newest_enqueued_revision_stays_latest_when_workers_finish_out_of_order(
     store_url: str, tmp_path: Path
 ) -> None:

@@ -102,6 +102,8 @@ class JobRun:
                 self.stop("lease_lost")
             if holder == self.job.id or self.cancel.is_set():
                 break
+            if holder and holder > 0 and self._end_if_dead(holder):
+                continue
             if not waited and on_wait is not None and holder and holder > 0:
                 on_wait(holder)
             waited = True
@@ -114,6 +116,32 @@ class JobRun:
             if holder == self.job.id:
                 with contextlib.suppress(Exception):  # else it ends with this job's lease
                     self.queue.unlock_repo(self.lease, repo)
+
+    def _end_if_dead(self, holder: int) -> bool:
+        """A direct run (`codegraph index`, a watch update) of this machine whose process is gone
+        (SIGKILLed) holds the lock until its lease ends; cancel it now instead (fenced by its
+        lease token, like its own Ctrl-C would). Workers' jobs are left to the rescue sweep:
+        they must run again. True when the holder was ended."""
+        import os
+        import socket
+
+        with contextlib.suppress(Exception):
+            job = self.queue.get(holder)
+            prefix = f"cli-{socket.gethostname()}-"
+            if job is None or job.state != "running" or not (job.worker_id or "").startswith(prefix):
+                return False
+            pid = int((job.worker_id or "")[len(prefix):])
+            if pid == os.getpid():
+                return False
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                return self.queue.acknowledge_cancel(Lease.of(job, self.lease.seconds),
+                                                     "its process is gone")
+            except PermissionError:
+                return False
+        return False
 
     def stop(self, reason: str) -> None:
         with self._lock:
