@@ -1,55 +1,161 @@
-"""L4's throughput against the model's own, on the same chunk texts, side by side in one run.
+"""L4's embedding paths side by side in one run, on the same real chunk texts.
 
-    .venv/bin/python bench/bench_vectors.py [--packages json,http,urllib,email]
+    .venv/bin/python bench/bench_vectors.py [--packages json,http,urllib] [--units 10000]
+
+Prints texts/s of: the torch path (sentence-transformers `model.encode`, batches of 32), the
+ONNX model called directly (onnxruntime, fp32 and int8, each text alone), the pipeline's L4
+stage (the default producer and int8, a fresh store each); the cosine of each fast path's
+vectors to torch's (min and mean); the time to load each; and the wall time of a CLI
+`search --mode vector` on an index of `--units` vectors. The paths are measured in rounds
+that alternate between them (a slice of texts each), so a busy machine slows them alike and
+the ratios stay comparable; absolute rates are only this run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 import codegraph
 from codegraph import embed
 from codegraph.pipeline import IndexOptions
 from codegraph.stages import L2, IndexConfig
 
+TORCH = f"{embed.MODEL_NAME}:torch"
+FP32 = f"{embed.MODEL_NAME}:onnx-fp32"
+INT8 = f"{embed.MODEL_NAME}:onnx-int8"
+
+
+def chunk_texts(src: Path, db: str) -> list[str]:
+    codegraph.index(str(src), db, options=IndexOptions(IndexConfig(vectors=False)))
+    idx = codegraph.open(db)
+    return [t for _, t in idx.store.texts_without_embedding(idx.snapshot.id, idx.snapshot.stage_keys[L2],
+                                                            "none")]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--packages", default="json,http,urllib")
+    parser.add_argument("--units", type=int, default=10_000, help="vectors in the search index")
+    parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         for package in args.packages.split(","):
             shutil.copytree(stdlib / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
-        db = str(Path(tmp) / "db")
-        codegraph.index(str(src), db, options=IndexOptions(IndexConfig(vectors=False)))
-        idx = codegraph.open(db)
-        texts = [t for _, t in idx.store.texts_without_embedding(
-            idx.snapshot.id, idx.snapshot.stage_keys[L2], "none")]
+        texts = chunk_texts(src, str(Path(tmp) / "texts"))
+        print(f"texts: {len(texts)} distinct chunk texts of {args.packages}; {os.cpu_count()} cores, "
+              f"onnxruntime threads {embed.embed_threads()}, load average {os.getloadavg()[0]:.1f}")
 
+        loads: dict[str, float] = {}
+        for spec in (TORCH, FP32, INT8):
+            embed.onnx_model(embed.parse(spec)) if spec != TORCH else None  # exported beforehand
+            t0 = time.perf_counter()
+            embed.embedder(spec)
+            loads[spec] = time.perf_counter() - t0
+        st = embed.model()
+
+        # Rounds: each path embeds the same slice in turn (rotating who goes first).
+        paths = {"torch model.encode": lambda b: st.encode(b, batch_size=32, normalize_embeddings=True,
+                                                            show_progress_bar=False),
+                 "onnx fp32 direct": lambda b: embed.embedder(FP32).embed(b),
+                 "onnx int8 direct": lambda b: embed.embedder(INT8).embed(b)}
+        seconds = dict.fromkeys(paths, 0.0)
+        vectors: dict[str, list[np.ndarray]] = {name: [] for name in paths}
+        order = sorted(range(len(texts)), key=lambda i: (i * 7919) % len(texts))  # mixed lengths
+        slices = [order[k::args.rounds] for k in range(args.rounds)]
+        names = list(paths)
+        for r, indices in enumerate(slices):
+            batch = [texts[i] for i in indices]
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                t0 = time.perf_counter()
+                vectors[name].append(np.asarray(paths[name](batch), dtype=np.float32))
+                seconds[name] += time.perf_counter() - t0
+        ref = np.vstack(vectors["torch model.encode"])
+
+        # The pipeline's L4 on the same texts (L2 reused from a copy of the store).
+        pipeline: dict[str, float] = {}
+        inside: dict[str, float] = {}
+        model_embed = embed.embed
+        spent = [0.0]
+
+        def timed(texts: list[str], model_name: str | None = None, batch_size: int = 32) -> np.ndarray:
+            t0 = time.perf_counter()
+            try:
+                return model_embed(texts, model_name, batch_size)
+            finally:
+                spent[0] += time.perf_counter() - t0
+
+        embed.embed = timed  # type: ignore[assignment]  # what L4 spends outside the model
+        for label, config in (("L4 stage, default " + IndexConfig().producer().tag, IndexConfig()),
+                              ("L4 stage, onnx-int8", IndexConfig(quantisation="int8"))):
+            db = Path(tmp) / f"db-{len(pipeline)}"
+            shutil.copytree(Path(tmp) / "texts", db)
+            result = codegraph.index(str(src), str(db), options=IndexOptions(config))
+            l4 = next(s for s in result["stages"] if s["name"] == "L4_vector")
+            assert l4["embedded"] == len(texts), (l4["embedded"], len(texts))
+            pipeline[label] = l4["duration_ms"] / 1000
+            inside[label], spent[0] = spent[0], 0.0
+        embed.embed = model_embed
+        torch_rate = len(texts) / seconds["torch model.encode"]
+
+        print(f"model load: torch {loads[TORCH]:.2f} s, onnx fp32 {loads[FP32]:.2f} s, "
+              f"onnx int8 {loads[INT8]:.2f} s (once per process; the export itself is cached)")
+        print(f"{'path':30s} {'seconds':>8s} {'texts/s':>8s} {'vs torch':>8s}  cosine to torch (min / mean)")
+        for name in names:
+            got = np.vstack(vectors[name])
+            cos = (got * ref).sum(axis=1)
+            rate = len(texts) / seconds[name]
+            print(f"{name:30s} {seconds[name]:8.2f} {rate:8.1f} {rate / torch_rate:7.2f}x  "
+                  f"{cos.min():.5f} / {cos.mean():.5f}")
+        direct = {"onnx-fp32": len(texts) / seconds["onnx fp32 direct"],
+                  "onnx-int8": len(texts) / seconds["onnx int8 direct"]}
+        for label, secs in pipeline.items():
+            rate = len(texts) / secs
+            own = direct[label.rsplit(" ", 1)[1]]
+            print(f"{label:30s} {secs:8.2f} {rate:8.1f} {rate / torch_rate:7.2f}x  "
+                  f"(ran after the rounds: {100 * (rate / own - 1):+.1f}% vs direct; of its time "
+                  f"{100 * (1 - inside[label] / secs):.1f}% outside the model)")
+
+        search_wall(Path(tmp), texts, args.units)
+
+
+def search_wall(tmp: Path, texts: list[str], units: int) -> None:
+    """A store of `units` vectors (the real texts' vectors, repeated under distinct files), then
+    the wall time of `codegraph search --mode vector` as a user runs it."""
+    src = tmp / "many"
+    per_file = 10
+    body = "\n\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(per_file))
+    for n in range(units // per_file):
+        (src / f"p{n // 100}").mkdir(parents=True, exist_ok=True)
+        (src / f"p{n // 100}" / f"m{n}.py").write_text(f"# module {n}\n{body}\n")
+    db = tmp / "search-db"
+    config = IndexConfig(max_chunk_chars=60, min_chunk_chars=10)
+    result = codegraph.index(str(src), str(db), options=IndexOptions(config))
+    cli = [str(Path(sys.executable).with_name("codegraph")), "search", "add a number to x",
+           "--mode", "vector", "--db", str(db), "--json"]
+    walls = []
+    for _ in range(3):
         t0 = time.perf_counter()
-        embed.model()
-        load = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        embed.model().encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
-        direct = time.perf_counter() - t0
-
-        result = codegraph.index(str(src), db)  # L2 outputs are reused; L4 embeds every text
-        l4 = next(s for s in result["stages"] if s["name"] == "L4_vector")
-        pipeline = l4["duration_ms"] / 1000
-        assert l4["embedded"] == len(texts), (l4["embedded"], len(texts))
-
-    print(f"texts: {len(texts)} distinct chunk texts; model load {load:.1f} s (once per process)")
-    print(f"model.encode directly : {direct:7.2f} s  {len(texts) / direct:6.1f} chunks/s")
-    print(f"L4 stage (pipeline)   : {pipeline:7.2f} s  {len(texts) / pipeline:6.1f} chunks/s")
-    print(f"pipeline overhead     : {100 * (pipeline / direct - 1):+.1f}%")
+        subprocess.run(cli, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    probe = ("import sys, codegraph; codegraph.open(sys.argv[1]).search('x', mode='vector');"
+             "print([m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])")
+    loaded = subprocess.run([sys.executable, "-c", probe, str(db)], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    print(f"CLI search --mode vector on {result['vectors']} vectors ({result['chunks']} units): "
+          f"{min(walls):.2f} s best of 3 ({', '.join(f'{w:.2f}' for w in walls)}); "
+          f"heavy modules imported by a search: {loaded}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def test_index_search_and_graph_from_the_command_line(shop_repo: Path, store_url
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)["hits"]
     assert len(hits) == 2 and hits[0]["path"] == "shop/models.py"
-    assert set(hits[0]) == {"path", "start_line", "end_line", "symbol", "score", "snippet", "repo"}
+    assert set(hits[0]) == {"path", "start_line", "end_line", "symbol", "score", "snippet", "repo",
+                            "language"}
     assert hits[0]["repo"] == str(shop_repo.resolve())  # a local repository is known by its path
 
     proc = cli("graph", "callers", "shop.models.Base.validate", "--db", db, "--json")

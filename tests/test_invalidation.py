@@ -107,7 +107,7 @@ def test_cache_stats_and_prune_keep_what_kept_snapshots_use(shop_repo: Path, sto
 
 
 def test_a_new_embedding_model_reruns_l4_only_and_a_new_chunk_size_l2_and_l4(
-    shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+    shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Counted from the work each stage reports (a deterministic fake model stands in for
     MiniLM; what matters is which texts reach it)."""
@@ -132,10 +132,13 @@ def test_a_new_embedding_model_reruns_l4_only_and_a_new_chunk_size_l2_and_l4(
 
     first = run()
     assert first["embedded"] == len(embedded) == len(set(embedded)) > 0
-    other_model = run(model_name="another-model")
+    another_model = tmp_path / "another-model"  # a model directory (--model); the fake embeds
+    another_model.mkdir()
+    (another_model / "config.json").write_text('{"hidden_size": 384}')
+    other_model = run(model_name=str(another_model))
     assert work(other_model) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}
     assert other_model["embedded"] == len(embedded) == first["embedded"]  # every text, once
-    smaller = run(model_name="another-model", max_chunk_chars=400, min_chunk_chars=100)
+    smaller = run(model_name=str(another_model), max_chunk_chars=400, min_chunk_chars=100)
     assert work(smaller)["L1_ir"] == 0 and work(smaller)["L3_lexical"] == 0
     assert work(smaller)["L2_chunk"] == first["files_indexed"]
     # Only texts never embedded for this model: chunks the new size left unchanged are reused.

@@ -221,8 +221,9 @@ def test_graph_queries_answer_exactly_what_the_exported_edges_say(tmp_path: Path
     symbols = sorted({row[1] for row in idx.export() if row[0] == "symbol"})
     rng = random.Random(7)
 
-    def edge(row: dict[str, Any]) -> tuple[Any, ...]:  # a graph row without its repository
-        return tuple(v for k, v in row.items() if k != "repo")
+    def edge(row: dict[str, Any]) -> tuple[Any, ...]:  # a graph row without repository, languages
+        assert row["language"] == row["dst_language"] == "python"
+        return tuple(v for k, v in row.items() if k not in ("repo", "language", "dst_language"))
 
     for qname in rng.sample(symbols, 60):
         def answer(query: str, name: str = qname) -> set[tuple]:

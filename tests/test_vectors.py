@@ -1,7 +1,14 @@
-"""L4 with the real all-MiniLM-L6-v2 model (loads in a few seconds; marked slow)."""
+"""L4 with the real all-MiniLM-L6-v2 model (loads in a few seconds; marked slow). The default
+producer is the fast path (onnxruntime over the cached export); torch is compared against it."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +16,9 @@ import pytest
 
 import codegraph
 from codegraph import embed
+from codegraph.errors import UserError
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import IndexConfig
 from conftest import write_tree
 
 pytestmark = pytest.mark.slow
@@ -53,10 +63,119 @@ def test_vector_and_hybrid_search_and_the_embedding_cache(shop_repo: Path, tmp_p
     assert 1 <= edited["embedded"] <= 2  # only the chunk texts that changed
 
 
-def test_a_vector_does_not_depend_on_its_batch_partners() -> None:
+TORCH = f"{embed.MODEL_NAME}:torch"
+FAST = f"{embed.MODEL_NAME}:onnx-fp32"
+
+
+@pytest.mark.parametrize("spec", [FAST, f"{embed.MODEL_NAME}:onnx-int8", TORCH])
+def test_a_vector_does_not_depend_on_its_batch_partners(spec: str) -> None:
     texts = ["import os", "def add(a, b):\n    return a + b\n",
-             "class Stack:\n    def push(self, x):\n        self.items.append(x)\n" * 6, "x = 1"]
-    together = embed.embed(texts)
-    alone = np.vstack([embed.embed([t]) for t in texts])
-    reversed_order = embed.embed(texts[::-1])[::-1]
+             "class Stack:\n    def push(self, x):\n        self.items.append(x)\n" * 6, "x = 1",
+             "x = 2", "y = 1"]  # the last three: one token length
+    together = embed.embed(texts, spec)
+    alone = np.vstack([embed.embed([t], spec) for t in texts])
+    reversed_order = embed.embed(texts[::-1], spec)[::-1]
     assert (together == alone).all() and (together == reversed_order).all()  # bit-identical
+
+
+def real_chunks() -> list[str]:
+    """Pieces of real code, short to past the model's 256 tokens, and some non-ASCII."""
+    text = (Path(sysconfig.get_paths()["stdlib"]) / "json" / "decoder.py").read_text()
+    return [text[i : i + n] for i, n in zip(range(0, 9000, 600), [40, 200, 700, 1500] * 4, strict=False)] + [
+        "héllo wörld — ÄÖÜ 中文 🙂", "  ", "\t\n"]
+
+
+def test_the_fast_path_gives_torchs_tokens_and_vectors() -> None:
+    texts = real_chunks()
+    st = embed.model()
+    want = st.tokenizer(texts, truncation=True, max_length=st.max_seq_length)["input_ids"]
+    fast = embed.embedder(FAST)
+    assert [e.ids for e in fast.tokenizer.encode_batch(texts)] == want  # type: ignore[attr-defined]
+    torch_vectors = embed.embed(texts, TORCH)
+    cosine = (embed.embed(texts, FAST) * torch_vectors).sum(axis=1)
+    assert cosine.min() > 0.9999
+    int8 = (embed.embed(texts, f"{embed.MODEL_NAME}:onnx-int8") * torch_vectors).sum(axis=1)
+    assert int8.mean() > 0.98 and int8.min() > 0.95  # close, not equal: why it is not the default
+
+
+def test_a_vector_search_loads_neither_torch_nor_sentence_transformers(shop_repo: Path,
+                                                                       tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    assert codegraph.index(str(shop_repo), db)["embedder"] == FAST
+    probe = ("import sys, codegraph\n"
+             f"hits = codegraph.open({db!r}).search('tax of an order', mode='vector', limit=3)\n"
+             "assert hits and hits[0].path == 'shop/pricing.py', hits\n"
+             "heavy = ('torch', 'transformers', 'sentence_transformers')\n"
+             "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_switching_runtime_re_embeds_and_queries_use_the_index_producer(shop_repo: Path,
+                                                                         tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    slow = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(embed_runtime="torch")))
+    assert slow["embedder"] == TORCH and slow["embedded"] == slow["vectors"] > 0
+    hit = codegraph.open(db).search("tax of an order", mode="vector", limit=1)[0]
+    fast = codegraph.index(str(shop_repo), db)
+    assert fast["embedder"] == FAST
+    assert fast["embedded"] == fast["vectors"] == slow["vectors"]  # none of torch's vectors reused
+    again = codegraph.open(db).search("tax of an order", mode="vector", limit=1)[0]
+    assert (again.path, again.start_line) == (hit.path, hit.start_line)
+    assert abs(again.score - hit.score) < 1e-3
+
+
+def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path: Path) -> None:
+    model = tmp_path / "my-model"
+    shutil.copytree(embed.bundled_model_dir(), model)
+    db = str(tmp_path / "db")
+    own = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(model_name=str(model))))
+    key = own["embedder"]
+    assert key.startswith(f"{model}#") and key.endswith(":onnx-fp32") and own["vectors"] > 0
+    other = write_tree(tmp_path / "other", {"net.py": "def connect(host):\n    return host\n"})
+    codegraph.index(str(other), db)  # the bundled model
+    with pytest.raises(UserError, match="different models"):
+        codegraph.open(db).search("tax", mode="vector")
+    assert codegraph.open(db, repo=str(shop_repo)).search("tax of an order", mode="vector")
+    (model / "README.md").write_text("changed\n")  # the same path, other content: another model
+    embed._embedders.clear()  # as in a new process: a model is checked when it is loaded
+    with pytest.raises(UserError, match="changed since it was indexed"):
+        embed.embed(["tax"], key)
+    changed = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(model_name=str(model))))
+    assert changed["embedder"] != key and changed["embedded"] == changed["vectors"]
+    with pytest.raises(UserError, match="not a sentence-transformers model"):
+        IndexConfig(model_name=str(tmp_path)).stage_keys()
+
+
+def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEGRAPH_MODELS", str(tmp_path / "models"))
+    model = write_tree(tmp_path / "m", {"config.json": "{}", "tokenizer.json": "{}"})
+    prod = embed.Producer(f"{model}#{embed.model_hash(model)[:16]}", "onnx")
+
+    def killed(prod: embed.Producer, work: Path) -> Path:
+        (work / "model.onnx").write_bytes(b"half a model")
+        raise KeyboardInterrupt  # as a kill would stop it, midway
+
+    monkeypatch.setattr(embed, "_export", killed)
+    with pytest.raises(KeyboardInterrupt):
+        embed.onnx_model(prod)
+    left = [p.name for p in (tmp_path / "models").iterdir()]
+    assert not [n for n in left if n.endswith(".onnx") or n.startswith(".export-")], left
+
+    calls = []
+
+    def slow(prod: embed.Producer, work: Path) -> Path:
+        calls.append(1)
+        time.sleep(0.3)
+        (work / "model.onnx").write_bytes(b"a model")
+        return work / "model.onnx"
+
+    monkeypatch.setattr(embed, "_export", slow)
+    paths: list[Path] = []
+    threads = [threading.Thread(target=lambda: paths.append(embed.onnx_model(prod))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(paths)) == 1 and paths[0].read_bytes() == b"a model"
+    assert paths[0].name.startswith("onnx-fp32-") and str(paths[0]).startswith(str(tmp_path / "models"))

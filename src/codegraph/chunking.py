@@ -8,13 +8,14 @@ every line, merges small neighbours of the same scope up to the size budget, and
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter
 
 import xxhash
 
-from codegraph.model import Chunk
+from codegraph.model import Chunk, Symbol
 
 
 @dataclass(slots=True)
@@ -115,3 +116,44 @@ def chunk_plain_text(text: str, max_chars: int, min_chars: int) -> list[Chunk]:
     """Chunks for files no language plug-in understands: line windows."""
     lines = Lines(text)
     return finish(lines, [], max_chars, min_chars)
+
+
+def chunk_by_symbols(text: str, symbols: Sequence[Symbol], max_chars: int,
+                     min_chars: int) -> list[Chunk]:
+    """Definition-level chunks from a file's L1 symbols alone (their local names and line
+    ranges), for any language: a definition that fits the budget is one chunk; one that does not
+    is its header (the rows before its first nested definition) plus its nested definitions, cut
+    the same way, with the rows between them; small neighbours of one scope then merge (`finish`).
+    """
+    lines = Lines(text)
+    if not lines.rows:
+        return []
+    defs = sorted((s for s in symbols if s.local_name), key=lambda s: (s.start_line, -s.end_line))
+    last = len(lines) - 1
+    pieces: list[Piece] = []
+
+    def cut(start: int, end: int, scope: str, index: int) -> int:
+        """Pieces for rows start..end of `scope`, whose nested definitions begin at defs[index];
+        the index of the first definition after the range."""
+        row = start
+        while index < len(defs) and defs[index].start_line - 1 <= end:
+            d = defs[index]
+            d_start, d_end = max(d.start_line - 1, row), min(d.end_line - 1, end, last)
+            index += 1
+            if d_start > d_end or d.start_line - 1 < row:
+                continue  # shares rows with the previous piece: it stays in that piece
+            if d_start > row:
+                pieces.extend(windows(lines, row, d_start - 1, scope, scope, max_chars))
+            if lines.size(d_start, d_end) <= max_chars:
+                pieces.append(Piece(d_start, d_end, d.local_name, scope))
+                while index < len(defs) and defs[index].start_line - 1 <= d_end:
+                    index += 1
+            else:
+                index = cut(d_start, d_end, d.local_name, index)
+            row = d_end + 1
+        if row <= end:
+            pieces.extend(windows(lines, row, end, scope, scope, max_chars))
+        return index
+
+    cut(0, last, "", 0)
+    return finish(lines, pieces, max_chars, min_chars)

@@ -114,6 +114,12 @@ def index(
         int, typer.Option("--max-file-bytes", min=1, help="Larger files are skipped.")
     ] = 2 * 1024 * 1024,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes.")] = 2,
+    model: Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
+                     "directory to embed with (default: the bundled all-MiniLM-L6-v2).")] = None,
+    embed_runtime: Annotated[str, typer.Option("--embed-runtime", help="auto (onnxruntime where it "
+                             "runs, else torch), onnx or torch.")] = "auto",
+    quantize: Annotated[str, typer.Option("--quantize", help="The onnx model's weights: fp32 or int8 "
+                        "(faster, slightly different vectors).")] = "fp32",
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything instead of updating "
                                        "incrementally from the last indexed snapshot.")] = False,
     rev: Annotated[str | None, typer.Option("--rev", help="Index this commit, branch or tag of the "
@@ -130,14 +136,15 @@ def index(
     a checkout in the git cache, under the repository's identity."""
     import os
 
+    from codegraph.embed import MODEL_NAME
     from codegraph.pipeline import IndexOptions, default_db_for
     from codegraph.pipeline import index as run_index
     from codegraph.source import GitCache, looks_like_url, parse_source
     from codegraph.stages import IndexConfig
 
-    options = IndexOptions(
-        IndexConfig(vectors=not no_vectors, workers=workers), list(exclude or []), max_file_bytes
-    )
+    config = IndexConfig(vectors=not no_vectors, workers=workers, model_name=model or MODEL_NAME,
+                         embed_runtime=embed_runtime, quantisation=quantize)
+    options = IndexOptions(config, list(exclude or []), max_file_bytes)
 
     def run_at(progress: Any) -> dict[str, Any]:
         if rev is None and not looks_like_url(path):
@@ -153,6 +160,7 @@ def index(
                              repo=source.identity, commit=checkout.commit)
 
     def run() -> dict[str, Any]:
+        config.stage_keys()  # a bad --model, --embed-runtime or --quantize: one line, before any job
         if as_json:
             return run_at(None)
         progress = _RichProgress()

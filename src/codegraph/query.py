@@ -17,10 +17,11 @@ from typing import Any
 
 from codegraph import lexical
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
+from codegraph.languages import language_name
 from codegraph.pipeline import DEFAULT_DB_DIRNAME
 from codegraph.stages import L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, FileRow, SnapshotInfo, SymbolRow, text_ok, vector_ok
+from codegraph.store.base import ChunkRow, FileRow, SnapshotInfo, SymbolRow, text_ok, vectors_ok
 from codegraph.store.sqlite import DB_FILENAME
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
@@ -38,6 +39,11 @@ class Hit:
     score: float
     snippet: str
     repo: str = ""  # the repository's identity (a path or a normalised URL)
+    language: str | None = None  # the file's language (None: plain text); set from the path
+
+    def __post_init__(self) -> None:
+        if self.language is None:
+            self.language = language_name(self.path)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -615,7 +621,7 @@ class Index(LiveQueries):
         model_name = models[0].split(":", 1)[1]
         q = embed.embed([query], model_name)[0]
         # A stored vector must pass its checksum and have the query vector's length.
-        good = [vector_ok(bytes(r[3]), r[4], len(q)) for r in rows]
+        good = vectors_ok([bytes(r[3]) for r in rows], [r[4] for r in rows], len(q))
         for i, snap in enumerate(self.snapshots):
             self._skipped(snap, "L4 vector", {r[2]: "" for r, ok in zip(rows, good, strict=True)
                                                if not ok and r[0] == i})
@@ -691,7 +697,12 @@ class Index(LiveQueries):
     # ----- graph -------------------------------------------------------------------------
 
     def _is_path(self, sid: int, name: str) -> bool:
-        return "/" in name or name.endswith(".py") or bool(self.store.symbols_in_file(sid, name))
+        # A file of the snapshot; else a path-like name that no symbol has (TS/JS qualified
+        # names are paths too: `src/lib/client.Client.get`).
+        if self.store.symbols_in_file(sid, name):
+            return True
+        return ("/" in name or name.endswith(".py")) and not any(
+            r.qname == name for r in self.store.find_symbols(sid, name))
 
     def graph(self, query: str, name: str) -> list[dict[str, Any]]:
         """Rows of every repository (in identity order), each with its `repo`."""
@@ -704,7 +715,7 @@ class Index(LiveQueries):
         store = self.store
         if query == "defs":
             rows = store.find_symbols(sid, name)
-            return [r._asdict() for r in rows]
+            return [{**r._asdict(), "language": language_name(r.path)} for r in rows]
         path_query = self._is_path(sid, name)
         if query in ("callers", "callees"):
             if path_query:
@@ -724,7 +735,8 @@ class Index(LiveQueries):
                 edges = store.edges_where(sid, "imports", column, targets)
         return [
             {"kind": e.kind, "src": e.src, "src_path": e.src_path, "dst": e.dst,
-             "dst_path": e.dst_path, "line": e.line}
+             "dst_path": e.dst_path, "line": e.line, "language": language_name(e.src_path),
+             "dst_language": language_name(e.dst_path)}
             for e in edges
         ]
 

@@ -9,6 +9,7 @@ and listing it in `_LANGUAGES`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from fnmatch import fnmatchcase
 from typing import Protocol
 
 from codegraph.model import Chunk, FileIR, FileResolution
@@ -25,8 +26,15 @@ class Resolver(Protocol):
 
 
 class Language(Protocol):
-    name: str
+    name: str  # the language a file is reported in ("typescript", "javascript", ...)
     extensions: tuple[str, ...]
+    # Whole file names (fnmatch patterns) the language claims whatever their extension, e.g.
+    # the `tsconfig.json` and `package.json` files TS/JS resolution reads.
+    filenames: tuple[str, ...]
+    # Languages of one family are resolved together, by one resolver over all of their files
+    # (TS imports JS and the other way round); `module_names`, `resolver`, `namespace` and
+    # `interface` are then those of the family's language named like the family.
+    family: str
     # Bumped whenever extraction or resolution output changes for the same input; part of
     # every L1 cache key.
     version: str
@@ -59,17 +67,39 @@ class Language(Protocol):
 
 def _load() -> list[Language]:
     from codegraph.languages.python import PYTHON
+    from codegraph.languages.typescript import CONFIG, JAVASCRIPT, TSX, TYPESCRIPT
 
-    return [PYTHON]
+    return [PYTHON, TYPESCRIPT, TSX, JAVASCRIPT, CONFIG]
 
 
 _LANGUAGES: list[Language] = _load()
 _BY_EXTENSION = {ext: lang for lang in _LANGUAGES for ext in lang.extensions}
+_BY_FILENAME = [(pattern, lang) for lang in _LANGUAGES for pattern in lang.filenames]
+_FILENAME_EXTENSIONS = {pattern[pattern.rfind("."):] for pattern, _ in _BY_FILENAME}
 
 
 def language_for(path: str) -> Language | None:
     dot = path.rfind(".")
-    return _BY_EXTENSION.get(path[dot:]) if dot >= 0 else None
+    if dot < 0:
+        return None
+    extension = path[dot:]
+    if extension in _FILENAME_EXTENSIONS:
+        name = path.rpartition("/")[2]
+        for pattern, lang in _BY_FILENAME:
+            if fnmatchcase(name, pattern):
+                return lang
+    return _BY_EXTENSION.get(extension)
+
+
+def language_name(path: str) -> str | None:
+    """The language a file is reported in (None: a file no plug-in understands)."""
+    lang = language_for(path)
+    return lang.name if lang is not None else None
+
+
+def family_of(lang: Language) -> Language:
+    """The language whose resolver, namespace and interface serve `lang`'s family."""
+    return get_language(lang.family)
 
 
 def all_languages() -> list[Language]:

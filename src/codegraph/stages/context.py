@@ -37,8 +37,10 @@ WRITE_GROUP_SECONDS = 2.0  # the longest a stage's transaction stays open (see _
 class IndexConfig:
     max_chunk_chars: int = 1500
     min_chunk_chars: int = 300
-    model_name: str = embed.MODEL_NAME
+    model_name: str = embed.MODEL_NAME  # or a sentence-transformers model directory (--model)
     vectors: bool = True
+    embed_runtime: str = embed.DEFAULT_RUNTIME  # "auto" (onnx where it runs, else torch), "onnx", "torch"
+    quantisation: str = embed.DEFAULT_QUANTISATION  # onnx: "fp32" or "int8"
     workers: int = 2
     batch_files: int = 32
 
@@ -51,9 +53,17 @@ class IndexConfig:
             L3: f"{L3}:{LEXICAL_VERSION}",
             L2: f"{L2}:{CHUNKER_VERSION}:{chunkers}:{self.max_chunk_chars}:{self.min_chunk_chars}",
         }
-        if self.vectors:
-            keys[L4] = f"{L4}:{self.model_name}"
+        if self.vectors:  # the vectors' producer: model (and its content), runtime, quantisation
+            keys[L4] = f"{L4}:{self.producer().spec}"
         return keys
+
+    def producer(self) -> embed.Producer:
+        return embed.producer(self.model_name, self.embed_runtime, self.quantisation)
+
+
+def producer_spec(key: str) -> str:
+    """The producer an L4 key names (`L4_vector:<spec>`), for `embed.embed`."""
+    return key.split(":", 1)[1]
 
 
 class ProgressSink(Protocol):

@@ -242,15 +242,16 @@ class _Resolution:
     @cached_property
     def _languages(self) -> dict[Language, dict[str, str]]:
         """Per language of the snapshot: its files, path -> module name."""
-        by_lang: dict[str, dict[str, str]] = {}
+        by_family: dict[str, dict[str, str]] = {}
         for f in self.ctx.files:
             lang = language_for(f.path)
             if lang is not None:
-                by_lang.setdefault(lang.name, {})[f.path] = self.ctx.modules.get(f.path) or ""
-        return {get_language(name): modules for name, modules in sorted(by_lang.items())}
+                by_family.setdefault(lang.family, {})[f.path] = self.ctx.modules.get(f.path) or ""
+        return {get_language(name): modules for name, modules in sorted(by_family.items())}
 
     def _base_files(self, lang: Language) -> dict[str, FileRow]:
-        return {path: row for path, row in self.ctx.base_files.items() if row.language == lang.name}
+        return {path: row for path, row in self.ctx.base_files.items()
+                if _family_name(row.language) == lang.family}
 
     def _changed(self, lang: Language, modules: dict[str, str], base: dict[str, FileRow]) -> set[str]:
         hashes = self.ctx.hashes
@@ -364,7 +365,7 @@ class _Resolution:
         """The read keys of the facts of `path` that differ between the base and this snapshot."""
         ctx = self.ctx
         row = ctx.base_files.get(path)
-        if row is not None and row.language != lang.name:
+        if row is not None and _family_name(row.language) != lang.family:
             row = None
         if row is None:
             old: Mapping[str, Hashable] = {}
@@ -377,6 +378,14 @@ class _Resolution:
                if path in ctx.hashes else {})
         return {read_key(path, k) for k in old.keys() | new.keys()
                 if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
+
+
+def _family_name(language: str | None) -> str | None:
+    """The family of a stored file's language (None for one no longer known)."""
+    try:
+        return get_language(language).family if language else None
+    except KeyError:
+        return None
 
 
 class _BaseUnusable(Exception):

@@ -6,7 +6,7 @@ from typing import Any
 
 from codegraph import embed
 from codegraph.stages.chunk import _DECODE_CHUNKS, _chunk_batch
-from codegraph.stages.context import EMBED_BATCH, L2, L4, RunContext, _batches
+from codegraph.stages.context import EMBED_BATCH, L2, L4, RunContext, _batches, producer_spec
 from codegraph.store.base import (
     text_ok,
 )
@@ -22,11 +22,12 @@ class VectorStage:
         import numpy as np  # here, not at the top: worker processes and most CLI runs never need it
 
         model_key = ctx.keys[L4]
+        spec = producer_spec(model_key)
         chunk_key = ctx.keys[L2]
         repaired = 0
         if ctx.verify_all:
             damaged = sorted(ctx.store.damaged_embeddings(
-                ctx.snapshot_id, chunk_key, model_key, embed.dimensions(ctx.config.model_name)))
+                ctx.snapshot_id, chunk_key, model_key, embed.dimensions(spec)))
             for text_hash in damaged:
                 ctx.warn(f"corrupt L4 output for text {text_hash}: embedded again")
             if damaged:  # dropped, they are texts without an embedding like any other: embedded below
@@ -39,7 +40,7 @@ class VectorStage:
         ctx.progress.start(self.name, len(todo))
         for batch in _batches(todo, EMBED_BATCH):
             ctx.check_cancelled()
-            vectors = embed.embed([text for _, text in batch], ctx.config.model_name)
+            vectors = embed.embed([text for _, text in batch], spec)
             ctx.store.put_embeddings(
                 model_key,
                 [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes())

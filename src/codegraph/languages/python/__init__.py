@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class Python:
     name = "python"
     extensions = (".py",)
+    filenames: tuple[str, ...] = ()
+    family = "python"
     version = "py-3"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-chunk-1"  # of chunk: part of L2's cache key
 

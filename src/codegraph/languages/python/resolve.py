@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from codegraph.model import Edge, FileIR, FileResolution, Read, Symbol, SymbolKind
+from codegraph.languages.common import NO_CUT as _NO_CUT
+from codegraph.languages.common import Memo
+from codegraph.languages.common import Reads as _Reads
+from codegraph.model import Edge, FileIR, FileResolution, Symbol, SymbolKind
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
 # and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
@@ -45,9 +47,6 @@ class SymbolRef:
 
 
 Target = ModuleRef | SymbolRef
-
-_NO_CUT = 1 << 30
-
 
 def module_names(paths: list[str], root_name: str = "") -> dict[str, str]:
     """A file's module is its path below the outermost enclosing package (dirs with __init__.py).
@@ -88,29 +87,6 @@ def _absolute(module_name: str, is_package: bool, level: int, name: str) -> str:
         package = []
     base = package[: len(package) - (level - 1)] if level - 1 <= len(package) else []
     return ".".join([*base, name] if name else base)
-
-
-class _Reads:
-    """A stack of read sets, one per question being answered; a read goes to the innermost."""
-
-    __slots__ = ("stack", "top")
-
-    def __init__(self) -> None:
-        self.stack: list[set[Read]] = [set()]
-        self.top = self.stack[0]
-
-    def push(self) -> None:
-        self.top = set()
-        self.stack.append(self.top)
-
-    def pop(self) -> set[Read]:
-        done = self.stack.pop()
-        self.top = self.stack[-1]
-        return done
-
-    def reset(self) -> None:  # in place: every loaded module holds this object
-        self.stack[:] = [set()]
-        self.top = self.stack[0]
 
 
 class _Module:
@@ -176,7 +152,7 @@ class _Module:
         return self.name
 
 
-class Resolver:
+class Resolver(Memo):
     """Resolves files of one snapshot whose files are `modules` (path -> module name); the memo
     of answers is kept from one file to the next."""
 
@@ -185,10 +161,7 @@ class Resolver:
         self.load_ir = load_ir
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
-        self._reads = _Reads()
-        self._active: dict[Hashable, int] = {}
-        self._cut = _NO_CUT
-        self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
+        super().__init__()
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -206,34 +179,7 @@ class Resolver:
         self._reads.top.add(("", f"mod:{name}"))
         return name in self.by_name
 
-    def _memoised(self, key: Hashable, compute: Callable[[], Any], on_cycle: Any) -> Any:
-        """Memoise `compute` under `key`, cutting cycles, so that the answer never depends on who
-        asked first: a result that relied on cutting a cycle at an *enclosing* question is
-        recomputed next time instead of being remembered."""
-        hit = self._memo.get(key)
-        if hit is not None:
-            self._reads.top |= hit[1]
-            return hit[0]
-        active = self._active.get(key)
-        if active is not None:
-            self._cut = min(self._cut, active)
-            return on_cycle
-        depth = len(self._reads.stack)
-        self._active[key] = depth
-        self._reads.push()
-        outer_cut, self._cut = self._cut, _NO_CUT
-        try:
-            result = compute()
-        finally:
-            reads = self._reads.pop()
-            del self._active[key]
-            cut = self._cut
-        self._reads.top |= reads
-        if cut >= depth:
-            self._memo[key] = (result, frozenset(reads))
-            cut = _NO_CUT
-        self._cut = min(outer_cut, cut)
-        return result
+    _memoised = Memo.memoised
 
     # ----- lookups -----------------------------------------------------------------------
 

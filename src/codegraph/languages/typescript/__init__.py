@@ -1,0 +1,75 @@
+"""The TypeScript / JavaScript language plug-in: one family, resolved together (TS imports JS and
+the other way round), served by four `Language` objects that differ only in their grammar:
+`typescript` (.ts .mts .cts), `tsx` (.tsx), `javascript` (.js .jsx .mjs .cjs), and `json`, the
+`tsconfig.json` / `jsconfig.json` / `package.json` files module resolution reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
+
+from codegraph.chunking import chunk_by_symbols, chunk_plain_text
+from codegraph.languages.typescript import config as _config
+from codegraph.languages.typescript import extract as _extract
+from codegraph.languages.typescript import resolve as _resolve
+from codegraph.model import Chunk, FileIR
+
+if TYPE_CHECKING:
+    from codegraph.languages import Resolver
+
+FAMILY = "typescript"
+VERSION = "ts-6"  # of extract + resolve + the IR format: part of L1's cache key
+CHUNK_VERSION = "ts-chunk-1"
+
+
+class _Family:
+    """What the family's languages share: naming, resolution, the facts updates compare."""
+
+    family = FAMILY
+    version = VERSION
+    chunk_version = CHUNK_VERSION
+    filenames: tuple[str, ...] = ()
+
+    def module_names(self, paths: list[str], root_name: str) -> dict[str, str]:
+        return _resolve.module_names(paths, root_name)
+
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
+        return _resolve.Resolver(modules, load_ir)
+
+    def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
+        return _resolve.namespace(modules)
+
+    def interface(self, path: str, module: str, ir: FileIR) -> Mapping[str, Hashable]:
+        return _resolve.interface(path, module, ir)
+
+
+class _Code(_Family):
+    def __init__(self, name: str, grammar: str, extensions: tuple[str, ...]) -> None:
+        self.name = name
+        self.grammar = grammar
+        self.extensions = extensions
+
+    def extract(self, text: str) -> FileIR:
+        return _extract.extract(text, self.grammar)
+
+    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
+        return chunk_by_symbols(text, self.extract(text).symbols, max_chars, min_chars)
+
+
+class _Config(_Family):
+    name = "json"
+    extensions: tuple[str, ...] = ()
+    filenames = ("tsconfig.json", "tsconfig.*.json", "jsconfig.json", "jsconfig.*.json",
+                 "package.json")
+
+    def extract(self, text: str) -> FileIR:
+        return _config.extract(text)
+
+    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
+        return chunk_plain_text(text, max_chars, min_chars)
+
+
+TYPESCRIPT = _Code(FAMILY, "typescript", (".ts", ".mts", ".cts"))
+TSX = _Code("tsx", "tsx", (".tsx",))
+JAVASCRIPT = _Code("javascript", "javascript", (".js", ".jsx", ".mjs", ".cjs"))
+CONFIG = _Config()
