@@ -205,6 +205,9 @@ def _print_summary(result: dict[str, Any]) -> None:
             f"{len(changed['deleted'])} deleted · {len(result['affected_files'])} files re-resolved"
             f"{speedup}", highlight=False,
         )
+    if result["mode"] == "superseded":
+        out.print(f"nothing indexed: job {result['superseded_by']}, enqueued later, already indexed "
+                  "this repository", highlight=False)
     for failure in result["files_failed"][:10]:
         out.print(f"  [yellow]failed[/yellow] {failure['path']}: {failure['reason']}", highlight=False)
     if len(result["files_failed"]) > 10:
@@ -325,6 +328,236 @@ def export(
         finally:
             if output:
                 stream.close()
+
+    _guard(debug, run)
+
+
+# ----- live queries and servers: definition, outline, impact, overview, status, mcp, serve, watch --
+
+def _tools(db: str | None, repo: str | None = None, live: Any = None) -> Any:
+    from codegraph.tools import Tools
+
+    return Tools.open(db, repo, live)
+
+
+def _print_answer(answer: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        _print_json(answer)
+        return
+    render(answer)
+    for snap in answer.get("snapshots", []):
+        if not snap["fresh"]:
+            err.print(f"[yellow]not fresh:[/yellow] {snap['repo']}: {'; '.join(snap['stale_because'])}",
+                      highlight=False)
+    cut = answer.get("truncated") or {}
+    if cut.get("items_omitted") or cut.get("chars_cut"):
+        err.print(f"(cut: {cut.get('items_omitted', 0)} more items, {cut.get('chars_cut', 0)} characters;"
+                  " see --limit)", highlight=False)
+
+
+@app.command()
+def definition(
+    name: Annotated[str, typer.Argument(help="A qualified name, a short name or path:line.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=50)] = 5,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """A symbol's source, signature, docstring and location."""
+    answer = _guard(debug, lambda: _tools(db).definition(name, limit))
+
+    def render(a: dict[str, Any]) -> None:
+        for d in a["definitions"]:
+            out.print(f"[bold]{d['path']}:{d['start_line']}-{d['end_line']}[/bold]  {d['kind']} {d['qname']}",
+                      highlight=False)
+            out.print(d["source"], highlight=False, markup=False)
+
+    _print_answer(answer, as_json, render)
+
+
+@app.command()
+def outline(
+    path: Annotated[str, typer.Argument(help="A file path relative to the repository root.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """A file's symbols, nested."""
+    answer = _guard(debug, lambda: _tools(db).outline(path))
+
+    def show(symbols: list[dict[str, Any]], indent: int) -> None:
+        for sym in symbols:
+            text = sym["signature"] or sym["name"]
+            out.print(f"{'  ' * indent}{sym['start_line']:>5}  {sym['kind']:<8} {text}",
+                      highlight=False, markup=False)
+            show(sym["children"], indent + 1)
+
+    def render(a: dict[str, Any]) -> None:
+        for f in a["files"]:
+            out.print(f"[bold]{f['path']}[/bold] ({f['module']})", highlight=False)
+            show(f["symbols"], 1)
+
+    _print_answer(answer, as_json, render)
+
+
+@app.command()
+def impact(
+    name_or_path: Annotated[str, typer.Argument(help="A symbol (qualified or short) or a file path.")],
+    depth: Annotated[int, typer.Option("--depth", min=1, max=5)] = 2,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """What an edit of NAME_OR_PATH can affect: dependent files and symbols, transitively."""
+    answer = _guard(debug, lambda: _tools(db).impact(name_or_path, depth, limit))
+
+    def render(a: dict[str, Any]) -> None:
+        out.print(f"{a['total_files']} files, {a['total_symbols']} symbols", highlight=False)
+        for f in a["files"]:
+            out.print(f"  file   {f['path']}  (depth {f['depth']}, {f['via']})", highlight=False)
+        for sym in a["symbols"]:
+            out.print(f"  symbol {sym['qname']}  {sym['path']}:{sym['line']}  (depth {sym['depth']}, "
+                      f"{sym['via']})", highlight=False)
+
+    _print_answer(answer, as_json, render)
+
+
+@app.command()
+def overview(
+    budget_tokens: Annotated[int, typer.Option("--budget-tokens", min=50, max=50_000)] = 1000,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """The most central files and symbols (PageRank over the code graph), fitted to a budget."""
+    answer = _guard(debug, lambda: _tools(db).overview(budget_tokens))
+
+    def render(a: dict[str, Any]) -> None:
+        for f in a["files"]:
+            out.print(f"{f['score']:>8.3f}  {f['path']}  {', '.join(f['top_symbols'])}", highlight=False)
+
+    _print_answer(answer, as_json, render)
+
+
+@app.command()
+def status(db: DbOption = None, as_json: JsonOption = False, debug: DebugOption = False) -> None:
+    """Per repository: snapshot, commit, when indexed, files changed on disk since, updates."""
+    answer = _guard(debug, lambda: _tools(db).status())
+
+    def render(a: dict[str, Any]) -> None:
+        for r in a["repositories"]:
+            disk = r.get("disk", {})
+            changed = (f"{disk['changed']} files changed on disk since" if disk.get("available")
+                       else disk.get("reason", ""))
+            out.print(f"[bold]{r['repo']}[/bold]  snapshot {r['snapshot'][:12]} ({r['files']} files, "
+                      f"{r['mode']}) indexed {r['indexed_at']}"
+                      + (f" at {r['commit'][:12]}" if r.get("commit") else "")
+                      + f" · {changed}" + (" · updating" if r["updating"] else "")
+                      + (f" · {r['queued']} queued" if r["queued"] else ""), highlight=False)
+
+    _print_answer(answer, as_json, render)
+
+
+def _start_watch(paths: list[str], db: str | None, vectors: bool | None, workers: int) -> Any:
+    """A running watcher whose first updates are done (so there is a snapshot to serve)."""
+    from codegraph.watch import Watcher
+
+    watcher = Watcher(paths, db, vectors, workers).start()
+    while not watcher.ready.wait(0.5):
+        pass
+    return watcher
+
+
+def _serving_db(db: str | None, paths: list[str]) -> str | None:
+    import os
+
+    from codegraph.pipeline import default_db_for
+
+    if db or os.environ.get("CODEGRAPH_DB") or not paths:
+        return db
+    return default_db_for(Path(paths[0]).expanduser().resolve())
+
+
+WatchPaths = Annotated[list[str] | None, typer.Argument(help="Repositories to keep up to date "
+                       "(with --watch).", show_default=False)]
+WatchOption = Annotated[bool, typer.Option("--watch", help="Keep the PATHs indexed as files change.")]
+VectorsOption = Annotated[bool | None, typer.Option("--vectors/--no-vectors", help="Embed changed "
+                          "chunks (default: as the existing index does).")]
+
+
+@app.command()
+def mcp(
+    paths: WatchPaths = None,
+    watch_: WatchOption = False,
+    repo: RepoOption = None,
+    vectors: VectorsOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+    db: DbOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve the index over MCP on stdio (for an agent: see README). Logs go to stderr."""
+    from codegraph.mcp_server import run_stdio
+
+    def run() -> None:
+        chosen = _serving_db(db, list(paths or []))
+        live = _start_watch(list(paths or ["."]), chosen, vectors, workers) if watch_ else None
+        run_stdio(_tools(chosen, repo, live))
+
+    _guard(debug, run)
+
+
+@app.command()
+def serve(
+    paths: WatchPaths = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs "
+                    "--token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
+    token: Annotated[str | None, typer.Option("--token", envvar="CODEGRAPH_TOKEN", help="Bearer token "
+                     "every request must carry (default: CODEGRAPH_TOKEN).", show_default=False)] = None,
+    watch_: WatchOption = False,
+    repo: RepoOption = None,
+    vectors: VectorsOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+    db: DbOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve the tools over HTTP: MCP (streamable HTTP) at /mcp, a JSON API at /api/<tool>
+    (OpenAPI at /openapi.json)."""
+    from codegraph.http_api import check_binding
+    from codegraph.http_api import serve as run_server
+
+    def run() -> None:
+        check_binding(host, token)
+        chosen = _serving_db(db, list(paths or []))
+        live = _start_watch(list(paths or ["."]), chosen, vectors, workers) if watch_ else None
+        run_server(_tools(chosen, repo, live), host, port, token,
+                   on_ready=lambda url: _error_line(f"serving {url}/mcp (MCP) and {url}/api (JSON, "
+                                                    f"{url}/docs)"))
+
+    _guard(debug, run)
+
+
+@app.command()
+def watch(
+    paths: Annotated[list[str] | None, typer.Argument(help="Repositories to keep up to date.")] = None,
+    vectors: VectorsOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Keep PATHs (default: .) indexed: an incremental update per burst of file changes, until
+    Ctrl-C. With --json, one line per update (its result)."""
+    from codegraph.watch import Watcher
+
+    def on_update(_: Any, result: dict[str, Any]) -> None:
+        if as_json:
+            _print_json(result)
+            sys.stdout.flush()
+
+    def run() -> None:
+        Watcher(list(paths or ["."]), db, vectors, workers, on_update=on_update).run_forever()
 
     _guard(debug, run)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codegraph import dag
-from codegraph.errors import UserError
+from codegraph.errors import CodegraphError, UserError
 from codegraph.jobs import RetryPolicy
 from codegraph.languages import get_language, language_for
 from codegraph.names import DEFAULT_DB_DIRNAME
@@ -56,6 +57,7 @@ def index(
     job: JobRun | None = None,
     repo: str | None = None,
     commit: str | None = None,
+    on_wait: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Index the current snapshot of `path`; returns the job's result (see README, "--json").
 
@@ -74,7 +76,13 @@ def index(
     `repo` is the repository's identity in the store (`source.Source.identity`; default: the
     resolved path): snapshots are found and recorded under it, so a checkout of a URL in any
     directory, on any machine, updates the same repository. `commit`, when the files are a
-    checkout of one, is recorded in the result."""
+    checkout of one, is recorded in the result.
+
+    Runs of one repository go one at a time (the queue's per-repository lock, held from before
+    the base is read until the job's final state is written; `on_wait(holder job id)` is called
+    when the run has to wait). A run that gets the lock after a job enqueued later than its own
+    completed indexes nothing: it completes as `superseded`, so the repository's latest snapshot
+    is always the newest enqueued revision's, whatever order the runs end in."""
     options = options or IndexOptions()
     progress = progress or NoProgress()
     root = Path(path).expanduser()
@@ -94,8 +102,24 @@ def index(
         job = JobRun(queue, queue.start(repo or str(root), f"cli-{socket.gethostname()}-{os.getpid()}",
                                         DEFAULT_LEASE_SECONDS), DEFAULT_LEASE_SECONDS, store.url)
         job.start_heartbeat()
+    identity = repo or str(root)
     try:
-        return _run(root, repo or str(root), store, options, progress, job, t0, full, commit)
+        # One run of a repository at a time, whoever runs it (see "Runs of one repository").
+        with job.repo_lock(identity, on_wait) as held:
+            if not held:  # cancelled or lease lost while waiting: ends as such, nothing written
+                stopped = RunStopped(f"stopped before it began ({job.stop_reason or 'cancelled'})")
+                result = _empty_result(store, identity, job, "stopped", t0)
+                result.update(state="failed", error=_describe(stopped))
+                result["job_state"] = job.finish(result, stopped)
+                return result
+            newer = job.queue.newer_completed(job.job.id, sorted({identity, job.job.repo}))
+            if newer is not None:
+                # A revision enqueued after this one is indexed already: it stays the latest.
+                result = _empty_result(store, identity, job, "superseded", t0)
+                result["superseded_by"] = newer
+                result["job_state"] = job.finish(result, None)
+                return result
+            return _run(root, identity, store, options, progress, job, t0, full, commit)
     except KeyboardInterrupt:
         job.interrupted("interrupted")
         raise
@@ -229,6 +253,27 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
     # queued (released), or "lost" when another worker owns the job now.
     result["job_state"] = job.finish(result, error)
     return result
+
+
+class RunStopped(CodegraphError):
+    """The run's job was cancelled, or its lease lost, before it could begin."""
+
+
+def _empty_result(store: Store, repo: str, job: JobRun, mode: str, t0: float) -> dict[str, Any]:
+    """The result of a run that indexed nothing (superseded, or stopped before it began): the
+    repository's latest snapshot is what it was."""
+    latest = store.latest_snapshot(repo)
+    return {
+        "job_id": job.job.id, "state": "completed", "mode": mode,
+        "repo": repo, "db": store.url,
+        "snapshot": latest.manifest_hash if latest else None,
+        "snapshot_id": latest.id if latest else None,
+        "files_total": 0, "files_indexed": 0, "files_read": 0, "files_failed": [], "files_skipped": [],
+        "changed_files": {"added": [], "modified": [], "deleted": []}, "affected_files": [],
+        "symbols": 0, "edges": 0, "unresolved_calls": 0, "chunks": 0, "embedded": 0, "vectors": 0,
+        "stages": [], "reused": {"stages": [], "files": {}}, "warnings": [],
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 1), "speedup": None,
+    }
 
 
 def _diff(base_files: dict[str, FileRow], snapshot: Snapshot) -> dict[str, list[str]]:

@@ -6,7 +6,10 @@ hybrid search and graph lookups (across repositories, or in one), and the export
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.languages import language_name
 from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
 from codegraph.store import Store, open_store
-from codegraph.store.base import ChunkRow, LexicalHit, SnapshotInfo, text_ok
+from codegraph.store.base import ChunkRow, FileRow, LexicalHit, SnapshotInfo, SymbolRow, text_ok
 from codegraph.units import window_body
 
 # Hybrid search (see `fuse`): the vector ranking's weight and how deep each ranking is read.
@@ -135,7 +138,421 @@ def select_repos(snapshots: list[SnapshotInfo], repo: str) -> list[SnapshotInfo]
     return chosen
 
 
-class Index:
+# ----- live queries: definitions, call graph, impact, outline, overview, status (issue 14) ------
+# What `codegraph mcp`, `serve` and the CLI's definition/outline/impact/overview/status answer
+# (through `codegraph.tools`, which bounds and labels them). Every one reads only the store:
+# sources come from the stored chunks, paths are matched against the snapshot's file list and
+# never opened, so a name or path argument cannot reach anything outside the index.
+
+MAX_DEPTH = 5
+_PATH_LINE = re.compile(r"^(?P<path>.+):(?P<line>[0-9]+)$")
+
+
+def _check_name(name: str, what: str = "name") -> str:
+    name = name.strip()
+    if not name:
+        raise UserError(f"empty {what}")
+    if len(name) > 1000:
+        raise UserError(f"{what} is longer than 1000 characters")
+    return name
+
+
+def _check_depth(depth: int) -> int:
+    if not 1 <= depth <= MAX_DEPTH:
+        raise UserError(f"depth must be between 1 and {MAX_DEPTH}")
+    return depth
+
+
+def _edge_dict(edge: Any, depth: int | None = None) -> dict[str, Any]:
+    """Every field the graph's edges have (kind, call line, and whatever else they carry)."""
+    import msgspec
+
+    row = msgspec.structs.asdict(edge)
+    return {**row, "depth": depth} if depth is not None else row
+
+
+def pagerank(nodes: list[str], links: list[tuple[str, str]], damping: float = 0.85,
+             iterations: int = 50) -> dict[str, float]:
+    """PageRank over `links` (src -> dst: dst gains rank from src), power iteration; a node
+    with no out-links spreads its rank evenly. Deterministic; sums to 1."""
+    import numpy as np
+
+    if not nodes:
+        return {}
+    ids = {n: i for i, n in enumerate(nodes)}
+    n = len(nodes)
+    pairs = sorted({(ids[a], ids[b]) for a, b in links if a in ids and b in ids and a != b})
+    src = np.array([a for a, _ in pairs], dtype=np.int64)
+    dst = np.array([b for _, b in pairs], dtype=np.int64)
+    out_degree = np.bincount(src, minlength=n).astype(np.float64)
+    rank = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        share = np.divide(rank, out_degree, out=np.zeros(n), where=out_degree > 0)
+        spread = np.bincount(dst, weights=share[src], minlength=n) if len(pairs) else np.zeros(n)
+        dangling = rank[out_degree == 0].sum()
+        new = (1 - damping) / n + damping * (spread + dangling / n)
+        if np.abs(new - rank).sum() < 1e-10:
+            rank = new
+            break
+        rank = new
+    return {node: float(rank[i]) for node, i in ids.items()}
+
+
+class LiveQueries:
+    """The queries behind the MCP and HTTP tools, mixed into `Index`."""
+
+    store: Store
+    snapshots: list[SnapshotInfo]
+    _repo_filter: str | None
+    _files_cache: dict[int, dict[str, FileRow]]
+    _rank_cache: dict[int, dict[str, Any]]
+
+    # --- which snapshot, and is it fresh -------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Follow the store: answer from each repository's latest complete snapshot from now on.
+        True when any changed (a long-lived server calls this before every answer)."""
+        latest = self.store.latest_snapshots()
+        if not latest:
+            return False
+        chosen = select_repos(latest, self._repo_filter) if self._repo_filter else latest
+        if [s.id for s in chosen] == [s.id for s in self.snapshots]:
+            return False
+        self.snapshots = chosen
+        live = {s.id for s in chosen}
+        for cache in (self._files_cache, self._rank_cache):
+            for sid in [k for k in cache if k not in live]:
+                del cache[sid]
+        return True
+
+    def view(self, repo: str | None) -> Any:
+        """This index limited to one repository (by name, path or URL), sharing its caches."""
+        if not repo:
+            return self
+        import copy
+
+        view = copy.copy(self)
+        view.snapshots = select_repos(self.snapshots, repo)
+        view.warnings = []
+        return view
+
+    def files(self, snap: SnapshotInfo) -> dict[str, FileRow]:
+        files = self._files_cache.get(snap.id)
+        if files is None:
+            files = self._files_cache[snap.id] = {r.path: r for r in self.store.snapshot_files(snap.id)}
+        return files
+
+    def _find_file(self, path: str) -> list[tuple[SnapshotInfo, FileRow]]:
+        """The indexed files `path` names, matched against the snapshots' file lists only."""
+        path = _check_name(path, "path")
+        candidates = [path]
+        for snap in self.snapshots:
+            if path.startswith(snap.repo.rstrip("/") + "/"):  # an absolute path inside the repository
+                candidates.append(path[len(snap.repo.rstrip("/")) + 1:])
+        found = []
+        for snap in self.snapshots:
+            files = self.files(snap)
+            for candidate in candidates:
+                norm = candidate[2:] if candidate.startswith("./") else candidate
+                if norm in files:
+                    found.append((snap, files[norm]))
+                    break
+        return found
+
+    def _require_file(self, path: str) -> list[tuple[SnapshotInfo, FileRow]]:
+        found = self._find_file(path)
+        if not found:
+            raise UserError(f"no indexed file {path!r} (paths are relative to the repository root, "
+                            "as search hits give them)")
+        return found
+
+    # --- definition, outline -------------------------------------------------------------
+
+    def source_lines(self, snap: SnapshotInfo, path: str, start: int, end: int) -> str:
+        """Lines `start`..`end` of an indexed file, from its stored chunks (the snapshot's text,
+        not the disk's: never a file outside the index, never a newer version of this one)."""
+        lines: dict[int, str] = {}
+        for row in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], [path]):
+            if row.end_line < start or row.start_line > end or not text_ok(row.text, row.text_hash):
+                continue
+            for offset, line in enumerate(row.text.splitlines()):
+                lines.setdefault(row.start_line + offset, line)
+        return "\n".join(lines.get(n, "") for n in range(start, end + 1))
+
+    def definition(self, name: str) -> list[dict[str, Any]]:
+        """A symbol's definitions: by qualified name, by short name (may match several), or the
+        innermost symbol around `path:line`."""
+        name = _check_name(name)
+        rows: list[tuple[SnapshotInfo, SymbolRow]] = []
+        match = _PATH_LINE.match(name)
+        if match and self._find_file(match["path"]):
+            line = int(match["line"])
+            for snap, file in self._find_file(match["path"]):
+                around = [r for r in self.store.symbols_in_file(snap.id, file.path)
+                          if r.start_line <= line <= r.end_line]
+                if around:
+                    rows.append((snap, min(around, key=lambda r: (r.end_line - r.start_line, r.qname))))
+            if not rows:
+                raise UserError(f"no symbol at {name}")
+        else:
+            for snap in self.snapshots:
+                found = self.store.find_symbols(snap.id, name)
+                rows += [(snap, r) for r in found if r.qname == name or r.name == name] or [
+                    (snap, r) for r in found]
+        return [{"repo": snap.repo, "qname": r.qname, "name": r.name, "kind": r.kind, "path": r.path,
+                 "start_line": r.start_line, "end_line": r.end_line, "signature": r.signature,
+                 "docstring": r.docstring,
+                 "source": self.source_lines(snap, r.path, r.start_line, r.end_line)}
+                for snap, r in rows]
+
+    def outline(self, path: str) -> list[dict[str, Any]]:
+        """A file's symbols, nested (a method inside its class), in line order."""
+        out = []
+        for snap, file in self._require_file(path):
+            symbols = sorted(self.store.symbols_in_file(snap.id, file.path),
+                             key=lambda r: (r.start_line, -r.end_line, r.qname))
+            roots: list[dict[str, Any]] = []
+            stack: list[tuple[SymbolRow, dict[str, Any]]] = []
+            for r in symbols:
+                if r.kind == "module":
+                    continue
+                node = {"name": r.name, "qname": r.qname, "kind": r.kind, "start_line": r.start_line,
+                        "end_line": r.end_line, "signature": r.signature, "children": []}
+                while stack and not (stack[-1][0].start_line <= r.start_line
+                                     and r.end_line <= stack[-1][0].end_line):
+                    stack.pop()
+                (stack[-1][1]["children"] if stack else roots).append(node)
+                stack.append((r, node))
+            out.append({"repo": snap.repo, "path": file.path, "module": file.module, "symbols": roots})
+        return out
+
+    # --- call graph and impact -------------------------------------------------------------
+
+    def _start(self, snap: SnapshotInfo, name: str) -> tuple[list[str], list[str]]:
+        """(symbol qnames, file paths) that `name` designates in the snapshot."""
+        files = self.files(snap)
+        norm = name[2:] if name.startswith("./") else name
+        if norm in files:
+            return [], [norm]
+        match = _PATH_LINE.match(name)
+        if match and match["path"] in files:
+            line = int(match["line"])
+            around = [r for r in self.store.symbols_in_file(snap.id, match["path"])
+                      if r.start_line <= line <= r.end_line and r.kind != "module"]
+            if around:
+                return [min(around, key=lambda r: (r.end_line - r.start_line, r.qname)).qname], []
+            return [], [match["path"]]
+        found = self.store.find_symbols(snap.id, name)
+        exact = [r for r in found if r.qname == name or r.name == name] or found
+        return sorted({r.qname for r in exact}), []
+
+    def call_graph(self, name: str, direction: str, depth: int = 1) -> list[dict[str, Any]]:
+        """Call edges reaching `name` (callers) or leaving it (callees), breadth first to
+        `depth` levels: each edge with its kind, call line and level."""
+        name, depth = _check_name(name), _check_depth(depth)
+        if direction not in ("callers", "callees"):
+            raise UserError("direction must be callers or callees")
+        out = []
+        matched = False
+        for snap in self.snapshots:
+            symbols, paths = self._start(snap, name)
+            matched = matched or bool(symbols or paths)
+            seen_edges: set[tuple[Any, ...]] = set()
+            frontier, seen = set(symbols), set(symbols)
+            for level in range(1, depth + 1):
+                if paths and level == 1:
+                    column = "dst_path" if direction == "callers" else "src_path"
+                    edges = self.store.edges_where(snap.id, "calls", column, paths)
+                elif frontier:
+                    column = "dst" if direction == "callers" else "src"
+                    edges = self.store.edges_where(snap.id, "calls", column, sorted(frontier))
+                else:
+                    break
+                frontier = set()
+                for e in edges:
+                    key = (e.src, e.dst, e.src_path, e.line)
+                    if key in seen_edges:
+                        continue
+                    seen_edges.add(key)
+                    out.append({**_edge_dict(e, level), "repo": snap.repo})
+                    nxt = e.src if direction == "callers" else e.dst
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        frontier.add(nxt)
+        if not matched:
+            raise UserError(f"no symbol or indexed file named {name!r} (try search)")
+        return out
+
+    def impact(self, name_or_path: str, depth: int = 2) -> dict[str, list[dict[str, Any]]]:
+        """What an edit of a symbol or file can affect, transitively to `depth` levels: the
+        symbols that call, subclass or import it, and the files whose resolution read its facts
+        (the reverse-dependency index) or that import it."""
+        from codegraph.store.base import read_key
+
+        name, depth = _check_name(name_or_path, "name or path"), _check_depth(depth)
+        files_out: list[dict[str, Any]] = []
+        symbols_out: list[dict[str, Any]] = []
+        matched = False
+        for snap in self.snapshots:
+            files = self.files(snap)
+            start_symbols, start_files = self._start(snap, name)
+            if not start_symbols and not start_files:
+                continue
+            matched = True
+            seen_symbols, seen_files = set(start_symbols), set(start_files)
+            sym_frontier, file_frontier = set(start_symbols), set(start_files)
+            by_qname: dict[str, SymbolRow] = {}
+            for q in start_symbols:
+                for r in self.store.find_symbols(snap.id, q):
+                    by_qname[r.qname] = r
+            for level in range(1, depth + 1):
+                keys: set[int] = set()
+                # The facts of what changes: its symbols (a file: all of them) and modules.
+                for path in file_frontier:
+                    module = files[path].module if path in files else None
+                    if module:
+                        keys.add(read_key("", f"mod:{module}"))
+                    for extra in ("stars", "all", "name"):
+                        keys.add(read_key(path, extra))
+                    for r in self.store.symbols_in_file(snap.id, path):
+                        by_qname[r.qname] = r
+                        prefix = f"{module}." if module else ""
+                        local = r.qname[len(prefix):] if prefix and r.qname.startswith(prefix) else ""
+                        if local:
+                            keys.add(read_key(path, f"sym:{local}"))
+                targets = set(sym_frontier) | {q for q, r in by_qname.items() if r.path in file_frontier}
+                for q in sym_frontier:
+                    r = by_qname.get(q)
+                    module = files[r.path].module if r is not None and r.path in files else None
+                    if r is not None and module and q.startswith(module + "."):
+                        keys.add(read_key(r.path, f"sym:{q[len(module) + 1:]}"))
+                new_files: dict[str, str] = {}
+                for path in sorted(self.store.readers(snap.id, keys)):
+                    new_files.setdefault(path, "reads")
+                for path in sorted(self.store.dependents(snap.id, sorted(file_frontier))):
+                    new_files.setdefault(path, "imports")
+                new_symbols: dict[str, tuple[str, str, int]] = {}
+                for kind in ("calls", "inherits", "imports"):
+                    for e in self.store.edges_where(snap.id, kind, "dst", sorted(targets)):
+                        new_files.setdefault(e.src_path, kind)
+                        if kind != "imports" and e.src not in seen_symbols:
+                            new_symbols.setdefault(e.src, (kind, e.src_path, e.line))
+                file_frontier = {p for p in new_files if p not in seen_files}
+                sym_frontier = set(new_symbols)
+                for path in sorted(file_frontier):
+                    files_out.append({"repo": snap.repo, "path": path, "depth": level,
+                                      "via": new_files[path]})
+                for q in sorted(sym_frontier):
+                    kind, path, line = new_symbols[q]
+                    symbols_out.append({"repo": snap.repo, "qname": q, "path": path, "line": line,
+                                        "depth": level, "via": kind})
+                seen_files |= file_frontier
+                seen_symbols |= sym_frontier
+                if not file_frontier and not sym_frontier:
+                    break
+        if not matched:
+            raise UserError(f"no symbol or indexed file named {name!r} (try search)")
+        return {"files": files_out, "symbols": symbols_out}
+
+    # --- overview ----------------------------------------------------------------------------
+
+    def ranking(self, snap: SnapshotInfo) -> dict[str, Any]:
+        """PageRank of the snapshot's files (over file dependencies) and symbols (over calls,
+        inheritance and imports), computed once per snapshot."""
+        cached = self._rank_cache.get(snap.id)
+        if cached is not None:
+            return cached
+        edges, deps = self.store.snapshot_graph(snap.id)
+        files = sorted(self.files(snap))
+        file_rank = pagerank(files, [(a, b) for a, b in deps])
+        symbols: dict[str, str] = {}
+        links = []
+        for e in edges:
+            symbols.setdefault(e.dst, e.dst_path)
+            symbols.setdefault(e.src, e.src_path)
+            links.append((e.src, e.dst))
+        symbol_rank = pagerank(sorted(symbols), links)
+        cached = self._rank_cache[snap.id] = {"files": file_rank, "symbols": symbol_rank,
+                                              "symbol_paths": symbols}
+        return cached
+
+    def overview(self) -> list[dict[str, Any]]:
+        """The most central files, each with its most central symbols, best first (across
+        repositories by rank relative to each repository's size)."""
+        out = []
+        for snap in self.snapshots:
+            rank = self.ranking(snap)
+            if "overview" in rank:
+                out += rank["overview"]
+                continue
+            mine: list[dict[str, Any]] = []
+            n = max(1, len(rank["files"]))
+            per_file: dict[str, list[tuple[float, str]]] = {}
+            for q, score in rank["symbols"].items():
+                per_file.setdefault(rank["symbol_paths"][q], []).append((score, q))
+            for path, score in rank["files"].items():
+                mine.append({"repo": snap.repo, "path": path, "score": round(score * n, 4),
+                             "module": self.files(snap)[path].module,
+                             "top_symbols": [q for _, q in sorted(per_file.get(path, []),
+                                                                   key=lambda t: (-t[0], t[1]))[:5]]})
+            rank["overview"] = mine
+            out += mine
+        out.sort(key=lambda r: (-r["score"], r["repo"], r["path"]))
+        return out
+
+    # --- status --------------------------------------------------------------------------
+
+    def disk_changes(self, snap: SnapshotInfo) -> dict[str, Any]:
+        """What changed in the repository's directory since the snapshot (a local repository):
+        a scan that reads only files whose size or mtime moved. `available` False when the
+        directory is gone (moved away) or the repository is a URL."""
+        from codegraph.snapshot import scan
+
+        root = Path(snap.repo)
+        if "://" in snap.repo or not root.is_absolute():
+            return {"available": False, "reason": "not a local directory"}
+        if not root.is_dir():
+            return {"available": False, "reason": f"{snap.repo} is gone (moved or deleted): serving "
+                    "the last snapshot"}
+        files = self.files(snap)
+        try:
+            now = scan(root, known={p: (r.size, r.mtime_ns, r.content_hash) for p, r in files.items()},
+                       known_scanned_at=snap.created_at)
+        except (OSError, UserError) as exc:
+            return {"available": False, "reason": f"cannot scan {snap.repo}: {exc}"}
+        current = {f.path: f.content_hash for f in now.files}
+        changed = sorted([p for p, h in current.items() if p not in files or files[p].content_hash != h]
+                         + [p for p in files if p not in current])
+        return {"available": True, "changed": len(changed), "paths": changed[:20]}
+
+    def repo_status(self, snap: SnapshotInfo, queue: Any | None, scan_disk: bool = True) -> dict[str, Any]:
+        commit = None
+        job_id = self.store.snapshot_job(snap.id)
+        active: list[Any] = []
+        if queue is not None:
+            with contextlib.suppress(Exception):
+                job = queue.get(job_id) if job_id is not None else None
+                if job is not None and job.result:
+                    commit = json.loads(job.result).get("commit")
+                active = queue.active([snap.repo])
+        return {
+            "repo": snap.repo, "name": snap.repo_name, "snapshot": snap.manifest_hash,
+            "snapshot_id": snap.id, "commit": commit,
+            "indexed_at": _iso(snap.created_at), "mode": snap.mode,
+            "files": len(self.files(snap)),
+            "updating": any(j.state == "running" for j in active),
+            "queued": sum(j.state == "queued" for j in active),
+            **({"disk": self.disk_changes(snap)} if scan_disk else {}),
+        }
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+class Index(LiveQueries):
     """A read handle on the latest complete snapshot of every repository in one store, or of
     the one `repo` names. Search and graph queries answer across them (each hit and row carries
     its repository); `export` is of one repository."""
@@ -146,6 +563,9 @@ class Index:
         self._repo = repo
         # Ordered by identity: ties across repositories break by repository, then path and line.
         self.snapshots: list[SnapshotInfo] = self._latest()
+        self._repo_filter = repo
+        self._files_cache: dict[int, dict[str, FileRow]] = {}
+        self._rank_cache: dict[int, dict[str, Any]] = {}
         # What the last search skipped because its stored rows are damaged (`index --full`
         # repairs them): a query never returns garbage, and never fails over it either.
         self.warnings: list[str] = []

@@ -13,6 +13,7 @@ Two kinds of writes:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codegraph.jobs import ErrorClass, Job, RetryPolicy
@@ -121,6 +122,28 @@ class JobQueue(ABC):
     @abstractmethod
     def wait_for_work(self, timeout: float) -> None:
         """Block until a job may have become claimable, or at most `timeout` seconds."""
+
+    # ----- one run of a repository at a time ---------------------------------------------------
+
+    @abstractmethod
+    def lock_repo(self, lease: Lease, repo: str) -> int | None:
+        """Try to take the run lock of the repository `repo` (its identity) for the job holding
+        `lease`. Returns the id of the job holding it now (`lease.job_id`: taken, or already
+        held), or None when the lease is gone. The lock lasts while its job runs under that
+        lease: it needs no renewal of its own and dies with a dead holder's lease."""
+
+    @abstractmethod
+    def unlock_repo(self, lease: Lease, repo: str) -> None:
+        ...
+
+    @abstractmethod
+    def newer_completed(self, job_id: int, repos: Sequence[str]) -> int | None:
+        """The newest completed job of the repository (`repos`: the spellings its jobs use) that
+        was enqueued after `job_id`, if any: a run that finds one has been superseded."""
+
+    @abstractmethod
+    def active(self, repos: Sequence[str]) -> list[Job]:
+        """The repository's queued and running jobs."""
 
     # ----- operators -----------------------------------------------------------------------
 

@@ -47,3 +47,14 @@ CREATE TABLE IF NOT EXISTS job_events (
 ALTER TABLE job_events ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0;
 ALTER TABLE job_events ADD COLUMN IF NOT EXISTS worker_id text;
 CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, id);
+
+-- One run of a repository at a time (a watch update, `codegraph index`, a worker's job): the
+-- row names the job holding the repository (by its identity). It is held only while that job
+-- runs under that lease token with an unexpired lease, so a dead holder's lock ends with its
+-- lease; a new holder takes the row over in one guarded upsert (see `queue/sql.py`).
+CREATE TABLE IF NOT EXISTS repo_locks (
+    repo text PRIMARY KEY,
+    job_id bigint NOT NULL,
+    token bigint NOT NULL,
+    acquired_at double precision NOT NULL
+);

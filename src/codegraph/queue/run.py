@@ -15,6 +15,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from codegraph.jobs import Job, RetryPolicy, classify, describe
@@ -81,6 +82,66 @@ class JobRun:
             # Metadata only: on a database error the run goes on; its next fenced write decides.
             with contextlib.suppress(Exception):
                 self.queue.set_snapshot(self.lease, key)
+
+    @contextlib.contextmanager
+    def repo_lock(self, repo: str, on_wait: Callable[[int], None] | None = None,
+                  poll: float = 0.05) -> Iterator[bool]:
+        """Hold the repository's run lock (`JobQueue.lock_repo`) for the body: runs of one
+        repository — watch updates, `codegraph index`, workers' jobs — go one at a time. Waits
+        (polling, up to `poll` x 10 apart) while another job holds it, calling `on_wait(holder)`
+        once; yields False, holding nothing, when this run must stop (lease lost, cancelled)."""
+        waited, delay = False, poll
+        while True:
+            try:
+                holder = self.queue.lock_repo(self.lease, repo)
+            except Exception:  # the database is unreachable: keep trying while the lease may be ours
+                holder = -1
+                if time.monotonic() > self._valid_until:
+                    self.stop("lease_lost")
+            if holder is None:
+                self.stop("lease_lost")
+            if holder == self.job.id or self.cancel.is_set():
+                break
+            if holder and holder > 0 and self._end_if_dead(holder):
+                continue
+            if not waited and on_wait is not None and holder and holder > 0:
+                on_wait(holder)
+            waited = True
+            self.cancel.wait(delay)
+            delay = min(delay * 1.5, poll * 10)
+        held = holder == self.job.id and not self.cancel.is_set()
+        try:
+            yield held
+        finally:
+            if holder == self.job.id:
+                with contextlib.suppress(Exception):  # else it ends with this job's lease
+                    self.queue.unlock_repo(self.lease, repo)
+
+    def _end_if_dead(self, holder: int) -> bool:
+        """A direct run (`codegraph index`, a watch update) of this machine whose process is gone
+        (SIGKILLed) holds the lock until its lease ends; cancel it now instead (fenced by its
+        lease token, like its own Ctrl-C would). Workers' jobs are left to the rescue sweep:
+        they must run again. True when the holder was ended."""
+        import os
+        import socket
+
+        with contextlib.suppress(Exception):
+            job = self.queue.get(holder)
+            prefix = f"cli-{socket.gethostname()}-"
+            if job is None or job.state != "running" or not (job.worker_id or "").startswith(prefix):
+                return False
+            pid = int((job.worker_id or "")[len(prefix):])
+            if pid == os.getpid():
+                return False
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                return self.queue.acknowledge_cancel(Lease.of(job, self.lease.seconds),
+                                                     "its process is gone")
+            except PermissionError:
+                return False
+        return False
 
     def stop(self, reason: str) -> None:
         with self._lock:

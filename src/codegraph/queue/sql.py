@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -240,6 +240,47 @@ class SqlJobQueue(JobQueue):
             target=str(target), id=lease.job_id, token=lease.token, error=error, err=record,
             delay=decision.retry_in, ev_detail=detail)
         return job is not None
+
+    # ----- one run of a repository at a time ---------------------------------------------------
+
+    def lock_repo(self, lease: Lease, repo: str) -> int | None:
+        held = ("(SELECT 1 FROM jobs AS h WHERE h.id = repo_locks.job_id AND h.lease_token ="
+                " repo_locks.token AND h.state = 'running' AND h.lease_expires_at > {now})")
+        with self._tx() as x:
+            # Taken when free, or when its holder's lease is gone (finished, rescued, expired);
+            # only by a job that still runs under `lease` (fenced like every write of a run).
+            rows = self._run(
+                x, "INSERT INTO repo_locks(repo, job_id, token, acquired_at)"
+                " SELECT :repo, :id, :token, {now} WHERE EXISTS"
+                f" (SELECT 1 FROM jobs WHERE {FENCE})"
+                " ON CONFLICT (repo) DO UPDATE SET job_id = excluded.job_id, token = excluded.token,"
+                f" acquired_at = excluded.acquired_at WHERE NOT EXISTS {held} RETURNING job_id",
+                repo=repo, id=lease.job_id, token=lease.token)
+            if rows:
+                return int(rows[0][0])
+            rows = self._run(x, f"SELECT 1 FROM jobs WHERE {FENCE}", id=lease.job_id, token=lease.token)
+            if not rows:
+                return None
+            rows = self._run(x, "SELECT job_id FROM repo_locks WHERE repo = :repo", repo=repo)
+        return int(rows[0][0]) if rows else lease.job_id
+
+    def unlock_repo(self, lease: Lease, repo: str) -> None:
+        self._statement("DELETE FROM repo_locks WHERE repo = :repo AND job_id = :id AND token = :token",
+                        repo=repo, id=lease.job_id, token=lease.token)
+
+    def newer_completed(self, job_id: int, repos: Sequence[str]) -> int | None:
+        names = {f"r{i}": r for i, r in enumerate(repos)}
+        with self._tx(write=False) as x:
+            rows = self._run(x, "SELECT max(id) FROM jobs WHERE state = 'completed' AND id > :id AND repo IN"
+                             f" ({', '.join(':' + n for n in names)})", id=job_id, **names)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def active(self, repos: Sequence[str]) -> list[Job]:
+        names = {f"r{i}": r for i, r in enumerate(repos)}
+        with self._tx(write=False) as x:
+            rows = self._run(x, f"SELECT {COLS} FROM jobs WHERE state IN {ACTIVE_STATES} AND repo IN"
+                             f" ({', '.join(':' + n for n in names)}) ORDER BY id", **names)
+        return [job_of(r) for r in rows]
 
     # ----- operators -----------------------------------------------------------------------
 

@@ -45,3 +45,14 @@ CREATE TABLE IF NOT EXISTS job_events (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, id);
+
+-- One run of a repository at a time (a watch update, `codegraph index`, a worker's job): the
+-- row names the job holding the repository (by its identity). It is held only while that job
+-- runs under that lease token with an unexpired lease, so a dead holder's lock ends with its
+-- lease; a new holder takes the row over in one guarded upsert (see `queue/sql.py`).
+CREATE TABLE IF NOT EXISTS repo_locks (
+    repo TEXT PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    token INTEGER NOT NULL,
+    acquired_at REAL NOT NULL
+);

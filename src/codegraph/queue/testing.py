@@ -59,3 +59,13 @@ def disk_full(run: JobRun) -> dict[str, Any]:
 
 
 __all__ = ["InfrastructureJobError", "by_rev", "disk_full", "noop", "permanent", "transient"]
+
+
+def slow_pipeline(run: JobRun) -> dict[str, Any] | None:
+    """The real pipeline (no vectors), started late for the job whose rev is CODEGRAPH_SLOW_REV
+    (by CODEGRAPH_SLOW_SECONDS): lets a test make workers finish in the order it wants."""
+    from codegraph.queue.worker import pipeline_runner
+
+    if run.job.rev is not None and run.job.rev == os.environ.get("CODEGRAPH_SLOW_REV"):
+        run.cancel.wait(float(os.environ.get("CODEGRAPH_SLOW_SECONDS", "0")))
+    return pipeline_runner(vectors=False, workers=1)(run)

@@ -353,6 +353,19 @@ class Store(ABC):
         """Paths the `importers` depend on (file_deps) in the snapshot."""
 
     @abstractmethod
+    def dependents(self, snapshot_id: int, dependencies: Sequence[str]) -> set[str]:
+        """Paths of the snapshot that depend on any of `dependencies` (file_deps, reversed)."""
+
+    @abstractmethod
+    def snapshot_job(self, snapshot_id: int) -> int | None:
+        """The job that recorded the snapshot (its result says which commit it indexed)."""
+
+    @abstractmethod
+    def snapshot_graph(self, snapshot_id: int) -> tuple[list[Edge], list[tuple[str, str]]]:
+        """Every edge of the snapshot, and every (importer, dependency) file pair: the whole
+        graph, for ranking it (`Index.overview`)."""
+
+    @abstractmethod
     def unresolved_calls(self, snapshot_id: int) -> int:
         ...
 

@@ -459,6 +459,25 @@ class SqliteStore(Store):
             "SELECT DISTINCT d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
             " WHERE f.snapshot_id=? AND f.path IN ({marks})", (snapshot_id,), importers)}
 
+    def dependents(self, snapshot_id: int, dependencies: Sequence[str]) -> set[str]:
+        return {p for (p,) in self._rows_in(
+            "SELECT DISTINCT f.path FROM file_deps d JOIN snapshot_files f ON f.res_id=d.res_id"
+            " AND f.snapshot_id=? WHERE d.dependency IN ({marks})", (snapshot_id,), dependencies)}
+
+    def snapshot_job(self, snapshot_id: int) -> int | None:
+        row = self._conn().execute("SELECT job_id FROM snapshots WHERE id=?", (snapshot_id,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def snapshot_graph(self, snapshot_id: int) -> tuple[list[Edge], list[tuple[str, str]]]:
+        conn = self._conn()
+        edges = [Edge(*r) for r in conn.execute(
+            "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
+            f" WHERE {_IN_SNAPSHOT} ORDER BY src_path, line, src, dst", (snapshot_id,))]
+        deps = [(str(a), str(b)) for a, b in conn.execute(
+            "SELECT DISTINCT f.path, d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
+            " WHERE f.snapshot_id=? ORDER BY 1, 2", (snapshot_id,))]
+        return edges, deps
+
     def unresolved_calls(self, snapshot_id: int) -> int:
         (n,) = self._conn().execute(
             "SELECT coalesce(sum(r.unresolved_calls), 0) FROM snapshot_files f"
