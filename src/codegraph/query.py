@@ -268,16 +268,15 @@ class LiveQueries:
 
     # --- definition, outline -------------------------------------------------------------
 
-    def source_lines(self, snap: SnapshotInfo, path: str, start: int, end: int) -> str:
-        """Lines `start`..`end` of an indexed file, from its stored chunks (the snapshot's text,
-        not the disk's: never a file outside the index, never a newer version of this one)."""
-        lines: dict[int, str] = {}
-        for row in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], [path]):
-            if row.end_line < start or row.start_line > end or not text_ok(row.text, row.text_hash):
-                continue
-            for offset, line in enumerate(row.text.splitlines()):
-                lines.setdefault(row.start_line + offset, line)
-        return "\n".join(lines.get(n, "") for n in range(start, end + 1))
+    def source_lines(self, snap: SnapshotInfo, path: str, start: int, end: int, qname: str = "") -> str:
+        """A definition's text as indexed, from its unit's stored windows (the snapshot's text,
+        not the disk's: never a file outside the index, never a newer version of this one),
+        without their context headers. A function's is all of it; a class's is its header and
+        own statements, each member outlined by its signature (the members are units too)."""
+        rows = [r for r in self.store.chunks_of_files(snap.id, snap.stage_keys[L2], [path])
+                if r.start_line == start and r.end_line == end and text_ok(r.text, r.text_hash)]
+        named = [r for r in rows if r.symbol and qname.endswith(r.symbol)]
+        return "".join(window_body(r.text) for r in named or rows).rstrip("\n")
 
     def definition(self, name: str) -> list[dict[str, Any]]:
         """A symbol's definitions: by qualified name, by short name (may match several), or the
@@ -302,7 +301,7 @@ class LiveQueries:
         return [{"repo": snap.repo, "qname": r.qname, "name": r.name, "kind": r.kind, "path": r.path,
                  "start_line": r.start_line, "end_line": r.end_line, "signature": r.signature,
                  "docstring": r.docstring,
-                 "source": self.source_lines(snap, r.path, r.start_line, r.end_line)}
+                 "source": self.source_lines(snap, r.path, r.start_line, r.end_line, r.qname)}
                 for snap, r in rows]
 
     def outline(self, path: str) -> list[dict[str, Any]]:
