@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,15 @@ def export(db: Path | str, repo: Path | None = None) -> list[list[Any]]:
 
 
 def rebuild_export(repo: Path, scratch: Path) -> list[list[Any]]:
-    """A full build of the tree as it is now, into a store of its own."""
+    """A full build of the tree as it is now, into a store of its own (a new directory each
+    time: the previous one's WAL checkpointer may still be closing its files while it goes)."""
     if scratch.exists():
-        shutil.rmtree(scratch)
-    update(repo, scratch, full=True)
-    return export(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    fresh = Path(tempfile.mkdtemp(prefix="full-", dir=scratch.parent))
+    update(repo, fresh, full=True)
+    result = export(fresh)
+    shutil.rmtree(fresh, ignore_errors=True)
+    return result
 
 
 def resolved(result: dict[str, Any]) -> list[str]:

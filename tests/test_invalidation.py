@@ -29,15 +29,17 @@ def test_new_chunk_size_reruns_l2_only(shop_repo: Path, store_url: str) -> None:
     assert work(back) == {"L1_ir": 0, "L3_lexical": 0, "L2_chunk": 0}  # the old outputs are still keyed
 
 
-def test_new_ir_version_reruns_l1_only(
+def test_new_ir_version_reruns_l1_and_the_units_derived_from_it(
     shop_repo: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = store_url
     first = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
     monkeypatch.setattr(type(PYTHON), "version", "py-test-bump")
     again = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(vectors=False)))
-    assert work(again) == {"L1_ir": 5, "L3_lexical": 0, "L2_chunk": 0}
+    # Units come from L1's symbols, so L2 and L3 are keyed by L1's versions too.
+    assert work(again) == {"L1_ir": 5, "L3_lexical": 5, "L2_chunk": 5}
     assert again["edges"] == first["edges"]
+    assert again["chunks"] == first["chunks"]
 
 
 def test_one_edited_file_reruns_every_stage_for_that_file_only(shop_repo: Path, store_url: str) -> None:
