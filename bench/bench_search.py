@@ -43,6 +43,8 @@ import numpy as np
 
 import codegraph
 from codegraph import embed, lexical, query
+from codegraph.pipeline import IndexOptions
+from codegraph.stages import IndexConfig
 from codegraph.store import bm25
 
 STDLIB_PACKAGES = ("json", "http", "logging", "urllib", "concurrent", "csv.py", "textwrap.py",
@@ -287,20 +289,22 @@ _EMBED = embed.embed  # the model itself, whatever `cached_queries` does to the 
 
 
 class VectorCache:
-    """Baseline (and query) vectors on disk, one .npy per text hash and model."""
+    """Baseline (and query) vectors on disk, one .npy per text hash and producer (model,
+    runtime, quantisation: `embed.Producer.spec`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, spec: str | None = None) -> None:
         self.dir = directory
+        self.spec = spec or embed.default_spec()
         directory.mkdir(parents=True, exist_ok=True)
 
     def vectors(self, texts: list[str]) -> np.ndarray:
-        keys = [hashlib.sha1(f"{embed.MODEL_NAME}\0{t}".encode("utf-8", "surrogatepass")).hexdigest()
+        keys = [hashlib.sha1(f"{self.spec}\0{t}".encode("utf-8", "surrogatepass")).hexdigest()
                 for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
                           if not (self.dir / f"{k}.npy").exists()}.items())
         for i in range(0, len(missing), 256):
             part = missing[i : i + 256]
-            for (k, _), v in zip(part, _EMBED([t for _, t in part]), strict=True):
+            for (k, _), v in zip(part, _EMBED([t for _, t in part], self.spec), strict=True):
                 np.save(self.dir / f"{k}.npy", v)
         return np.stack([np.load(self.dir / f"{k}.npy") for k in keys]) if keys else np.zeros((0, 384))
 
@@ -328,10 +332,12 @@ def baseline_rankings(corpus: Corpus, cache: VectorCache) -> dict[str, list[list
 # ----- codegraph --------------------------------------------------------------------------
 
 
-def index_corpus(corpus: Corpus, cache: Path) -> tuple[query.Index, dict[str, object]]:
-    db = str(cache / "stores" / corpus.name)
+def index_corpus(corpus: Corpus, cache: Path, config: IndexConfig) -> tuple[query.Index, dict[str, object]]:
+    # One store per producer: switching it re-embeds everything (the L4 key names it).
+    producer = hashlib.sha1(config.producer().spec.encode()).hexdigest()[:12]
+    db = str(cache / "stores" / producer / corpus.name)
     t0 = time.perf_counter()
-    result = codegraph.index(str(corpus.root), db)
+    result = codegraph.index(str(corpus.root), db, options=IndexOptions(config))
     result["seconds"] = time.perf_counter() - t0
     return codegraph.open(db), result
 
@@ -340,12 +346,14 @@ def spans(hits: list[query.Hit]) -> list[tuple[str, int, int]]:
     return [(h.path, h.start_line, h.end_line) for h in hits]
 
 
-def run(corpora: list[str], cache: Path, tune: bool) -> None:
-    vcache = VectorCache(cache / "baseline-vectors")
+def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig) -> None:
+    vcache = VectorCache(cache / "baseline-vectors")  # the baselines: the default producer
+    qcache = VectorCache(cache / "baseline-vectors", config.producer().spec)  # codegraph's queries
+    print(f"codegraph embeds with {config.producer().spec}; the MiniLM baseline with {vcache.spec}")
     tuning_lists: dict[str, tuple[list[list[query.Hit]], list[list[query.Hit]], list[Target]]] = {}
     for name in corpora:
         corpus = build_corpus(name, cache)
-        idx, result = index_corpus(corpus, cache)
+        idx, result = index_corpus(corpus, cache, config)
         print(f"\n== {name}{' (held out: tuned on nothing)' if name not in TUNING else ' (tuning)'}: "
               f"{corpus.files} files, {corpus.lines} lines, {len(corpus.definitions)} definitions, "
               f"{len(corpus.targets)} queries; codegraph: {result['chunks']} unit windows, "
@@ -354,7 +362,8 @@ def run(corpora: list[str], cache: Path, tune: bool) -> None:
         lex, vec = [], []
         # Query vectors from the cache: the same function of the same text, so the same vector
         # (embed.embed is per text, batch-independent); the timings then exclude the model.
-        embed.embed = lambda texts, model_name=embed.MODEL_NAME, batch_size=32: vcache.vectors(list(texts))
+        qcache.vectors([t.query for t in corpus.targets])  # embedded (and cached) before timing
+        embed.embed = lambda texts, model_name=None, batch_size=32: qcache.vectors(list(texts))
         t0 = time.perf_counter()
         for t in corpus.targets:
             lex.append(idx.lexical(t.query, query.HYBRID_DEPTH))
@@ -406,13 +415,17 @@ def main() -> None:
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "codegraph-bench-search"))
     parser.add_argument("--corpora", default="stdlib,attrs,click")
     parser.add_argument("--tune", action="store_true")
+    parser.add_argument("--runtime", choices=embed.RUNTIMES, default=embed.DEFAULT_RUNTIME,
+                        help="codegraph's embedding runtime (the baselines keep the default)")
+    parser.add_argument("--quantize", choices=embed.QUANTISATIONS, default=embed.DEFAULT_QUANTISATION)
     args = parser.parse_args()
     names = args.corpora.split(",")
     unknown = [n for n in names if n != "stdlib" and n not in PACKAGES]
     if unknown:
         parser.error(f"unknown corpus {unknown[0]!r}")
     print("search benchmark (machine shared with other work: timings are indicative only)")
-    run(names, Path(args.cache), args.tune)
+    config = IndexConfig(embed_runtime=args.runtime, quantisation=args.quantize)
+    run(names, Path(args.cache), args.tune, config)
 
 
 if __name__ == "__main__":
