@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from test_incremental import export, rebuild_export, resolved, update
 
 import codegraph
-from codegraph.chunking import chunk_by_symbols
-from codegraph.languages import language_for
+from codegraph.languages import get_language, language_for
 from codegraph.languages.typescript.extract import extract
+from codegraph.units import units_for
 from conftest import write_tree
 
 TS_SOURCE = '''
@@ -100,14 +100,16 @@ def test_javascript_commonjs_require_and_exports() -> None:
     assert [c.callee for c in ir.calls] == ["this.x.go", "super.run", "a"]
 
 
-def test_symbol_chunks_split_a_large_class_at_its_methods() -> None:
-    methods = "\n".join(f"  m{i}() {{\n    return {i} + {'1 + ' * 30}1;\n  }}" for i in range(6))
+def test_a_class_and_its_methods_are_units_of_their_own() -> None:
+    methods = "\n".join(f"  m{i}() {{\n    return {i};\n  }}" for i in range(3))
     source = f"export class Big {{\n{methods}\n}}\nexport function small() {{ return 1; }}\n"
-    chunks = chunk_by_symbols(source, extract(source, "typescript").symbols, 400, 50)
-    # The header merges into the first method, the closing brace into the last (small pieces).
-    assert {c.symbol for c in chunks} >= {f"Big.m{i}" for i in range(1, 5)}
-    assert all(len(c.text) <= 400 for c in chunks)
-    assert "".join(c.text for c in chunks).split() == source.split()  # every line, in order
+    ir = extract(source, "typescript")
+    units = {u.name: u for u in units_for(get_language("typescript"), source, ir)}
+    assert {"Big", "Big.m0", "Big.m1", "Big.m2", "small"} <= set(units)
+    # The class's unit is its header and its members' outlines, never their bodies.
+    assert "return 1;" not in units["Big"].text and "m1()" in units["Big"].text
+    assert units["Big.m1"].text == "  m1() {\n    return 1;\n  }\n"
+    assert (units["small"].start_line, units["small"].end_line) == (12, 12)
 
 
 PROJECT = {

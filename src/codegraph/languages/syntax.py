@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import tree_sitter as ts
 
-from codegraph.chunking import Lines, Piece, finish, windows
-from codegraph.model import Chunk, Symbol
-
 MAX_SIGNATURE = 300
 MAX_DOC = 2000
 
@@ -83,23 +80,3 @@ def count_errors(root: ts.Node, error_query: ts.Query) -> int:
     if not root.has_error:
         return 0
     return max(1, len(ts.QueryCursor(error_query).captures(root).get("err", [])))
-
-
-def symbol_chunks(source: str, symbols: list[Symbol], max_chars: int, min_chars: int) -> list[Chunk]:
-    """Definition-level chunks from a file's L1 symbols alone (any language): each outermost
-    definition is a piece named after it (line windows when it exceeds the budget), the code
-    between definitions belongs to the module; `chunking.finish` covers, merges and hashes."""
-    lines = Lines(source)
-    pieces: list[Piece] = []
-    last_end = -1
-    outer = sorted((s for s in symbols if s.local_name), key=lambda s: (s.start_line, -s.end_line))
-    for symbol in outer:
-        start, end = symbol.start_line - 1, min(symbol.end_line - 1, len(lines) - 1)
-        if start <= last_end or start > end:
-            continue  # nested in the previous definition, or past the end
-        last_end = end
-        if lines.size(start, end) <= max_chars:
-            pieces.append(Piece(start, end, symbol.local_name, ""))
-        else:
-            pieces.extend(windows(lines, start, end, symbol.local_name, symbol.local_name, max_chars))
-    return finish(lines, pieces, max_chars, min_chars)

@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_text ON chunks(text_hash);
 
--- A text is verified by its key: text_hash is xxh3-128 of its UTF-8 bytes (chunking.text_hash).
+-- A text is verified by its key: text_hash is xxh3-128 of its UTF-8 bytes (units.text_hash).
 CREATE TABLE IF NOT EXISTS texts (
     text_hash TEXT PRIMARY KEY,
     text TEXT NOT NULL

@@ -8,11 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
-from codegraph.chunking import chunk_plain_text
 from codegraph.languages.go import extract as _extract
 from codegraph.languages.go import resolve as _resolve
-from codegraph.languages.syntax import symbol_chunks
-from codegraph.model import Chunk, FileIR
+from codegraph.model import FileIR
 
 if TYPE_CHECKING:
     from codegraph.languages import Resolver
@@ -28,11 +26,6 @@ class Go:
 
     def extract(self, text: str) -> FileIR:
         return _extract.extract(text)
-
-    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
-        if _extract.is_gomod(text):
-            return chunk_plain_text(text, max_chars, min_chars)
-        return symbol_chunks(text, _extract.symbols(text), max_chars, min_chars)
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
-from codegraph.chunking import chunk_by_symbols, chunk_plain_text
 from codegraph.languages.typescript import config as _config
 from codegraph.languages.typescript import extract as _extract
 from codegraph.languages.typescript import resolve as _resolve
-from codegraph.model import Chunk, FileIR
+from codegraph.model import FileIR
 
 if TYPE_CHECKING:
     from codegraph.languages import Resolver
@@ -53,9 +52,6 @@ class _Code(_Family):
     def extract(self, text: str) -> FileIR:
         return _extract.extract(text, self.grammar)
 
-    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
-        return chunk_by_symbols(text, self.extract(text).symbols, max_chars, min_chars)
-
 
 class _Config(_Family):
     name = "json"
@@ -65,9 +61,6 @@ class _Config(_Family):
 
     def extract(self, text: str) -> FileIR:
         return _config.extract(text)
-
-    def chunk(self, text: str, max_chars: int, min_chars: int) -> list[Chunk]:
-        return chunk_plain_text(text, max_chars, min_chars)
 
 
 TYPESCRIPT = _Code(FAMILY, "typescript", (".ts", ".mts", ".cts"))
