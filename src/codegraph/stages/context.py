@@ -160,6 +160,19 @@ class RunContext:
         return keep
 
 
+_WORKER_STORES: dict[str, Store] = {}
+
+
+def worker_store(url: str) -> Store:
+    """A worker process's store, opened once per process and URL (`codegraph.store.open_store`)."""
+    store = _WORKER_STORES.get(url)
+    if store is None:
+        from codegraph.store import open_store
+
+        store = _WORKER_STORES[url] = open_store(url)
+    return store
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

@@ -25,6 +25,7 @@ from codegraph.stages.context import (
     _run_batches,
     _unique_by_hash,
     _WriteGroups,
+    worker_store,
 )
 from codegraph.store.base import (
     FileRow,
@@ -171,18 +172,13 @@ def _resolve_paths(source: _IRSource, resolver: Resolver, hashes: dict[str, str]
 # A worker's resolver for the snapshot it is resolving now, kept between its batches: answers
 # about shared modules (exports, class bases) are worked out once per worker, not once per batch.
 _WORKER_RESOLVER: dict[tuple[str, str, int, str], tuple[_IRSource, Resolver]] = {}
-_WORKER_STORES: dict[str, Store] = {}
 
 
 def _resolve_batch(root: str, store_url: str, key: str, snapshot_id: int, lang_name: str,
                    modules: dict[str, str], hashes: dict[str, str], paths: list[str]) -> tuple[
                        list[ResolvedFile], int, dict[str, tuple[bytes | None, str | None]], list[str]]:
     """Worker side of a parallel resolution: the store is opened once per worker process."""
-    from codegraph.store import open_store
-
-    store = _WORKER_STORES.get(store_url)
-    if store is None:
-        store = _WORKER_STORES[store_url] = open_store(store_url)
+    store = worker_store(store_url)
     cache_key = (store_url, key, snapshot_id, lang_name)
     if cache_key not in _WORKER_RESOLVER:
         _WORKER_RESOLVER.clear()

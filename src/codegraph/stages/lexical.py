@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from codegraph import lexical
-from codegraph.stages.chunk import units_batches
+from codegraph.stages.chunk import units_work
 from codegraph.stages.context import _UNREADABLE, L1, L3, RunContext, _by_content, _unique_by_hash
 from codegraph.store.base import LexicalDoc, LexicalUnit
 from codegraph.units import Unit, lexical_head
 
 
 def lexical_units(units: list[Unit]) -> list[LexicalUnit]:
+    """L3's output for one file content: a document per unit (a worker-side `work`)."""
     out = []
     for ordinal, unit in enumerate(units):
         body = unit.text
@@ -41,14 +42,14 @@ class LexicalStage:
         todo = _unique_by_hash(ctx.files, {f.content_hash for f in ctx.files} - (existing - set(damaged)))
         ctx.progress.start(self.name, len(ctx.files))
         ctx.progress.advance(self.name, len(ctx.files) - len(todo))
-        for results in units_batches(ctx, todo):
+        for results in units_work(ctx, todo, lexical_units):  # documents built on the pool
             docs = []
             for path, content_hash, units, error in results:
                 if error is not None and error.startswith(_UNREADABLE):
                     ctx.fail_file(path, "L3", error[len(_UNREADABLE):])
                     continue
                 # A content L2 reports an error for (its units failed) has no documents.
-                docs.append(LexicalDoc(content_hash, lexical_units(units or [])))
+                docs.append(LexicalDoc(content_hash, units or []))
             ctx.store.put_lexical(key, docs)
             ctx.progress.advance(self.name, len(results))
         return {"documents_written": len(todo), "documents_reused": len(ctx.files) - len(todo),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from codegraph import embed
-from codegraph.stages.chunk import chunks_of, units_batches
+from codegraph.stages.chunk import chunks_of, units_work
 from codegraph.stages.context import EMBED_BATCH, L2, L4, RunContext, _batches, producer_spec
 from codegraph.store.base import (
     text_ok,
@@ -60,9 +60,10 @@ class VectorStage:
             return todo, 0
         owners = ctx.store.text_owners(ctx.snapshot_id, ctx.keys[L2], sorted(bad))
         fixed: dict[str, str] = {}
-        for results in units_batches(ctx, sorted(set(owners.values()))):
-            for _, _, units, _ in results:
-                for chunk in chunks_of(units or [], ctx):
+        for results in units_work(ctx, sorted(set(owners.values())), chunks_of,
+                                  ctx.config.max_chunk_chars, ctx.config.min_chunk_chars):
+            for _, _, chunks, _ in results:
+                for chunk in chunks or []:
                     if chunk.text_hash in owners:
                         fixed[chunk.text_hash] = chunk.text
         for text_hash in sorted(bad):
