@@ -18,8 +18,9 @@ from typing import Any
 from codegraph import lexical, vector_index
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.languages import language_name
+from codegraph.lexical_index import LexicalIndex, LexicalSource
 from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
-from codegraph.store import Store, open_store
+from codegraph.store import Store, bm25, open_store
 from codegraph.store.base import ChunkRow, FileRow, LexicalHit, SnapshotInfo, SymbolRow, text_ok
 from codegraph.units import window_body
 
@@ -557,7 +558,8 @@ class Index(LiveQueries):
     its repository); `export` is of one repository."""
 
     def __init__(self, store: Store, repo: str | None = None,
-                 ann_threshold: int | None = vector_index.ANN_THRESHOLD) -> None:
+                 ann_threshold: int | None = vector_index.ANN_THRESHOLD,
+                 hold_lexical: bool = True) -> None:
         self.store = store
         self._repo = repo
         # Ordered by identity: ties across repositories break by repository, then path and line.
@@ -573,6 +575,11 @@ class Index(LiveQueries):
         # None: always exact (a one-query process: building an ANN graph costs more than a scan).
         self.ann_threshold = ann_threshold
         self._vectors: vector_index.VectorIndex | None = None
+        # The snapshots' lexical documents, held the same way (`lexical_index`) by the first
+        # lexical search; False: every search asks the store (one FTS5 query is cheaper than
+        # loading every document, for a process that asks one).
+        self.hold_lexical = hold_lexical
+        self._lexical: LexicalIndex | None = None
         self._damaged_vector_paths: dict[int, dict[str, str]] = {}
         # (stage key, content hash) of the outputs that passed their checks (`_unverified`),
         # and each snapshot's path -> content hash for it.
@@ -641,7 +648,13 @@ class Index(LiveQueries):
             return []
         match = lexical.fts_query(terms)
         ranked: list[tuple[float, int, str, int, LexicalHit]] = []
-        for i, snap in enumerate(self.snapshots):
+        held = self._held_lexical(match, limit) if self.hold_lexical else None
+        if held is not None:
+            for snap in self.snapshots:
+                self._skipped(snap, "L3 lexical document", self._lexical.damaged.get(snap.id, {})
+                              if self._lexical else {})
+            ranked = [(h.score, i, h.path, h.start_line, h) for i, h in held]
+        for i, snap in enumerate(self.snapshots if held is None else []):
             try:
                 found = self.store.lexical_search(snap.id, snap.stage_keys[L3], match, limit)
             except DamagedIndexError as exc:
@@ -655,6 +668,15 @@ class Index(LiveQueries):
         return [Hit(h.path, h.start_line, h.end_line, _qualify_name(h.module, h.symbol), round(score, 4),
                     _snippet(h.body, terms), self.snapshots[i].repo)
                 for score, i, _, _, h in ranked[:limit]]
+
+    def _held_lexical(self, match: str, limit: int) -> list[tuple[int, LexicalHit]] | None:
+        """The held documents' ranking (`lexical_index`), synced to the current snapshots; None
+        where the store must answer (a phrase of several tokens)."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex()
+        self._lexical.sync(self.store, [LexicalSource(s.id, s.stage_keys[L3]) for s in self.snapshots])
+        return self._lexical.search(self.store, [bm25.tokenize_phrase(p) for p in bm25.parse_match(match)],
+                                    limit)
 
     def vector(self, query: str, limit: int, query_vector: Any = None) -> list[Hit]:
         """Cosine similarity to each unit window's vector (its context header and lines); a
@@ -840,9 +862,10 @@ class Index(LiveQueries):
 
 
 def open_index(db: str | None = None, repo: str | None = None,
-               ann_threshold: int | None = vector_index.ANN_THRESHOLD) -> Index:
-    """`ann_threshold=None` for a process that asks one query (the CLI): exact vector search."""
+               ann_threshold: int | None = vector_index.ANN_THRESHOLD, hold_lexical: bool = True) -> Index:
+    """`ann_threshold=None, hold_lexical=False` for a process that asks one query (the CLI):
+    exact vector search, and lexical search straight from the store's full-text index."""
     url = find_db(db)
     if "://" not in url and not Path(url).exists():
         raise UserError(f"no index at {url}")
-    return Index(open_store(url, create=False), repo, ann_threshold)
+    return Index(open_store(url, create=False), repo, ann_threshold, hold_lexical)

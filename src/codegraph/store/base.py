@@ -441,6 +441,28 @@ class Store(ABC):
         better), ties by path then line: the same doubles and order in every store."""
         ...
 
+    # For a process that holds lexical documents in memory (codegraph.lexical_index): the
+    # documents once, then per query only the statistics BM25 takes over every stored document.
+
+    @abstractmethod
+    def lexical_documents(
+        self, snapshot_id: int, stage_key: str, skip: set[str]
+    ) -> tuple[list[tuple[str, str | None, str]], dict[str, tuple[str, list[LexicalUnit] | None]]]:
+        """The snapshot's files that have lexical documents, (path, module, content hash), and
+        for each of their contents not in `skip`: (stored checksum, its units' documents, or
+        None when a stored column is unreadable). The caller verifies them
+        (`lexical_units_checksum`)."""
+
+    @abstractmethod
+    def lexical_statistics(self, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
+        """What BM25 ranks by beyond a document's own terms, over every stored document (as
+        FTS5 over its whole table): the number of documents, their total length in tokens,
+        and per term of `terms` the number of documents holding it."""
+
+    @abstractmethod
+    def lexical_bodies(self, stage_key: str, units: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The body column of the documents of (content hash, ordinal) units (for snippets)."""
+
     @abstractmethod
     def texts_without_embedding(
         self, snapshot_id: int, chunk_key: str, model_key: str

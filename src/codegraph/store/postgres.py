@@ -715,6 +715,61 @@ class PostgresStore(Store):
             self._count_lexical(conn, len(units) - len(gone),
                                 sum(t.length for t in terms) - sum(n for _, n in gone))
 
+    def lexical_documents(
+        self, snapshot_id: int, stage_key: str, skip: set[str]
+    ) -> tuple[list[tuple[str, str | None, str]], dict[str, tuple[str, list[LexicalUnit] | None]]]:
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT f.path, f.module, d.content_hash, d.checksum FROM snapshot_files f"
+            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s"
+            " WHERE f.snapshot_id=%s ORDER BY f.path", (stage_key, snapshot_id)).fetchall()
+        files = [(path, module, content_hash) for path, module, content_hash, _ in rows]
+        wanted = {h: checksum for _, _, h, checksum in rows if h not in skip}
+        units: dict[str, list[LexicalUnit] | None] = {h: [] for h in wanted}
+        # The term rows are checked too (as `damaged_lexical` does): BM25's statistics read them.
+        for (content_hash,) in conn.execute(
+            "SELECT d.content_hash FROM lexical_units d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
+            " WHERE d.stage_key=%s AND d.content_hash = ANY(%s)"
+            f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
+            (stage_key, sorted(wanted)),
+        ):
+            units[content_hash] = None
+        for content_hash, ordinal, symbol, start, end, head, body, sub in conn.cursor().stream(
+            "SELECT content_hash, ordinal, symbol, start_line, end_line, head, body, subtokens"
+            " FROM lexical_units WHERE stage_key=%s AND content_hash = ANY(%s)"
+            " ORDER BY content_hash, ordinal", (stage_key, sorted(wanted)),
+        ):
+            held = units[content_hash]
+            if held is None:
+                continue
+            try:
+                held.append(LexicalUnit(ordinal, symbol, start, end, _text(head), _text(body), _text(sub)))
+            except UnicodeDecodeError:
+                units[content_hash] = None
+        return files, {h: (checksum, units[h]) for h, checksum in wanted.items()}
+
+    def lexical_statistics(self, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
+        conn = self._conn()
+        n_rows, n_tokens = conn.execute(
+            "SELECT coalesce(sum(docs), 0)::bigint, coalesce(sum(tokens), 0)::bigint FROM lexical_stats"
+        ).fetchone() or (0, 0)
+        hits = dict(conn.execute(
+            "SELECT term, count(*) FROM lexical_terms WHERE term = ANY(%s) GROUP BY term", (list(terms),)
+        ).fetchall())
+        return int(n_rows), int(n_tokens), {t: int(n) for t, n in hits.items()}
+
+    def lexical_bodies(self, stage_key: str, units: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        wanted = sorted(set(units))
+        out: dict[tuple[str, int], str] = dict.fromkeys(wanted, "")
+        if wanted:
+            for content_hash, ordinal, body in self._conn().execute(
+                "SELECT content_hash, ordinal, body FROM lexical_units WHERE stage_key=%s"
+                " AND (content_hash, ordinal) IN (SELECT * FROM unnest(%s::text[], %s::int[]))",
+                (stage_key, [h for h, _ in wanted], [o for _, o in wanted]),
+            ):
+                out[(content_hash, ordinal)] = _text_or_none(body) or ""
+        return out
+
     def damaged_lexical(
         self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
     ) -> dict[str, str]:
