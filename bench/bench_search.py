@@ -19,7 +19,7 @@ on disk by text hash (`--cache`), and the codegraph stores are kept there too: a
 nothing changed embeds nothing.
 
 `--tune` also prints the hybrid's MRR@10 for a range of vector weights, and the lexical mode's
-for a range of head weights, on the tuning corpora.
+for a range of head weights and without stop words, on the tuning corpora.
 """
 
 from __future__ import annotations
@@ -405,6 +405,13 @@ def head_weights(idx: query.Index, corpus: Corpus) -> None:
             bm25.COLUMN_WEIGHTS = (w, *saved[1:])
             ranks = [first_right(spans(idx.lexical(t.query, K)), t) for t in corpus.targets]
             row.append(f"{w:g}: {metrics(ranks)['MRR@10']:.3f}")
+        bm25.COLUMN_WEIGHTS = saved
+        stop, lexical.STOPWORDS = lexical.STOPWORDS, frozenset()
+        try:
+            ranks = [first_right(spans(idx.lexical(t.query, K)), t) for t in corpus.targets]
+        finally:
+            lexical.STOPWORDS = stop
+        row.append(f"without stop words: {metrics(ranks)['MRR@10']:.3f}")
     finally:
         bm25.COLUMN_WEIGHTS = saved
     print("lexical MRR@10 by head weight: " + ", ".join(row))

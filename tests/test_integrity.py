@@ -221,8 +221,10 @@ def test_damaged_vectors_are_detected_recomputed_and_skipped_by_search(
 
     idx = codegraph.open(db)
     hits = idx.search("total price", "vector", limit=first["vectors"])
-    ((left,),) = sql(db, "SELECT count(*) FROM chunks WHERE text_hash NOT IN (%s, %s, %s, %s, %s)",
-                     tuple(hashes[:5]))  # chunks whose vector is intact (texts can repeat)
+    # Units with at least one text (window or name text) whose vector is intact: one hit each.
+    ((left,),) = sql(db, "SELECT count(*) FROM (SELECT DISTINCT content_hash, start_line, end_line,"
+                         " symbol FROM chunks WHERE text_hash NOT IN (%s, %s, %s, %s, %s)) AS u",
+                     tuple(hashes[:5]))
     assert len(hits) == left and all(np.isfinite(h.score) for h in hits)
     assert {w.split(":")[0] for w in idx.warnings} == {f"skipped {p}" for p in damaged}
 
@@ -233,7 +235,10 @@ def test_damaged_vectors_are_detected_recomputed_and_skipped_by_search(
     assert (l4["embedded"], l4["vectors_repaired"], l4["vectors"]) == (5, 5, first["vectors"])
     assert export(db) == before
     idx = codegraph.open(db)
-    assert len(idx.search("total price", "vector", limit=first["vectors"])) == first["vectors"]
+    ((units,),) = sql(db, "SELECT count(*) FROM (SELECT DISTINCT content_hash, start_line, end_line,"
+                          " symbol FROM chunks) AS u")
+    assert left <= units < first["vectors"]  # a unit has several texts: its windows, its name text
+    assert len(idx.search("total price", "vector", limit=first["vectors"])) == units
     assert idx.warnings == []
 
 

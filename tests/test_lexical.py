@@ -14,6 +14,10 @@ def test_identifiers_split_at_camel_snake_acronyms_and_digits() -> None:
 def test_subtokens_and_query_terms() -> None:
     assert lexical.subtokens("x = getUserName(a_b)") == "get user name a b"
     assert lexical.query_terms("getUserName user") == ["getusername", "get", "user", "name"]
+    # English stop words are left out of a query, unless nothing else is left.
+    assert lexical.query_terms("Return the number of lines in a file") == [
+        "return", "number", "lines", "file"]
+    assert lexical.query_terms("is not") == ["is", "not"]
 
 
 def test_fts_query_quotes_terms_so_operators_cannot_be_injected() -> None:

@@ -89,6 +89,18 @@ def test_a_long_unit_is_windowed_whole_each_window_with_its_context_header() -> 
     assert chunks[0].text.splitlines()[0] == "long function"
     assert chunks[1].text.splitlines()[0] == "long function: def long_function(value_0)"
     assert all(c.text_hash == text_hash(c.text) for c in chunks)
+    # Last, its name text: qualified name as words and signature, one line, no window lines.
+    assert chunks[-1].text == "long function: def long_function(value_0)"
+    assert window_body(chunks[-1].text) == "" and all("\n" in c.text for c in chunks[:-1])
+
+
+def test_every_named_unit_has_one_name_text_and_module_level_code_none() -> None:
+    text = "import os\n\n\nclass TextWrapper:\n    def _split(self, text):\n        return text.split()\n"
+    chunks = unit_chunks(definition_units(text, PYTHON.extract(text)), 600, 100)
+    names = [(c.symbol, c.text) for c in chunks if "\n" not in c.text]
+    assert names == [("TextWrapper", "text wrapper: class TextWrapper"),
+                     ("TextWrapper._split", "text wrapper split: def _split(self, text)")]
+    assert [c.symbol for c in chunks if "\n" in c.text] == ["", "TextWrapper", "TextWrapper._split"]
 
 
 def test_a_units_texts_depend_on_that_unit_alone() -> None:
@@ -96,7 +108,10 @@ def test_a_units_texts_depend_on_that_unit_alone() -> None:
     b = "def f(x):\n    return x + 1\n\n\ndef g(y):\n    return y * 3\n"
     ca = unit_chunks(definition_units(a, PYTHON.extract(a)), 600, 100)
     cb = unit_chunks(definition_units(b, PYTHON.extract(b)), 600, 100)
-    assert ca[0] == cb[0] and ca[1].text_hash != cb[1].text_hash  # a body edit changes only g's
+    # A body edit changes only g's window: f's texts and g's name text stay.
+    assert [c for c in ca if c.symbol == "f"] == [c for c in cb if c.symbol == "f"]
+    ga, gb = [c.text for c in ca if c.symbol == "g"], [c.text for c in cb if c.symbol == "g"]
+    assert len(ga) == len(gb) == 2 and ga[0] != gb[0] and ga[1] == gb[1] == "g: def g(y)"
 
 
 def test_the_lexical_head_holds_name_qualified_name_and_signature_whole_and_split() -> None:

@@ -42,14 +42,26 @@ def subtokens(text: str) -> str:
     return " ".join(filter(None, map(_joined_parts, _IDENTIFIER.findall(text))))
 
 
+# Lucene's default English stop set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET). A query is often
+# natural language ("the number of lines in a file"): these words occur in nearly every comment
+# and string, so BM25 gives them little weight each, but summed over many units they reorder
+# the ranking (lexical MRR@10 +0.04 on the stdlib, +0.1 on attrs: ARCHITECTURE.md "Search").
+STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+    "these", "they", "this", "to", "was", "will", "with"))
+
+
 def query_terms(query: str) -> list[str]:
-    """Whole words of the query plus the parts of compound identifiers, lower-cased, unique."""
+    """Whole words of the query plus the parts of compound identifiers, lower-cased, unique;
+    English stop words left out unless the query has nothing else (`for`, `is not`)."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(query):
         seen[word.lower()] = None
         for part in split_identifier(word):
             seen[part] = None
-    return list(seen)
+    terms = [t for t in seen if t not in STOPWORDS]
+    return terms or list(seen)
 
 
 def fts_query(terms: list[str]) -> str:

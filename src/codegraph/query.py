@@ -731,8 +731,9 @@ class Index(LiveQueries):
 
     def _unit_hits(self, nearest: list[tuple[str, float]], query: str, limit: int) -> list[Hit]:
         """Nearest window texts best first ((text hash, score)) -> the first `limit` distinct
-        units, each scored by its best window. Exact: a unit's score is the max over its
-        windows, so the first window of each unit in this order is its best."""
+        units, each scored by its best text (a window or its name text: `units.unit_chunks`).
+        Exact: a unit's score is the max over its texts, so the first text of each unit in
+        this order is its best. A hit through the name text shows that line as its snippet."""
         score = dict(nearest)
         found: list[tuple[int, ChunkRow]] = []
         for i, snap in enumerate(self.snapshots):
@@ -750,7 +751,7 @@ class Index(LiveQueries):
                 continue
             seen.add(unit)
             hits.append(Hit(c.path, c.start_line, c.end_line, _qualify(c), round(score[c.text_hash], 4),
-                            _snippet(window_body(c.text), terms), self.snapshots[i].repo))
+                            _snippet(window_body(c.text) or c.text, terms), self.snapshots[i].repo))
             if len(hits) == limit:
                 break
         return hits

@@ -9,8 +9,9 @@ included (which are units of their own too). So no unit spans two sibling defini
 
 A unit whose text is longer than the embedding model's window is cut into *windows* (consecutive
 runs of its own lines); each window is embedded after a one-line context header built from the
-unit alone (qualified name as words; the signature on windows after the first), so what is
-embedded for a unit is a function of that unit alone. A unit's lexical document weighs its
+unit alone (qualified name as words; the signature on windows after the first); a named unit
+also has its name text (qualified name as words and signature, one line) embedded beside its
+windows. So what is embedded for a unit is a function of that unit alone. A unit's lexical document weighs its
 head (`lexical_head`: name, qualified name, signature) above its body.
 
 Languages provide units through `Language.units(text, ir)`; `definition_units` is the shared
@@ -52,6 +53,18 @@ class Unit:
         words = " ".join(_name_words(self.name)) if self.name else "module-level code"
         signature = "" if first else " ".join(self.signature.split())
         return f"{words}: {signature}\n" if signature else f"{words}\n"
+
+    def name_text(self) -> str | None:
+        """The unit's second representation, embedded beside its windows: one line, its
+        qualified name as words and its signature (`TextWrapper._split` -> `text wrapper split:
+        def _split(self, text)`), none for module-level code. What a definition is for is
+        often said best by its name; a long body's windows drown it. No newline: a chunk text
+        without one has no window lines (`window_body` is empty)."""
+        if not self.name:
+            return None
+        words = " ".join(_name_words(self.name))
+        signature = " ".join(self.signature.split())
+        return f"{words}: {signature}" if signature else words
 
 
 def text_hash(text: str) -> str:
@@ -175,8 +188,10 @@ def windows(unit: Unit, max_chars: int, min_chars: int) -> list[tuple[int, int]]
 
 
 def unit_chunks(units: list[Unit], max_chars: int, min_chars: int) -> list[Chunk]:
-    """L2's output: every window of every unit, in order. A chunk carries its unit's range and
-    name (the windows of one unit share them) and the embedded text: header + window lines."""
+    """L2's output: every window of every unit, in order, then (for a named unit) its name
+    text (`Unit.name_text`). A chunk carries its unit's range and name (the texts of one unit
+    share them) and the embedded text: header + window lines, or the name text. A unit scores
+    its best text (`query._unit_hits`), so the name text is one more window."""
     chunks: list[Chunk] = []
     for unit in units:
         for n, (a, b) in enumerate(windows(unit, max_chars, min_chars)):
@@ -186,11 +201,16 @@ def unit_chunks(units: list[Unit], max_chars: int, min_chars: int) -> list[Chunk
             text = unit.header(n == 0) + body
             chunks.append(Chunk(len(chunks), unit.start_line, unit.end_line, unit.name, text,
                                 text_hash(text)))
+        name = unit.name_text()
+        if name is not None:
+            chunks.append(Chunk(len(chunks), unit.start_line, unit.end_line, unit.name, name,
+                                text_hash(name)))
     return chunks
 
 
 def window_body(text: str) -> str:
-    """A chunk text without its one-line context header: the unit's lines that were embedded."""
+    """A chunk text without its one-line context header: the unit's lines that were embedded
+    ("" for a unit's name text, which has no newline)."""
     newline = text.find("\n")
     return text[newline + 1 :] if newline >= 0 else ""
 

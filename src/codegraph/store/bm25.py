@@ -32,7 +32,7 @@ MAX_TOKEN_BYTES = 32_768  # FTS5_MAX_TOKEN_SIZE: FTS5 keeps only this much of a 
 # head, body, subtokens: the weights the SQLite store passes to bm25(). A unit's head (name,
 # qualified name, signature) counts HEAD_WEIGHT times an occurrence in its body; chosen on the
 # search benchmark (bench/bench_search.py, see ARCHITECTURE.md "Search").
-HEAD_WEIGHT = 3.0
+HEAD_WEIGHT = 5.0
 COLUMN_WEIGHTS: tuple[float, ...] = (HEAD_WEIGHT, 1.0, 0.6)
 COLUMNS = 3
 
