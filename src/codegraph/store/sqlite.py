@@ -866,9 +866,12 @@ class SqliteStore(Store):
         self, snapshot_id: int, chunk_key: str, text_hashes: Sequence[str]
     ) -> list[ChunkRow]:
         rows = self._rows_in(
+            # The texts first, by their index: left to itself (no ANALYZE statistics) the planner
+            # walked every chunk of the snapshot's files, ~0.5 s per vector query at 20,000 chunks.
             "SELECT c.id, f.path, f.module, c.start_line, c.end_line, c.symbol, c.text_hash, t.text"
-            " FROM chunks c JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=?"
-            " JOIN texts t ON t.text_hash=c.text_hash"
+            " FROM chunks c INDEXED BY chunks_by_text"
+            " CROSS JOIN snapshot_files f ON f.content_hash=c.content_hash AND f.snapshot_id=?"
+            " CROSS JOIN texts t ON t.text_hash=c.text_hash"
             " WHERE c.stage_key=? AND c.text_hash IN ({marks})", (snapshot_id, chunk_key), text_hashes)
         return sorted((ChunkRow(*r) for r in rows), key=lambda c: (c.path, c.start_line, c.id))
 
