@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+import codegraph
 from codegraph.pipeline import IndexOptions, index
 from codegraph.stages import IndexConfig
 from conftest import SHOP, write_tree
@@ -248,3 +249,23 @@ def test_answers_are_bounded_and_say_what_was_cut(served: tuple[Path, str]) -> N
     assert len(answer["hits"]) == 1
     wide = Tools.open(db).callers("shop/pricing.py", limit=1)
     assert len(wide["edges"]) == 1 and wide["truncated"]["items_omitted"] >= 1
+
+
+def test_overview_ranks_calls_not_possible_overrides(tmp_path: Path) -> None:
+    """A method called through `self` from many places reaches every override as a dispatch
+    edge; the overrides are not used that much, so they must not outrank what calls them."""
+    callers = "".join(f"    def use{i}(self):\n        return self.step()\n\n" for i in range(12))
+    overrides = "".join(f"class Impl{i}(Base):\n    def step(self):\n        return {i}\n\n\n"
+                        for i in range(6))
+    repo = write_tree(tmp_path / "repo", {
+        "pkg/__init__.py": "",
+        "pkg/base.py": f"class Base:\n    def step(self):\n        return 0\n\n{callers}",
+        "pkg/impls.py": f"from pkg.base import Base\n\n\n{overrides}",
+    })
+    db = str(tmp_path / "db")
+    index(str(repo), db, options=IndexOptions(IndexConfig(vectors=False)))
+    idx = codegraph.open(db)
+    edges, _ = idx.store.snapshot_graph(idx.snapshot.id)
+    assert {e.call_kind for e in edges if e.kind == "calls"} >= {"direct", "dispatch"}
+    ranks = idx.ranking(idx.snapshot)["symbols"]
+    assert ranks["pkg.base.Base.step"] > max(ranks.get(f"pkg.impls.Impl{i}.step", 0.0) for i in range(6))

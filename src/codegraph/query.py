@@ -468,6 +468,8 @@ class LiveQueries:
         symbols: dict[str, str] = {}
         links = []
         for e in edges:
+            if e.call_kind == "dispatch":  # a possible override, not a use: it would rank every
+                continue  # override of a much-called method as if each were called that much
             symbols.setdefault(e.dst, e.dst_path)
             symbols.setdefault(e.src, e.src_path)
             links.append((e.src, e.dst))

@@ -521,7 +521,7 @@ class SqliteStore(Store):
     def snapshot_graph(self, snapshot_id: int) -> tuple[list[Edge], list[tuple[str, str]]]:
         conn = self._conn()
         edges = [Edge(*r) for r in conn.execute(
-            "SELECT kind, src, src_path, dst, dst_path, line FROM edges"
+            "SELECT kind, src, src_path, dst, dst_path, line, call_kind FROM edges"
             f" WHERE {_IN_SNAPSHOT} ORDER BY src_path, line, src, dst", (snapshot_id,))]
         deps = [(str(a), str(b)) for a, b in conn.execute(
             "SELECT DISTINCT f.path, d.dependency FROM snapshot_files f JOIN file_deps d ON d.res_id=f.res_id"
