@@ -3,6 +3,7 @@ producer is the fast path (onnxruntime over the cached export); torch is compare
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -179,3 +180,31 @@ def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.M
         t.join()
     assert len(calls) == 1 and len(set(paths)) == 1 and paths[0].read_bytes() == b"a model"
     assert paths[0].name.startswith("onnx-fp32-") and str(paths[0]).startswith(str(tmp_path / "models"))
+
+
+def test_a_worker_embeds_with_the_producer_it_is_given_and_refuses_a_bad_one(shop_repo: Path,
+                                                                             tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "codegraph.cli"]
+    db = str(tmp_path / "db")
+    model = tmp_path / "my-model"
+    shutil.copytree(embed.bundled_model_dir(), model)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=600)
+
+    for bad, words in ((("--quantize", "int4"), "unknown quantisation 'int4'"),
+                       (("--embed-runtime", "gpu"), "unknown embedding runtime 'gpu'"),
+                       (("--model", str(tmp_path / "nowhere")), "not a sentence-transformers model")):
+        proc = run("worker", "--db", db, "--burst", *bad)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (bad, proc.stderr)
+        assert not Path(db).exists()  # refused before the queue was opened
+    assert run("enqueue", str(shop_repo), "--db", db).returncode == 0
+    proc = run("worker", "--db", db, "--burst", "--workers", "1", "--model", str(model),
+               "--quantize", "int8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outcomes"] == {"completed": 1}, proc.stdout
+    idx = codegraph.open(db)
+    key = idx.snapshot.stage_keys["L4_vector"]
+    assert key.startswith(f"L4_vector:{model}#") and key.endswith(":onnx-int8"), key
+    assert idx.search("tax of an order", mode="vector", limit=1)[0].path == "shop/pricing.py"

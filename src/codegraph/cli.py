@@ -38,6 +38,13 @@ RepoOption = Annotated[
     typer.Option("--repo", help="One repository: its name, path or URL (default: every repository "
                  "in the store)."),
 ]
+# The embedding producer's options: `index` and `worker` take them alike.
+ModelOption = Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
+                        "directory to embed with (default: the bundled all-MiniLM-L6-v2).")]
+EmbedRuntimeOption = Annotated[str, typer.Option("--embed-runtime", help="auto (onnxruntime where "
+                               "it runs, else torch), onnx or torch.")]
+QuantizeOption = Annotated[str, typer.Option("--quantize", help="The onnx model's weights: fp32 or "
+                           "int8 (faster, slightly different vectors).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
@@ -115,12 +122,9 @@ def index(
         int, typer.Option("--max-file-bytes", min=1, help="Larger files are skipped.")
     ] = 2 * 1024 * 1024,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes.")] = 2,
-    model: Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
-                     "directory to embed with (default: the bundled all-MiniLM-L6-v2).")] = None,
-    embed_runtime: Annotated[str, typer.Option("--embed-runtime", help="auto (onnxruntime where it "
-                             "runs, else torch), onnx or torch.")] = "auto",
-    quantize: Annotated[str, typer.Option("--quantize", help="The onnx model's weights: fp32 or int8 "
-                        "(faster, slightly different vectors).")] = "fp32",
+    model: ModelOption = None,
+    embed_runtime: EmbedRuntimeOption = "auto",
+    quantize: QuantizeOption = "fp32",
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything instead of updating "
                                        "incrementally from the last indexed snapshot.")] = False,
     rev: Annotated[str | None, typer.Option("--rev", help="Index this commit, branch or tag of the "
@@ -716,6 +720,9 @@ def worker(
                      "finish after SIGTERM before it is released.")] = 10.0,
     no_vectors: Annotated[bool, typer.Option("--no-vectors", help="Skip L4 (embeddings).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes per job.")] = 2,
+    model: ModelOption = None,
+    embed_runtime: EmbedRuntimeOption = "auto",
+    quantize: QuantizeOption = "fp32",
     cache: Annotated[str | None, typer.Option("--cache", help="This worker's git cache: a clone per "
                      "repository URL, a checkout per job (default: CODEGRAPH_CACHE, else "
                      "~/.cache/codegraph).")] = None,
@@ -730,8 +737,10 @@ def worker(
     from codegraph.queue.worker import Worker, WorkerConfig, load_runner, pipeline_runner
 
     def run() -> Any:
+        # A bad --model, --embed-runtime or --quantize: one line before the queue is opened.
+        chosen = load_runner(runner) if runner else pipeline_runner(
+            not no_vectors, workers, cache, model, embed_runtime, quantize)
         queue = _open_queue(db)
-        chosen = load_runner(runner) if runner else pipeline_runner(not no_vectors, workers, cache)
         config = WorkerConfig(queue.url, concurrency, burst, lease, grace, poll,
                               RetryPolicy(base=backoff, cap=max(300.0, backoff)))
         return Worker(queue, chosen, config, handle_signals=True).run()
