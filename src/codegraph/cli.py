@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from codegraph.errors import CodegraphError, UserError
 from codegraph.query import GRAPH_QUERIES, MODES, open_index
@@ -24,8 +23,30 @@ app = typer.Typer(
     help="Index a repository into a code graph and search indexes, then query them.",
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-out = Console(soft_wrap=True)
+
+
+class _Console:
+    """A rich Console made when first used: a `--json` command never imports rich (~45 ms of
+    a CLI search's start-up)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    @property
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+err = _Console(stderr=True)
+out = _Console(soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
@@ -91,7 +112,7 @@ class _RichProgress:
 
         columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
-        self.progress = Progress(*columns, console=err, transient=False)
+        self.progress = Progress(*columns, console=err.real, transient=False)
         self.tasks: dict[str, Any] = {}
         self.started = False
 

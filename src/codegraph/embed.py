@@ -388,7 +388,7 @@ def models_dir() -> Path:
     explicit = os.environ.get("CODEGRAPH_MODELS")
     if explicit:
         return Path(explicit)
-    from codegraph.source import default_cache_dir
+    from codegraph.names import default_cache_dir
 
     return default_cache_dir() / "models"
 
