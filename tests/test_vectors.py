@@ -182,8 +182,8 @@ def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.M
     assert paths[0].name.startswith("onnx-fp32-") and str(paths[0]).startswith(str(tmp_path / "models"))
 
 
-def test_a_worker_embeds_with_the_producer_it_is_given_and_refuses_a_bad_one(shop_repo: Path,
-                                                                             tmp_path: Path) -> None:
+def test_workers_and_jobs_embed_with_the_producer_they_name_and_refuse_a_bad_one(shop_repo: Path,
+                                                                                tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "codegraph.cli"]
     db = str(tmp_path / "db")
     model = tmp_path / "my-model"
@@ -195,16 +195,34 @@ def test_a_worker_embeds_with_the_producer_it_is_given_and_refuses_a_bad_one(sho
     for bad, words in ((("--quantize", "int4"), "unknown quantisation 'int4'"),
                        (("--embed-runtime", "gpu"), "unknown embedding runtime 'gpu'"),
                        (("--model", str(tmp_path / "nowhere")), "not a sentence-transformers model")):
-        proc = run("worker", "--db", db, "--burst", *bad)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (bad, proc.stderr)
-        assert not Path(db).exists()  # refused before the queue was opened
-    assert run("enqueue", str(shop_repo), "--db", db).returncode == 0
+        for command in (("worker", "--db", db, "--burst"), ("enqueue", str(shop_repo), "--db", db)):
+            proc = run(*command, *bad)
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (command, bad, proc.stderr)
+            assert not Path(db).exists()  # refused before the queue was opened: nothing queued
+
+    def enqueue(*args: str) -> dict[str, object]:
+        proc = run("enqueue", str(shop_repo), "--db", db, "--json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    plain = enqueue()
+    assert enqueue()["id"] == plain["id"]  # idempotent, as before
+    own = enqueue("--quantize", "fp32")  # its own options: another job
+    assert own["created"] and own["id"] != plain["id"]
+    assert enqueue("--quantize", "fp32")["id"] == own["id"]
     proc = run("worker", "--db", db, "--burst", "--workers", "1", "--model", str(model),
                "--quantize", "int8", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["outcomes"] == {"completed": 1}, proc.stdout
+    assert json.loads(proc.stdout)["outcomes"] == {"completed": 2}, proc.stdout
+    from codegraph.queue import open_queue
+
+    queue = open_queue(str(Path(db) / "index.sqlite"))
+    embedders = [json.loads(queue.get(job["id"]).result)["embedder"] for job in (plain, own)]  # type: ignore[arg-type, union-attr]
+    # The plain job ran with the worker's flags, the other with its own quantisation (and the
+    # worker's model, which it did not name).
+    assert embedders[0].startswith(f"{model}#") and embedders[0].endswith(":onnx-int8"), embedders
+    assert embedders[1].startswith(f"{model}#") and embedders[1].endswith(":onnx-fp32"), embedders
     idx = codegraph.open(db)
-    key = idx.snapshot.stage_keys["L4_vector"]
-    assert key.startswith(f"L4_vector:{model}#") and key.endswith(":onnx-int8"), key
+    assert idx.snapshot.stage_keys["L4_vector"] == f"L4_vector:{embedders[1]}"
     assert idx.search("tax of an order", mode="vector", limit=1)[0].path == "shop/pricing.py"

@@ -702,25 +702,33 @@ def enqueue(
                    "now.")] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1)] = 3,
+    model: Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
+                     "directory, as its workers see it (default: the worker's).")] = None,
+    embed_runtime: Annotated[str | None, typer.Option("--embed-runtime", help="auto, onnx or torch "
+                             "(default: the worker's).")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="fp32 or int8 (default: the "
+                        "worker's).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Queue an index run of SOURCE for a worker. Idempotent: a snapshot that already has a queued
-    or running job gets that job back."""
+    or running job (with the same options) gets that job back. --model, --embed-runtime and
+    --quantize are the job's own, over the worker's."""
     import os
 
     from codegraph.pipeline import default_db_for
-    from codegraph.queue import enqueue_path, open_queue
+    from codegraph.queue import enqueue_path, open_queue, run_options
     from codegraph.source import parse_source
 
     def run() -> tuple[Any, bool]:
+        options = run_options(model, embed_runtime, quantize)  # a bad one: one line, nothing queued
         parsed = parse_source(source)
         url = db or os.environ.get("CODEGRAPH_DB")
         if url is None and parsed.is_url:
             raise UserError("a repository URL has no local store: pass --db or set CODEGRAPH_DB")
         url = url or default_db_for(Path(parsed.location))
-        return enqueue_path(open_queue(url), source, rev, priority, max_attempts)
+        return enqueue_path(open_queue(url), source, rev, priority, max_attempts, options)
 
     job, created = _queue_guard(debug, run)
     if as_json:

@@ -40,6 +40,9 @@ def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | 
     and the commit's tree is indexed from a checkout of its own; either way snapshots are
     recorded under the repository's identity, so any worker continues from any other's."""
 
+    import dataclasses
+    import json
+
     from codegraph.embed import MODEL_NAME
     from codegraph.pipeline import IndexOptions
     from codegraph.stages import IndexConfig
@@ -48,12 +51,17 @@ def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | 
                          embed_runtime=embed_runtime, quantisation=quantisation)
     if vectors:
         config.producer()  # the same checks `index` makes (a model directory is hashed once)
-    options = IndexOptions(config)
 
     def run(job: JobRun) -> dict[str, Any]:
         from codegraph.pipeline import index
         from codegraph.source import GitCache, parse_source
 
+        # What the enqueuer chose (`enqueue --model …`, `queue.run_options`) wins over the
+        # worker's own flags; a job without options runs with the worker's.
+        chosen = json.loads(job.job.options) if job.job.options else {}
+        names = {"model": "model_name", "embed_runtime": "embed_runtime", "quantize": "quantisation"}
+        options = IndexOptions(dataclasses.replace(config, **{names[k]: v for k, v in chosen.items()
+                                                              if k in names}))
         source = parse_source(job.job.repo)
         if not source.is_url and job.job.rev is None:
             return index(source.location, job.db, options, job=job)
