@@ -79,6 +79,25 @@ def test_a_vector_does_not_depend_on_its_batch_partners(spec: str) -> None:
     assert (together == alone).all() and (together == reversed_order).all()  # bit-identical
 
 
+def test_lanes_give_the_vectors_of_one_session_and_a_query_loads_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = real_chunks() * 2
+    prod = embed.parse(FAST)
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "1")
+    single = embed._OnnxEmbedder(prod)
+    assert single.lanes == 1
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "3")
+    lanes = embed._OnnxEmbedder(prod)
+    assert lanes.lanes == 3 and lanes.shares == [1, 1, 1]
+    query = lanes.embed(["tax of an order"])
+    assert len(lanes.sessions) == 1  # one text: the other sessions are not made
+    together = lanes.embed(texts)
+    assert len(lanes.sessions) == 3
+    assert (together == single.embed(texts)).all()  # bit-identical, in the texts' order
+    assert (query == single.embed(["tax of an order"])).all()
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "9")
+    assert embed._OnnxEmbedder(prod).shares == [3, 2, 2, 2]  # at most 4 sessions, threads shared out
+
+
 def real_chunks() -> list[str]:
     """Pieces of real code, short to past the model's 256 tokens, and some non-ASCII."""
     text = (Path(sysconfig.get_paths()["stdlib"]) / "json" / "decoder.py").read_text()
