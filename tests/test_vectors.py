@@ -3,6 +3,7 @@ producer is the fast path (onnxruntime over the cached export); torch is compare
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,25 @@ def test_a_vector_does_not_depend_on_its_batch_partners(spec: str) -> None:
     alone = np.vstack([embed.embed([t], spec) for t in texts])
     reversed_order = embed.embed(texts[::-1], spec)[::-1]
     assert (together == alone).all() and (together == reversed_order).all()  # bit-identical
+
+
+def test_lanes_give_the_vectors_of_one_session_and_a_query_loads_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = real_chunks() * 2
+    prod = embed.parse(FAST)
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "1")
+    single = embed._OnnxEmbedder(prod)
+    assert single.lanes == 1
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "3")
+    lanes = embed._OnnxEmbedder(prod)
+    assert lanes.lanes == 3 and lanes.shares == [1, 1, 1]
+    query = lanes.embed(["tax of an order"])
+    assert len(lanes.sessions) == 1  # one text: the other sessions are not made
+    together = lanes.embed(texts)
+    assert len(lanes.sessions) == 3
+    assert (together == single.embed(texts)).all()  # bit-identical, in the texts' order
+    assert (query == single.embed(["tax of an order"])).all()
+    monkeypatch.setenv("CODEGRAPH_EMBED_THREADS", "9")
+    assert embed._OnnxEmbedder(prod).shares == [3, 2, 2, 2]  # at most 4 sessions, threads shared out
 
 
 def real_chunks() -> list[str]:
@@ -179,3 +199,49 @@ def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.M
         t.join()
     assert len(calls) == 1 and len(set(paths)) == 1 and paths[0].read_bytes() == b"a model"
     assert paths[0].name.startswith("onnx-fp32-") and str(paths[0]).startswith(str(tmp_path / "models"))
+
+
+def test_workers_and_jobs_embed_with_the_producer_they_name_and_refuse_a_bad_one(shop_repo: Path,
+                                                                                tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "codegraph.cli"]
+    db = str(tmp_path / "db")
+    model = tmp_path / "my-model"
+    shutil.copytree(embed.bundled_model_dir(), model)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=600)
+
+    for bad, words in ((("--quantize", "int4"), "unknown quantisation 'int4'"),
+                       (("--embed-runtime", "gpu"), "unknown embedding runtime 'gpu'"),
+                       (("--model", str(tmp_path / "nowhere")), "not a sentence-transformers model")):
+        for command in (("worker", "--db", db, "--burst"), ("enqueue", str(shop_repo), "--db", db)):
+            proc = run(*command, *bad)
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (command, bad, proc.stderr)
+            assert not Path(db).exists()  # refused before the queue was opened: nothing queued
+
+    def enqueue(*args: str) -> dict[str, object]:
+        proc = run("enqueue", str(shop_repo), "--db", db, "--json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    plain = enqueue()
+    assert enqueue()["id"] == plain["id"]  # idempotent, as before
+    own = enqueue("--quantize", "fp32")  # its own options: another job
+    assert own["created"] and own["id"] != plain["id"]
+    assert enqueue("--quantize", "fp32")["id"] == own["id"]
+    proc = run("worker", "--db", db, "--burst", "--workers", "1", "--model", str(model),
+               "--quantize", "int8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outcomes"] == {"completed": 2}, proc.stdout
+    from codegraph.queue import open_queue
+
+    queue = open_queue(str(Path(db) / "index.sqlite"))
+    embedders = [json.loads(queue.get(job["id"]).result)["embedder"] for job in (plain, own)]  # type: ignore[arg-type, union-attr]
+    # The plain job ran with the worker's flags, the other with its own quantisation (and the
+    # worker's model, which it did not name).
+    assert embedders[0].startswith(f"{model}#") and embedders[0].endswith(":onnx-int8"), embedders
+    assert embedders[1].startswith(f"{model}#") and embedders[1].endswith(":onnx-fp32"), embedders
+    idx = codegraph.open(db)
+    assert idx.snapshot.stage_keys["L4_vector"] == f"L4_vector:{embedders[1]}"
+    assert idx.search("tax of an order", mode="vector", limit=1)[0].path == "shop/pricing.py"

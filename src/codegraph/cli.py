@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from codegraph.errors import CodegraphError, UserError
 from codegraph.query import GRAPH_QUERIES, MODES, open_index
@@ -24,8 +23,30 @@ app = typer.Typer(
     help="Index a repository into a code graph and search indexes, then query them.",
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-out = Console(soft_wrap=True)
+
+
+class _Console:
+    """A rich Console made when first used: a `--json` command never imports rich (~45 ms of
+    a CLI search's start-up)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    @property
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+err = _Console(stderr=True)
+out = _Console(soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
@@ -38,6 +59,13 @@ RepoOption = Annotated[
     typer.Option("--repo", help="One repository: its name, path or URL (default: every repository "
                  "in the store)."),
 ]
+# The embedding producer's options: `index` and `worker` take them alike.
+ModelOption = Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
+                        "directory to embed with (default: the bundled all-MiniLM-L6-v2).")]
+EmbedRuntimeOption = Annotated[str, typer.Option("--embed-runtime", help="auto (onnxruntime where "
+                               "it runs, else torch), onnx or torch.")]
+QuantizeOption = Annotated[str, typer.Option("--quantize", help="The onnx model's weights: fp32 or "
+                           "int8 (faster, slightly different vectors).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
@@ -84,7 +112,7 @@ class _RichProgress:
 
         columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
-        self.progress = Progress(*columns, console=err, transient=False)
+        self.progress = Progress(*columns, console=err.real, transient=False)
         self.tasks: dict[str, Any] = {}
         self.started = False
 
@@ -115,12 +143,9 @@ def index(
         int, typer.Option("--max-file-bytes", min=1, help="Larger files are skipped.")
     ] = 2 * 1024 * 1024,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes.")] = 2,
-    model: Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
-                     "directory to embed with (default: the bundled all-MiniLM-L6-v2).")] = None,
-    embed_runtime: Annotated[str, typer.Option("--embed-runtime", help="auto (onnxruntime where it "
-                             "runs, else torch), onnx or torch.")] = "auto",
-    quantize: Annotated[str, typer.Option("--quantize", help="The onnx model's weights: fp32 or int8 "
-                        "(faster, slightly different vectors).")] = "fp32",
+    model: ModelOption = None,
+    embed_runtime: EmbedRuntimeOption = "auto",
+    quantize: QuantizeOption = "fp32",
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything instead of updating "
                                        "incrementally from the last indexed snapshot.")] = False,
     rev: Annotated[str | None, typer.Option("--rev", help="Index this commit, branch or tag of the "
@@ -677,25 +702,33 @@ def enqueue(
                    "now.")] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1)] = 3,
+    model: Annotated[str | None, typer.Option("--model", help="A sentence-transformers model "
+                     "directory, as its workers see it (default: the worker's).")] = None,
+    embed_runtime: Annotated[str | None, typer.Option("--embed-runtime", help="auto, onnx or torch "
+                             "(default: the worker's).")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="fp32 or int8 (default: the "
+                        "worker's).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Queue an index run of SOURCE for a worker. Idempotent: a snapshot that already has a queued
-    or running job gets that job back."""
+    or running job (with the same options) gets that job back. --model, --embed-runtime and
+    --quantize are the job's own, over the worker's."""
     import os
 
     from codegraph.pipeline import default_db_for
-    from codegraph.queue import enqueue_path, open_queue
+    from codegraph.queue import enqueue_path, open_queue, run_options
     from codegraph.source import parse_source
 
     def run() -> tuple[Any, bool]:
+        options = run_options(model, embed_runtime, quantize)  # a bad one: one line, nothing queued
         parsed = parse_source(source)
         url = db or os.environ.get("CODEGRAPH_DB")
         if url is None and parsed.is_url:
             raise UserError("a repository URL has no local store: pass --db or set CODEGRAPH_DB")
         url = url or default_db_for(Path(parsed.location))
-        return enqueue_path(open_queue(url), source, rev, priority, max_attempts)
+        return enqueue_path(open_queue(url), source, rev, priority, max_attempts, options)
 
     job, created = _queue_guard(debug, run)
     if as_json:
@@ -716,6 +749,9 @@ def worker(
                      "finish after SIGTERM before it is released.")] = 10.0,
     no_vectors: Annotated[bool, typer.Option("--no-vectors", help="Skip L4 (embeddings).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parser processes per job.")] = 2,
+    model: ModelOption = None,
+    embed_runtime: EmbedRuntimeOption = "auto",
+    quantize: QuantizeOption = "fp32",
     cache: Annotated[str | None, typer.Option("--cache", help="This worker's git cache: a clone per "
                      "repository URL, a checkout per job (default: CODEGRAPH_CACHE, else "
                      "~/.cache/codegraph).")] = None,
@@ -730,8 +766,10 @@ def worker(
     from codegraph.queue.worker import Worker, WorkerConfig, load_runner, pipeline_runner
 
     def run() -> Any:
+        # A bad --model, --embed-runtime or --quantize: one line before the queue is opened.
+        chosen = load_runner(runner) if runner else pipeline_runner(
+            not no_vectors, workers, cache, model, embed_runtime, quantize)
         queue = _open_queue(db)
-        chosen = load_runner(runner) if runner else pipeline_runner(not no_vectors, workers, cache)
         config = WorkerConfig(queue.url, concurrency, burst, lease, grace, poll,
                               RetryPolicy(base=backoff, cap=max(300.0, backoff)))
         return Worker(queue, chosen, config, handle_signals=True).run()

@@ -207,6 +207,9 @@ class Job:
     errors: str  # JSON list: one {attempt, error_class, error, at} per failed attempt
     needs_operator: bool
     result: str | None
+    # JSON: the options the enqueuer chose for the run ({"model", "embed_runtime", "quantize"});
+    # None: the worker's own
+    options: str | None = None
 
 
 JOB_COLUMNS: tuple[str, ...] = tuple(Job.__dataclass_fields__)

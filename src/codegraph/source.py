@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from codegraph import procs
 from codegraph.errors import UserError
 from codegraph.jobs import PermanentJobError, TransientJobError
+from codegraph.names import default_cache_dir  # there: a search finds the model cache with it
 
 NETWORK_SCHEMES = {"https": 443, "http": 80, "ssh": 22, "git": 9418, "git+ssh": 22, "ssh+git": 22}
 # git's rule for scp-like syntax: a colon before any slash ("host:path", "user@host:path").
@@ -160,15 +161,6 @@ def check_rev(rev: str | None) -> str | None:
                             or any(c.isspace() for c in rev)):
         raise UserError(f"not a revision: {rev!r}")
     return rev
-
-
-def default_cache_dir() -> Path:
-    """`$CODEGRAPH_CACHE`, else `$XDG_CACHE_HOME/codegraph`, else `~/.cache/codegraph`."""
-    explicit = os.environ.get("CODEGRAPH_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codegraph"
 
 
 # ----- the worker's git cache ---------------------------------------------------------------

@@ -6,8 +6,10 @@ PostgreSQL, anything else is the SQLite file of the index store at that location
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from codegraph import procs
 from codegraph.errors import StoreError, UserError
@@ -66,19 +68,40 @@ def snapshot_key(root: Path, rev: str | None) -> str:
 
 
 def enqueue_path(queue: JobQueue, path: str | Path, rev: str | None = None, priority: int = 0,
-                 max_attempts: int = 3) -> tuple[Job, bool]:
-    """Queue a run of a source: a local directory (or git repository), or a git URL."""
+                 max_attempts: int = 3, options: dict[str, Any] | None = None) -> tuple[Job, bool]:
+    """Queue a run of a source: a local directory (or git repository), or a git URL.
+
+    `options` are the run's own settings (`run_options`), which its worker uses instead of its
+    own; they are part of what makes two enqueues the same job."""
     from codegraph.source import check_rev, parse_source
 
     source = parse_source(str(path))
     check_rev(rev)
+    encoded = json.dumps(options, sort_keys=True, separators=(",", ":")) if options else None
+    suffix = f" {encoded}" if encoded else ""
     if source.is_url:
         # The producer need not reach the git host: the worker resolves and fetches the rev.
         # A branch name keys the job by name; the result records the commit it indexed.
-        return queue.enqueue(source.location, f"rev:{rev or 'HEAD'}", rev, priority, max_attempts)
+        return queue.enqueue(source.location, f"rev:{rev or 'HEAD'}{suffix}", rev, priority,
+                             max_attempts, encoded)
     root = Path(source.location)
-    return queue.enqueue(str(root), snapshot_key(root, rev), rev, priority, max_attempts)
+    return queue.enqueue(str(root), snapshot_key(root, rev) + suffix, rev, priority, max_attempts,
+                         encoded)
+
+
+def run_options(model: str | None = None, embed_runtime: str | None = None,
+                quantize: str | None = None) -> dict[str, Any]:
+    """A job's embedding settings, checked as `index` checks them (a bad one is a `UserError`):
+    the model directory as an absolute path, and only what was given."""
+    from codegraph import embed
+
+    embed.producer(model, embed_runtime or embed.DEFAULT_RUNTIME, quantize or embed.DEFAULT_QUANTISATION)
+    if model is not None and model != embed.MODEL_NAME:
+        model = str(Path(model).expanduser().resolve())
+    chosen = {"model": model,
+              "embed_runtime": embed_runtime, "quantize": quantize}
+    return {k: v for k, v in chosen.items() if v is not None}
 
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "Fenced", "JobConflict", "JobEvent", "JobQueue", "Lease",
-           "enqueue_path", "open_queue", "snapshot_key"]
+           "enqueue_path", "open_queue", "run_options", "snapshot_key"]

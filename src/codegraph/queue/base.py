@@ -67,9 +67,10 @@ class JobQueue(ABC):
 
     @abstractmethod
     def enqueue(self, repo: str, snapshot: str | None, rev: str | None = None, priority: int = 0,
-                max_attempts: int = 3) -> tuple[Job, bool]:
+                max_attempts: int = 3, options: str | None = None) -> tuple[Job, bool]:
         """The job for (repo, snapshot): the queued or running one if there is one (created is
-        False), else a new queued job. Safe under concurrent enqueues from many processes."""
+        False), else a new queued job carrying `options` (JSON, for its runner). Safe under
+        concurrent enqueues from many processes."""
 
     @abstractmethod
     def start(self, repo: str, worker_id: str, lease_seconds: float, max_attempts: int = 3) -> Job:

@@ -28,6 +28,7 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS heartbeat_at double precision;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS cancel_requested boolean NOT NULL DEFAULT false;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS errors text NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS needs_operator boolean NOT NULL DEFAULT false;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options text;  -- JSON: the enqueuer's run options
 
 -- At most one queued or running job per snapshot: what makes enqueue idempotent.
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_snapshot ON jobs(repo, snapshot)

@@ -97,17 +97,19 @@ class SqlJobQueue(JobQueue):
     # ----- producers -----------------------------------------------------------------------
 
     def enqueue(self, repo: str, snapshot: str | None, rev: str | None = None, priority: int = 0,
-                max_attempts: int = 3) -> tuple[Job, bool]:
+                max_attempts: int = 3, options: str | None = None) -> tuple[Job, bool]:
         for _ in range(20):  # the active job we collided with may finish before we read it
             with self._tx() as x:
                 # ON CONFLICT on the partial unique index: of N concurrent enqueues exactly one
                 # inserts; the others wait for it to commit and then insert nothing.
                 rows = self._run(
-                    x, "INSERT INTO jobs(repo, rev, snapshot, priority, state, max_attempts, queued_at)"
-                    " VALUES (:repo, :rev, :snapshot, :priority, 'queued', :max_attempts, {now})"
+                    x, "INSERT INTO jobs(repo, rev, snapshot, priority, state, max_attempts, queued_at,"
+                    " options) VALUES (:repo, :rev, :snapshot, :priority, 'queued', :max_attempts, {now},"
+                    " :options)"
                     f" ON CONFLICT (repo, snapshot) WHERE state IN {ACTIVE_STATES} DO NOTHING"
                     f" RETURNING {COLS}",
-                    repo=repo, rev=rev, snapshot=snapshot, priority=priority, max_attempts=max_attempts)
+                    repo=repo, rev=rev, snapshot=snapshot, priority=priority, max_attempts=max_attempts,
+                    options=options)
                 if rows:
                     job = job_of(rows[0])
                     self._event(x, job.id, None, "queued", 0, None, f"enqueued (priority {priority})")

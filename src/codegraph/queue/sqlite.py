@@ -28,6 +28,7 @@ _UPGRADES = {
         "rev": "TEXT", "lease_token": "INTEGER NOT NULL DEFAULT 0", "lease_expires_at": "REAL",
         "heartbeat_at": "REAL", "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
         "errors": "TEXT NOT NULL DEFAULT '[]'", "needs_operator": "INTEGER NOT NULL DEFAULT 0",
+        "options": "TEXT",
     },
     "job_events": {"attempt": "INTEGER NOT NULL DEFAULT 0", "worker_id": "TEXT"},
 }

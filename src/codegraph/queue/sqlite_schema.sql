@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_class TEXT,                       -- transient | permanent | infrastructure
     errors TEXT NOT NULL DEFAULT '[]',      -- JSON: every failed attempt's error
     needs_operator INTEGER NOT NULL DEFAULT 0,
-    result TEXT
+    result TEXT,
+    options TEXT                            -- JSON: the enqueuer's run options; NULL: the worker's
 );
 -- At most one queued or running job per snapshot: what makes enqueue idempotent.
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_snapshot ON jobs(repo, snapshot)

@@ -28,20 +28,40 @@ from codegraph.queue.run import JobRun
 Runner = Callable[[JobRun], dict[str, Any] | None]
 
 
-def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | None = None) -> Runner:
-    """The real thing: index the job's repository into the store at the worker's --db.
+def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | None = None,
+                    model: str | None = None, embed_runtime: str = "auto",
+                    quantisation: str = "fp32") -> Runner:
+    """The real thing: index the job's repository into the store at the worker's --db, embedding
+    with `model` (None: the bundled one), `embed_runtime` and `quantisation` as `index` does.
+    Those are checked here, once: a bad one raises `UserError` before any job is claimed.
 
     A local directory without a rev is indexed as it is. A URL, or a local git repository at a
     rev, is fetched into this worker's git cache (`cache`, default `source.default_cache_dir()`)
     and the commit's tree is indexed from a checkout of its own; either way snapshots are
     recorded under the repository's identity, so any worker continues from any other's."""
 
-    def run(job: JobRun) -> dict[str, Any]:
-        from codegraph.pipeline import IndexOptions, index
-        from codegraph.source import GitCache, parse_source
-        from codegraph.stages import IndexConfig
+    import dataclasses
+    import json
 
-        options = IndexOptions(IndexConfig(vectors=vectors, workers=workers))
+    from codegraph.embed import MODEL_NAME
+    from codegraph.pipeline import IndexOptions
+    from codegraph.stages import IndexConfig
+
+    config = IndexConfig(vectors=vectors, workers=workers, model_name=model or MODEL_NAME,
+                         embed_runtime=embed_runtime, quantisation=quantisation)
+    if vectors:
+        config.producer()  # the same checks `index` makes (a model directory is hashed once)
+
+    def run(job: JobRun) -> dict[str, Any]:
+        from codegraph.pipeline import index
+        from codegraph.source import GitCache, parse_source
+
+        # What the enqueuer chose (`enqueue --model …`, `queue.run_options`) wins over the
+        # worker's own flags; a job without options runs with the worker's.
+        chosen = json.loads(job.job.options) if job.job.options else {}
+        names = {"model": "model_name", "embed_runtime": "embed_runtime", "quantize": "quantisation"}
+        options = IndexOptions(dataclasses.replace(config, **{names[k]: v for k, v in chosen.items()
+                                                              if k in names}))
         source = parse_source(job.job.repo)
         if not source.is_url and job.job.rev is None:
             return index(source.location, job.db, options, job=job)
