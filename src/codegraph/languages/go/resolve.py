@@ -35,8 +35,8 @@ import posixpath
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
+from codegraph.languages.common import Memo, Reads
 from codegraph.languages.go.extract import gomod_module
-from codegraph.languages.memo import Memo, Reads
 from codegraph.model import Edge, FileIR, FileResolution, Symbol, SymbolKind, TypeRef
 
 GOMOD = "go.mod"
@@ -631,9 +631,8 @@ class Resolver:
                     edges.add(Edge("calls", src, path, self.qualified(impl), impl.path, call.line,
                                    "dispatch"))
         deps.discard((path, ""))
-        reads = {read for read in self.reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
-        return FileResolution(path, ordered, deps, reads, unresolved)
+        return FileResolution(path, ordered, deps, self.memo.file_reads(path), unresolved)
 
 
 def interface(path: str, module: str, ir: FileIR) -> dict[str, Hashable]:

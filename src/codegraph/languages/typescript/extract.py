@@ -20,6 +20,7 @@ from codegraph.languages.common import (
     Def,
     Scopes,
     block_comment_doc,
+    count_errors,
     line_count,
     preceding_comments,
     squashed_head,
@@ -286,9 +287,7 @@ class _Extractor:
         self.params(facts.get("param", []), defs)
         self.assignments(facts.get("assign", []), defs)
         self.call_sites(facts.get("call", []), facts.get("new", []), defs)
-        errors = 0
-        if root.has_error:
-            errors = max(1, len(ts.QueryCursor(_errors_query(self.grammar)).captures(root).get("err", [])))
+        errors = count_errors(root, _errors_query(self.grammar))
         self.symbols.sort(key=lambda s: (s.start_line, s.local_name))
         return FileIR(self.symbols, self.imports, self.calls, None, errors, self.exports,
                       self.types)
