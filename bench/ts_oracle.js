@@ -43,6 +43,16 @@ const line = (sf, node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).l
 
 function declName(decl) {
   if (ts.isConstructorDeclaration(decl)) return "constructor";
+  // `obj.m = function () {}`, `exports.f = () => {}`, `C.prototype.m = function m2() {}`: the
+  // function is called by the property's name (anonymous ones have no other); not so
+  // `module.exports = function f() {}`, which is called by whatever name imports it.
+  const assigned = decl.parent;
+  if (assigned && ts.isBinaryExpression(assigned) && assigned.right === decl &&
+      assigned.operatorToken.kind === ts.SyntaxKind.EqualsToken &&
+      ts.isPropertyAccessExpression(assigned.left) &&
+      !(ts.isIdentifier(assigned.left.expression) && assigned.left.expression.text === "module")) {
+    return assigned.left.name.text;
+  }
   if (decl.name && ts.isIdentifier(decl.name)) return decl.name.text;
   if (decl.name && ts.isPrivateIdentifier(decl.name)) return decl.name.text;
   if (decl.name) return decl.name.getText();

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from codegraph.languages import Resolver
 
 FAMILY = "typescript"
-VERSION = "ts-6"  # of extract + resolve + the IR format: part of L1's cache key
+VERSION = "ts-7"  # of extract + resolve + the IR format: part of L1's cache key
 CHUNK_VERSION = "ts-chunk-1"
 
 
