@@ -283,15 +283,28 @@ COMMONJS = {
           v.create();
         }
         exports.run = function () { return 1; };
+        const res = require("./lib/res");
+        const ctx = require("./lib/ctx");
+        function later() { res.send(); ctx.inspect(); }
+        """,
+    "lib/res.js": """
+        module.exports = {
+          set body(val) { this.remove("x"); this._body = val; },
+          remove(field) { return field; },
+          send() { this.remove("y"); },
+        };
+        """,
+    "lib/ctx.js": """
+        const proto = module.exports = { inspect() { return this.toJSON(); }, toJSON() { return 1; } };
         """,
 }
 
 
 def test_commonjs_functions_assigned_to_members(tmp_path: Path) -> None:
-    """`obj.m = function`, `C.prototype.m = function`, statics and `exports.f =`: symbols of
-    their own, called through `this` (as TypeScript types it in JS), through the object
-    exported and required elsewhere, through an instance of a constructor function, and
-    through `exports.f()` in the same file."""
+    """`obj.m = function`, `C.prototype.m = function`, statics, `exports.f =` and methods of
+    module-level object literals: symbols of their own, called through `this` (as TypeScript
+    types it in JS), through the object exported and required elsewhere, through an instance
+    of a constructor function, and through `exports.f()` in the same file."""
     ir = extract(textwrap.dedent(COMMONJS["lib/view.js"]).lstrip("\n"), "javascript")
     assert {s.local_name: s.kind for s in ir.symbols if s.local_name} == {
         "View": "function", "View.prototype.lookup": "method", "View.prototype.resolve": "method",
@@ -310,6 +323,11 @@ def test_commonjs_functions_assigned_to_members(tmp_path: Path) -> None:
         ("main.main", "lib/view.View.prototype.lookup", 6),  # an instance's prototype method
         ("main.main", "lib/view.View.create", 7),  # a static of the function
         ("main.main", "main.run", 8),  # exports.f() in the file that defines it
+        # Methods of object literals bound at module level: `this` is the object (also in a
+        # setter that assigns this.x: no constructor to TS), members for requiring files too.
+        ("lib/res.body", "lib/res.remove", 2), ("lib/res.send", "lib/res.remove", 4),
+        ("lib/ctx.proto.inspect", "lib/ctx.proto.toJSON", 1),
+        ("main.later", "lib/res.send", 14), ("main.later", "lib/ctx.proto.inspect", 14),
     }
     # Not: `this.configure()` in init (a function assigning `this.x` is a constructor to TS:
     # `this` is its own instance), the bare `set()` in helper (no object member is in scope),
@@ -344,8 +362,11 @@ def render(path: str, spec: dict[str, Any], tsconfig: int) -> str:
     members = js and spec["commonjs"] == "members"  # `api.f = function` on module.exports
     if members:
         lines.append("var api = exports = module.exports = {};")
+    methods = js and spec["commonjs"] == "methods"
     for name in spec["defs"]:
         export = "" if js else "export "
+        if methods and not name[0].isupper():
+            continue  # defined in the object literal below
         if members and not name[0].isupper():
             first = spec["defs"][0]
             lines += [f"api.{name} = function ({params}) {{ this.{first}(); return {spec['body']}; }};"]
@@ -361,6 +382,11 @@ def render(path: str, spec: dict[str, Any], tsconfig: int) -> str:
                      f"api.{call}();" if members else f"{call}();")
     if members:
         lines += [f"api.{name} = {name};" for name in spec["defs"] if name[0].isupper()]
+    elif js and spec["commonjs"] == "methods" and spec["defs"]:  # an object literal's methods
+        first = spec["defs"][0]
+        lines += ["module.exports = {", *[
+            f"  {n}({params}) {{ this.{first}(); return {spec['body']}; }}," if not n[0].isupper()
+            else f"  {n}," for n in spec["defs"]], "};"]
     elif js and spec["defs"]:
         lines.append(f"module.exports = {{ {', '.join(spec['defs'])} }};")
     return "\n".join(lines) + "\n"
@@ -374,7 +400,7 @@ file_specs = st.fixed_dictionaries({
     "star": st.none() | st.sampled_from(FILES),
     "signature": st.integers(0, 2),
     "body": st.integers(0, 3),
-    "commonjs": st.sampled_from(["object", "members"]),
+    "commonjs": st.sampled_from(["object", "members", "methods"]),
 })
 
 EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol",
@@ -382,8 +408,9 @@ EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move
 
 
 def test_generated_commonjs_members_resolve(tmp_path: Path) -> None:
-    """The generator's `api.f = function` files resolve (so the random sequences below
-    exercise those lookups): `this.g()` inside, `api.g()` at module level, a require elsewhere."""
+    """The generator's `api.f = function` and `module.exports = { f() {} }` files resolve (so
+    the random sequences below exercise those lookups): `this.g()` inside, a call at module
+    level, a require elsewhere."""
     d = {"defs": ["alpha", "beta"], "imports": [], "calls": ["beta"], "star": None,
          "signature": 0, "body": 0, "commonjs": "members"}
     a = {**d, "defs": [], "calls": ["alpha"], "imports": [("src/d.js", "alpha", "rel")],
@@ -394,12 +421,19 @@ def test_generated_commonjs_members_resolve(tmp_path: Path) -> None:
     calls = {(src, dst) for _, src, dst, _ in edges(tmp_path / "db", "calls")}
     assert calls == {("src/d.api.alpha", "src/d.api.alpha"), ("src/d.api.beta", "src/d.api.alpha"),
                      ("src/d", "src/d.api.beta"), ("src/a", "src/d.api.alpha")}
+    (repo / "src/d.js").write_text(render("src/d.js", {**d, "commonjs": "methods"}, 0))
+    update(repo, tmp_path / "db")
+    calls = {(src, dst) for _, src, dst, _ in edges(tmp_path / "db", "calls")}
+    # `beta()` at module level is not the object's method (no name in scope): unresolved.
+    assert calls == {("src/d.alpha", "src/d.alpha"), ("src/d.beta", "src/d.alpha"),
+                     ("src/a", "src/d.alpha")}
 
 
 def test_random_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any) -> None:
     """Renames, moved files, changed exports and imports, changed tsconfig `paths`, a .js file
-    renamed .ts, CommonJS exports switched between an object literal and functions assigned to
-    `module.exports`' members (`api.f = function () { this.g(); }`): after every update the
+    renamed .ts, CommonJS exports switched between an object literal of names, functions
+    assigned to `module.exports`' members (`api.f = function () { this.g(); }`) and an object
+    literal's methods (`module.exports = { f() { this.g(); } }`): after every update the
     incremental index exports exactly what a full rebuild of the same tree does."""
 
     @settings(max_examples=30, deadline=None)
@@ -452,7 +486,8 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
         elif edit == "change_tsconfig":
             tsconfig = (tsconfig + 1) % len(TSCONFIGS)
         elif edit == "change_commonjs":
-            specs[path]["commonjs"] = "object" if specs[path]["commonjs"] == "members" else "members"
+            styles = ["object", "members", "methods"]
+            specs[path]["commonjs"] = styles[(styles.index(specs[path]["commonjs"]) + 1) % 3]
         elif edit == "js_to_ts" and path.endswith(".js") and path[:-3] + ".ts" not in specs:
             specs[path[:-3] + ".ts"] = specs.pop(path)
         write_all()

@@ -277,6 +277,7 @@ class _Extractor:
         self.kinds: dict[str, str] = {}  # local name -> kind
         self._assigned: list[str] = []  # functions defined as `obj.m =` / `C.prototype.m =`
         self._this_assigned: set[str] = set()  # definitions that assign `this.x = ...`
+        self._members: dict[str, str] = {}  # methods of module-level object literals -> object
 
     def run(self) -> FileIR:
         root = self.tree.root_node
@@ -311,7 +312,15 @@ class _Extractor:
             return None
         if node.type == "method_definition" and node.parent is not None \
                 and node.parent.type != "class_body":
-            return None  # a method of an object literal: not a symbol of its own
+            # A method of an object literal: a symbol of its own when the object is bound at
+            # module level (`const api = { m() {} }` is `api.m`; `module.exports = { m() {} }`
+            # is the export `m`; getters and setters too: `this` in them is the object).
+            owner = _object_owner(node.parent)
+            if owner is None or name_node.type != "property_identifier":
+                return None
+            self._members[text(name_node) if owner == "exports" else
+                          f"{owner}.{text(name_node)}"] = owner
+            return text(name_node) if owner == "exports" else f"{owner}.{text(name_node)}"
         return text(name_node)
 
     def _assigned_name(self, assignment: ts.Node) -> str | None:
@@ -342,7 +351,8 @@ class _Extractor:
         """What `this` is, as TypeScript types it in JS (`this:` keys of `types`): in
         `C.prototype.m = function` a C; in a function that assigns `this.x = ...` (a constructor
         function to TS), an instance of that function; in any other `obj.m = function` the
-        value obj (an object, or the function C of a static `C.s = function`)."""
+        value obj (an object, or the function C of a static `C.s = function`); in a method of
+        an object literal bound at module level, that object."""
         for local in self._assigned:
             parts = local.split(".")
             if len(parts) == 3:
@@ -355,6 +365,8 @@ class _Extractor:
                 self.types.setdefault(f"{local}:this", "?")  # its own instance: no members
             else:
                 self.types.setdefault(f"{local}:this", f"={parts[0]}")
+        for local, owner in self._members.items():  # an object literal's method: the object
+            self.types.setdefault(f"{local}:this", f"={owner}")  # (never a constructor to TS)
         for local in sorted(self._this_assigned):
             if self.kinds.get(local) == SymbolKind.FUNCTION:
                 self.types.setdefault(f"{local}:this", local)
@@ -410,6 +422,8 @@ class _Extractor:
                     return SymbolKind.METHOD  # `obj.m = function`, `C.prototype.m = function`
         if parent is not None and parent.kind in _CONTAINERS:
             return SymbolKind.METHOD
+        if kind == "method_definition" and node.parent is not None and node.parent.type == "object":
+            return SymbolKind.METHOD  # `const api = { m() {} }`, `module.exports = { m() {} }`
         return SymbolKind.FUNCTION
 
     def _symbol(self, node: ts.Node, local: str, kind: str) -> Symbol:
@@ -756,6 +770,10 @@ class _Extractor:
         for item in value.named_children:
             if item.type == "shorthand_property_identifier":
                 self.exports.append(Export(prefix + text(item), text(item), None, line))
+            elif item.type == "method_definition" and not prefix:
+                key = item.child_by_field_name("name")
+                if key is not None and key.type == "property_identifier":
+                    self.exports.append(Export(text(key), text(key), None, line))
             elif item.type == "pair":
                 key = item.child_by_field_name("key")
                 val = item.child_by_field_name("value")
@@ -813,6 +831,31 @@ class _Extractor:
             callee = dotted(fn) if fn is not None else None
             if callee is not None:
                 self.calls.append(CallSite(scope, callee, node.start_point[0] + 1))
+
+
+def _object_owner(obj: ts.Node) -> str | None:
+    """The name a module-level object literal is bound to: `N` for `const N = {…}` (also
+    `const N = module.exports = {…}`), "exports" for `module.exports = {…}`; else None."""
+    node, targets = obj, []
+    while node.parent is not None and node.parent.type == "assignment_expression":
+        left = node.parent.child_by_field_name("left")
+        targets.append(dotted(left) if left is not None else None)
+        node = node.parent
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "variable_declarator":
+        name = parent.child_by_field_name("name")
+        holder = parent.parent
+        if name is not None and name.type == "identifier" and holder is not None and \
+                holder.type in _DECLARATION_PARENTS and holder.parent is not None and \
+                holder.parent.type == "program":
+            return text(name)
+        return None
+    if parent.type == "expression_statement" and parent.parent is not None and \
+            parent.parent.type == "program" and targets[:1] == ["module.exports"]:
+        return "exports"
+    return None
 
 
 def _index(parent: ts.Node, child: ts.Node) -> int:

@@ -399,6 +399,9 @@ class Resolver(Memo):
             return ObjectRef(module.path, entry.name)
         if entry.local == "default" and module.symbol("default") is not None:
             return SymbolRef(module.path, "default")
+        own = module.symbol(entry.local) if "." not in entry.local else None
+        if own is not None and own.kind == SymbolKind.METHOD:  # `module.exports = { m() {} }`
+            return SymbolRef(module.path, entry.local)
         return self.dotted(module, "", entry.local)
 
     def binding_target(self, module: _Module, binding: tuple[str, str | None]) -> Target | None:
@@ -431,7 +434,8 @@ class Resolver(Memo):
                     break  # `obj.m = function`: its lexical scope is the module's, not obj's
             parts.pop()
         symbol = module.symbol(name)
-        if symbol is not None:
+        if symbol is not None and symbol.kind != SymbolKind.METHOD:
+            # (a method without a class, `module.exports = { m() {} }`'s, is no lexical name)
             if symbol.kind == SymbolKind.VARIABLE:
                 binding = module.binding("", name)  # `const x = require("m")`: the import
                 if binding is not None:
