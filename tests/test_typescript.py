@@ -297,6 +297,11 @@ COMMONJS = {
     "lib/ctx.js": """
         const proto = module.exports = { inspect() { return this.toJSON(); }, toJSON() { return 1; } };
         """,
+    "lib/store.js": """
+        class Cache { get() { return 1; } }
+        function Store() { var cache = new Cache(); cache.get(); }
+        Store.prototype.run = function () { return new Store().cache.get(); };
+        """,
 }
 
 
@@ -328,10 +333,13 @@ def test_commonjs_functions_assigned_to_members(tmp_path: Path) -> None:
         ("lib/res.body", "lib/res.remove", 2), ("lib/res.send", "lib/res.remove", 4),
         ("lib/ctx.proto.inspect", "lib/ctx.proto.toJSON", 1),
         ("main.later", "lib/res.send", 14), ("main.later", "lib/ctx.proto.inspect", 14),
+        ("lib/store.Store", "lib/store.Cache", 2), ("lib/store.Store", "lib/store.Cache.get", 2),
+        ("lib/store.Store.prototype.run", "lib/store.Store", 3),
     }
     # Not: `this.configure()` in init (a function assigning `this.x` is a constructor to TS:
     # `this` is its own instance), the bare `set()` in helper (no object member is in scope),
-    # `v.create()` (a static, not a member of instances).
+    # `v.create()` (a static, not a member of instances), `new Store().cache.get()` (a local
+    # variable of the constructor function is no field of its instances).
 
 
 def _spec(source: str, target: str, form: str, tsconfig: int) -> str:

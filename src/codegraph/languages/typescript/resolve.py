@@ -499,7 +499,11 @@ class Resolver(Memo):
             return self.export(target.path, f"{target.name}.{name}")
         if isinstance(target, InstanceRef):
             found = self.class_member(target.cls, name)
-            return found if found is not None else self.field_type(target.cls, name)
+            if found is not None:
+                return found
+            cls = self.symbol(target.cls)  # a constructor function's typed names are its locals
+            return self.field_type(target.cls, name) if cls is not None and \
+                cls.kind in _CONTAINERS else None
         symbol = self.symbol(target)
         if symbol is None:
             return None
