@@ -43,6 +43,20 @@ const line = (sf, node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).l
 
 function declName(decl) {
   if (ts.isConstructorDeclaration(decl)) return "constructor";
+  // `obj.m = function () {}`, `exports.f = () => {}`, `C.prototype.m = function m2() {}`: the
+  // function is called by the property's name (anonymous ones have no other); not so
+  // `module.exports = function f() {}`, which is called by whatever name imports it.
+  // (The oracle's name is only matched against the last part of codegraph's qualified name.)
+  const assigned = decl.parent;
+  if (assigned && ts.isBinaryExpression(assigned) && assigned.right === decl &&
+      assigned.operatorToken.kind === ts.SyntaxKind.EqualsToken &&
+      ts.isPropertyAccessExpression(assigned.left) &&
+      !(ts.isIdentifier(assigned.left.expression) && assigned.left.expression.text === "module")) {
+    return assigned.left.name.text;
+  }
+  // `var f = function g() {}` is called as f (g names it only inside itself).
+  if (assigned && ts.isVariableDeclaration(assigned) && assigned.initializer === decl &&
+      ts.isFunctionExpression(decl) && ts.isIdentifier(assigned.name)) return assigned.name.text;
   if (decl.name && ts.isIdentifier(decl.name)) return decl.name.text;
   if (decl.name && ts.isPrivateIdentifier(decl.name)) return decl.name.text;
   if (decl.name) return decl.name.getText();

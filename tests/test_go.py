@@ -251,6 +251,8 @@ def render_go(path: str, spec: dict[str, Any]) -> str:
             lines += [f"type {name} struct {{\n{embed}\tnext *{name}\n}}", "",
                       f"func New{name}() *{name} {{ return &{name}{{}} }}", "",
                       f"func (t *{name}) M({params}) int {{ return {spec['body']} }}", ""]
+            if spec["n_method"]:  # a second method: whether T implements a two-method I
+                lines += [f"func (t {name}) N() {{}}", ""]
         else:
             lines += [f"func {name}({params}) int {{ return {spec['body']} }}", ""]
     body = []
@@ -261,7 +263,8 @@ def render_go(path: str, spec: dict[str, Any]) -> str:
         else:
             body.append(f"\t{prefix}{name}()")
     if spec["iface"] and qual:  # an interface whose implementations other files declare
-        lines += ["type I interface {", f"\tM({params}) int", "}", ""]
+        lines += ["type I interface {", f"\tM({params}) int", *(["\tN()"] * (spec["iface"] == 2)),
+                  "}", ""]
         body += ["\tvar i I", "\ti.M()"]
     lines += ["func use() {", *body, "}", ""]
     return "\n".join(lines)
@@ -280,18 +283,20 @@ go_file_specs = st.fixed_dictionaries({
                         max_size=2, unique_by=lambda i: i[0]),
     "calls": st.lists(st.tuples(st.integers(-1, 1), st.sampled_from([*NAMES, "Missing"])), max_size=3),
     "embed": st.none() | st.integers(0, 1),
-    "iface": st.booleans(),
+    "iface": st.integers(0, 2),  # none, I with M, I with M and N
+    "n_method": st.booleans(),
     "signature": st.integers(0, 2),
     "body": st.integers(0, 3),
 })
 FILES = [f"{d}/{n}".lstrip("/") for d in DIRS for n in ("x.go", "y.go")]
 GO_EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol",
-            "module_path", "replace", "nested_module"]
+            "module_path", "replace", "nested_module", "toggle_n"]
 
 
 def test_random_go_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any) -> None:
     """Files added, deleted, moved between packages, bodies, signatures and exported names
-    edited, the module path changed, the replace retargeted and a nested module added or
+    edited, a method added or removed (a type starts or stops implementing an interface), the
+    module path changed, the replace retargeted and a nested module added or
     removed: after every update the incremental index exports what a full rebuild does."""
 
     @settings(max_examples=15, deadline=None)
@@ -333,6 +338,8 @@ def random_go_sequence(tmp: Path, data: st.DataObject) -> None:
             specs[path]["signature"] = (specs[path]["signature"] + 1) % 3
         elif edit == "replace_file":
             specs[path] = data.draw(go_file_specs)
+        elif edit == "toggle_n":  # T gains or loses a method: it starts or stops implementing I
+            specs[path]["n_method"] = not specs[path]["n_method"]
         elif edit == "delete" and len(specs) > 1:
             del specs[path]
         elif edit in ("add", "move"):

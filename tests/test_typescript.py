@@ -249,9 +249,97 @@ def test_a_file_renamed_from_js_to_ts(tmp_path: Path) -> None:
 
 # ----- random edit sequences ------------------------------------------------------------------
 
-FILES = ["src/a.ts", "src/b.ts", "src/lib/c.ts", "src/lib/index.ts", "src/d.js", "src/e.tsx"]
+FILES = ["src/a.ts", "src/b.ts", "src/lib/c.ts", "src/lib/index.ts", "src/d.js", "src/e.tsx",
+         "src/lib/f.js"]
 NAMES = ["alpha", "beta", "Gamma", "Delta"]
 TSCONFIGS = [None, {"@lib/*": ["src/lib/*"]}, {"@lib/*": ["src/*"], "@x": ["src/a"]}]
+
+
+COMMONJS = {
+    "lib/app.js": """
+        var app = exports = module.exports = {};
+        app.init = function init() { this.cache = {}; this.configure(); };
+        app.configure = function configure() { this.set("a", 1); helper(); };
+        app.set = function set(k, v) { return this; };
+        function helper() { set(); }
+        """,
+    "lib/view.js": """
+        function View(name) { this.name = name; this.path = this.lookup(name); }
+        View.prototype.lookup = function lookup(name) {
+          var self = this; return [1].map(function () { return self.resolve(name); }); };
+        View.prototype.resolve = function (name) { return name; };
+        View.create = () => new View("x");
+        module.exports = View;
+        """,
+    "main.js": """
+        const app = require("./lib/app");
+        const View = require("./lib/view");
+        function main() {
+          app.set("x", 2);
+          const v = new View("y");
+          v.lookup("z");
+          View.create();
+          exports.run();
+          v.create();
+        }
+        exports.run = function () { return 1; };
+        const res = require("./lib/res");
+        const ctx = require("./lib/ctx");
+        function later() { res.send(); ctx.inspect(); }
+        """,
+    "lib/res.js": """
+        module.exports = {
+          set body(val) { this.remove("x"); this._body = val; },
+          remove(field) { return field; },
+          send() { this.remove("y"); },
+        };
+        """,
+    "lib/ctx.js": """
+        const proto = module.exports = { inspect() { return this.toJSON(); }, toJSON() { return 1; } };
+        """,
+    "lib/store.js": """
+        class Cache { get() { return 1; } }
+        function Store() { var cache = new Cache(); cache.get(); }
+        Store.prototype.run = function () { return new Store().cache.get(); };
+        """,
+}
+
+
+def test_commonjs_functions_assigned_to_members(tmp_path: Path) -> None:
+    """`obj.m = function`, `C.prototype.m = function`, statics, `exports.f =` and methods of
+    module-level object literals: symbols of their own, called through `this` (as TypeScript
+    types it in JS), through the object exported and required elsewhere, through an instance
+    of a constructor function, and through `exports.f()` in the same file."""
+    ir = extract(textwrap.dedent(COMMONJS["lib/view.js"]).lstrip("\n"), "javascript")
+    assert {s.local_name: s.kind for s in ir.symbols if s.local_name} == {
+        "View": "function", "View.prototype.lookup": "method", "View.prototype.resolve": "method",
+        "View.create": "method"}
+    repo = write_tree(tmp_path / "repo", COMMONJS)
+    update(repo, tmp_path / "db")
+    calls = {(src, dst, line) for _, src, dst, line in edges(tmp_path / "db", "calls")}
+    assert calls == {
+        ("lib/app.app.configure", "lib/app.app.set", 3),  # this: the object app
+        ("lib/app.app.configure", "lib/app.helper", 3),  # the module's scope, not app's
+        ("lib/view.View", "lib/view.View.prototype.lookup", 1),  # this: a View
+        ("lib/view.View.prototype.lookup", "lib/view.View.prototype.resolve", 3),  # self = this
+        ("lib/view.View.create", "lib/view.View", 5),  # new of a constructor function
+        ("main.main", "lib/app.app.set", 4),  # the object module.exports is, required
+        ("main.main", "lib/view.View", 5),
+        ("main.main", "lib/view.View.prototype.lookup", 6),  # an instance's prototype method
+        ("main.main", "lib/view.View.create", 7),  # a static of the function
+        ("main.main", "main.run", 8),  # exports.f() in the file that defines it
+        # Methods of object literals bound at module level: `this` is the object (also in a
+        # setter that assigns this.x: no constructor to TS), members for requiring files too.
+        ("lib/res.body", "lib/res.remove", 2), ("lib/res.send", "lib/res.remove", 4),
+        ("lib/ctx.proto.inspect", "lib/ctx.proto.toJSON", 1),
+        ("main.later", "lib/res.send", 14), ("main.later", "lib/ctx.proto.inspect", 14),
+        ("lib/store.Store", "lib/store.Cache", 2), ("lib/store.Store", "lib/store.Cache.get", 2),
+        ("lib/store.Store.prototype.run", "lib/store.Store", 3),
+    }
+    # Not: `this.configure()` in init (a function assigning `this.x` is a constructor to TS:
+    # `this` is its own instance), the bare `set()` in helper (no object member is in scope),
+    # `v.create()` (a static, not a member of instances), `new Store().cache.get()` (a local
+    # variable of the constructor function is no field of its instances).
 
 
 def _spec(source: str, target: str, form: str, tsconfig: int) -> str:
@@ -279,9 +367,18 @@ def render(path: str, spec: dict[str, Any], tsconfig: int) -> str:
     if spec["star"] and not js:
         lines.append(f'export * from "{_spec(path, spec["star"], "rel", tsconfig)}";')
     params = ", ".join(f"p{i}" for i in range(spec["signature"]))
+    members = js and spec["commonjs"] == "members"  # `api.f = function` on module.exports
+    if members:
+        lines.append("var api = exports = module.exports = {};")
+    methods = js and spec["commonjs"] == "methods"
     for name in spec["defs"]:
         export = "" if js else "export "
-        if name[0].isupper():
+        if methods and not name[0].isupper():
+            continue  # defined in the object literal below
+        if members and not name[0].isupper():
+            first = spec["defs"][0]
+            lines += [f"api.{name} = function ({params}) {{ this.{first}(); return {spec['body']}; }};"]
+        elif name[0].isupper():
             base = next((n for _, n, _ in spec["imports"] if n[0].isupper()), None)
             extends = f" extends {base}" if base else ""
             lines += [f"{export}class {name}{extends} {{",
@@ -289,8 +386,16 @@ def render(path: str, spec: dict[str, Any], tsconfig: int) -> str:
         else:
             lines += [f"{export}function {name}({params}) {{ return {spec['body']}; }}"]
     for call in spec["calls"]:
-        lines.append(f"new {call}().run();" if call[0].isupper() else f"{call}();")
-    if js and spec["defs"]:
+        lines.append(f"new {call}().run();" if call[0].isupper() else
+                     f"api.{call}();" if members else f"{call}();")
+    if members:
+        lines += [f"api.{name} = {name};" for name in spec["defs"] if name[0].isupper()]
+    elif js and spec["commonjs"] == "methods" and spec["defs"]:  # an object literal's methods
+        first = spec["defs"][0]
+        lines += ["module.exports = {", *[
+            f"  {n}({params}) {{ this.{first}(); return {spec['body']}; }}," if not n[0].isupper()
+            else f"  {n}," for n in spec["defs"]], "};"]
+    elif js and spec["defs"]:
         lines.append(f"module.exports = {{ {', '.join(spec['defs'])} }};")
     return "\n".join(lines) + "\n"
 
@@ -303,16 +408,41 @@ file_specs = st.fixed_dictionaries({
     "star": st.none() | st.sampled_from(FILES),
     "signature": st.integers(0, 2),
     "body": st.integers(0, 3),
+    "commonjs": st.sampled_from(["object", "members", "methods"]),
 })
 
 EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol",
-         "change_tsconfig", "js_to_ts"]
+         "change_tsconfig", "js_to_ts", "change_commonjs"]
+
+
+def test_generated_commonjs_members_resolve(tmp_path: Path) -> None:
+    """The generator's `api.f = function` and `module.exports = { f() {} }` files resolve (so
+    the random sequences below exercise those lookups): `this.g()` inside, a call at module
+    level, a require elsewhere."""
+    d = {"defs": ["alpha", "beta"], "imports": [], "calls": ["beta"], "star": None,
+         "signature": 0, "body": 0, "commonjs": "members"}
+    a = {**d, "defs": [], "calls": ["alpha"], "imports": [("src/d.js", "alpha", "rel")],
+         "commonjs": "object"}
+    repo = write_tree(tmp_path / "repo", {"src/d.js": render("src/d.js", d, 0),
+                                          "src/a.ts": render("src/a.ts", a, 0)})
+    update(repo, tmp_path / "db")
+    calls = {(src, dst) for _, src, dst, _ in edges(tmp_path / "db", "calls")}
+    assert calls == {("src/d.api.alpha", "src/d.api.alpha"), ("src/d.api.beta", "src/d.api.alpha"),
+                     ("src/d", "src/d.api.beta"), ("src/a", "src/d.api.alpha")}
+    (repo / "src/d.js").write_text(render("src/d.js", {**d, "commonjs": "methods"}, 0))
+    update(repo, tmp_path / "db")
+    calls = {(src, dst) for _, src, dst, _ in edges(tmp_path / "db", "calls")}
+    # `beta()` at module level is not the object's method (no name in scope): unresolved.
+    assert calls == {("src/d.alpha", "src/d.alpha"), ("src/d.beta", "src/d.alpha"),
+                     ("src/a", "src/d.alpha")}
 
 
 def test_random_edit_sequences_equal_a_full_rebuild(tmp_path_factory: Any) -> None:
     """Renames, moved files, changed exports and imports, changed tsconfig `paths`, a .js file
-    renamed .ts: after every update the incremental index exports exactly what a full rebuild
-    of the same tree does."""
+    renamed .ts, CommonJS exports switched between an object literal of names, functions
+    assigned to `module.exports`' members (`api.f = function () { this.g(); }`) and an object
+    literal's methods (`module.exports = { f() { this.g(); } }`): after every update the
+    incremental index exports exactly what a full rebuild of the same tree does."""
 
     @settings(max_examples=30, deadline=None)
     @given(data=st.data())
@@ -363,6 +493,9 @@ def random_edit_sequence(tmp: Path, db: str, data: st.DataObject) -> None:
                 specs[path]["defs"][0] = data.draw(st.sampled_from(unused))
         elif edit == "change_tsconfig":
             tsconfig = (tsconfig + 1) % len(TSCONFIGS)
+        elif edit == "change_commonjs":
+            styles = ["object", "members", "methods"]
+            specs[path]["commonjs"] = styles[(styles.index(specs[path]["commonjs"]) + 1) % 3]
         elif edit == "js_to_ts" and path.endswith(".js") and path[:-3] + ".ts" not in specs:
             specs[path[:-3] + ".ts"] = specs.pop(path)
         write_all()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import textwrap
 
+from codegraph.languages import Language, all_languages
 from codegraph.languages.python import PYTHON
+from codegraph.model import FileIR
 from codegraph.units import (
     definition_units,
     lexical_head,
@@ -129,8 +131,16 @@ def test_files_without_a_language_or_ir_are_line_windows() -> None:
 
 
 def test_a_language_without_its_own_units_gets_the_default_from_its_symbols() -> None:
-    class Bare:  # a language plug-in that does not define `units`
-        pass
+    class Bare(Language):  # a language plug-in that does not define `units`
+        name = "bare"
 
-    text = "def f():\n    return 1\n"
-    assert units_for(Bare(), text, PYTHON.extract(text)) == definition_units(text, PYTHON.extract(text))
+        def extract(self, text: str) -> FileIR:
+            return PYTHON.extract(text)
+
+    text = "class C:\n    def f(self):\n        return 1\n\nx = 1\n"
+    ir = PYTHON.extract(text)
+    got = units_for(Bare(), text, ir)
+    assert got == definition_units(text, ir)
+    assert [(u.name, u.kind) for u in got] == [("C", "class"), ("C.f", "method"), ("", "module")]
+    # Every shipped language is a `Language` subclass: its units come from the interface.
+    assert all(Language in type(lang).__mro__ for lang in all_languages())

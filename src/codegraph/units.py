@@ -15,17 +15,21 @@ windows. So what is embedded for a unit is a function of that unit alone. A unit
 head (`lexical_head`: name, qualified name, signature) above its body.
 
 Languages provide units through `Language.units(text, ir)`; `definition_units` is the shared
-default any language with correct L1 symbols gets for free.
+default (the body of `Language.units`) any language with correct L1 symbols gets for free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import xxhash
 
 from codegraph import lexical
 from codegraph.model import Chunk, FileIR
+
+if TYPE_CHECKING:
+    from codegraph.languages import Language
 
 DEFINITION_KINDS = frozenset(("class", "function", "method"))
 MODULE_KIND = "module"
@@ -79,13 +83,12 @@ def _name_words(name: str) -> list[str]:
     return out
 
 
-def units_for(lang: object | None, text: str, ir: FileIR | None) -> list[Unit]:
-    """A file's units: its language's (`Language.units`, the shared default unless the language
-    overrides it), or line windows for a file without a language or without IR."""
+def units_for(lang: Language | None, text: str, ir: FileIR | None) -> list[Unit]:
+    """A file's units: its language's (`Language.units`), or line windows for a file without a
+    language or without IR."""
     if lang is None or ir is None:
         return plain_units(text)
-    own = getattr(lang, "units", None)
-    return own(text, ir) if own is not None else definition_units(text, ir)
+    return lang.units(text, ir)
 
 
 def definition_units(text: str, ir: FileIR | None) -> list[Unit]:

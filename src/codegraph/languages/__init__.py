@@ -1,10 +1,10 @@
 """Language plug-ins. Each language is one package that provides a `Language` object.
 
 A language owns everything that depends on its syntax and semantics: extracting the per-file IR,
-saying what its units of retrieval are (by default
-derived from its L1 symbols), naming modules from paths and resolving names across files.
-The pipeline knows languages only through this interface; adding one means writing one package
-and listing it in `_LANGUAGES`.
+saying what its units of retrieval are (by default derived from its L1 symbols), naming modules
+from paths and resolving names across files. The pipeline knows languages only through this
+interface; adding one means writing one package whose `Language` class subclasses `Language`
+(inheriting its defaults) and listing it in `_LANGUAGES`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from codegraph.model import FileIR, FileResolution
-from codegraph.units import Unit
+from codegraph.units import Unit, definition_units
 
 
 class Resolver(Protocol):
@@ -28,11 +28,14 @@ class Resolver(Protocol):
 
 
 class Language(Protocol):
+    """The interface of a language plug-in. A plug-in subclasses it explicitly: the methods
+    with a body here (`units`) are defaults it inherits, the others it must define."""
+
     name: str  # the language a file is reported in ("typescript", "javascript", ...)
     extensions: tuple[str, ...]
     # Whole file names (fnmatch patterns) the language claims whatever their extension, e.g.
     # the `tsconfig.json` and `package.json` files TS/JS resolution reads.
-    filenames: tuple[str, ...]
+    filenames: tuple[str, ...] = ()
     # Languages of one family are resolved together, by one resolver over all of their files
     # (TS imports JS and the other way round); `module_names`, `resolver`, `namespace` and
     # `interface` are then those of the family's language named like the family.
@@ -48,9 +51,10 @@ class Language(Protocol):
 
     def units(self, text: str, ir: FileIR) -> list[Unit]:
         """The file's units of retrieval (`codegraph.units`): its definitions and module-level
-        code. `units.definition_units` derives them from the L1 symbols; a language overrides
-        it only when its symbols alone cannot say what a definition covers."""
-        ...
+        code. The default, `units.definition_units`, derives them from the L1 symbols; a
+        language overrides it (and bumps `chunk_version`) only when its symbols alone cannot
+        say what a definition covers."""
+        return definition_units(text, ir)
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

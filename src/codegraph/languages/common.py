@@ -1,8 +1,9 @@
-"""What every language plug-in shares: tree-sitter text helpers, the enclosing-definition scope
-table, doc-comment cleaning, and the resolver's machinery for recording reads and memoising
-answers independently of the order in which files are resolved.
+"""What every language plug-in shares, once: tree-sitter text helpers (node text, signatures
+cut at a child, parse-error counts), doc-comment cleaning, the enclosing-definition scope
+table, the resolver's machinery for recording reads and memoising answers independently of the
+order in which files are resolved, and `LanguageBase`, the defaults of the `Language` interface.
 
-Language-neutral: nothing here knows a grammar's node types.
+Language-neutral: nothing here knows a grammar's node types beyond what it is given.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ MAX_SIGNATURE = 300
 MAX_DOCSTRING = 2000
 
 
-def text(node: ts.Node) -> str:
+def text(node: ts.Node | None) -> str:
+    if node is None:
+        return ""
     data = node.text
     return data.decode("utf-8", "replace") if data is not None else ""
 
@@ -41,6 +44,21 @@ def squashed_head(start: int, end: int, source: bytes, limit: int = MAX_SIGNATUR
         span *= 4
 
 
+def signature(node: ts.Node, source: bytes, end_node: ts.Node | None) -> str:
+    """The node's text from its start to the end of `end_node` (its whole text when None),
+    whitespace squashed, at most MAX_SIGNATURE characters."""
+    end = end_node.end_byte if end_node is not None else node.end_byte
+    return squashed_head(node.start_byte, end, source, MAX_SIGNATURE)
+
+
+def count_errors(root: ts.Node, error_query: ts.Query) -> int:
+    """How many parse errors a tree has (`error_query` captures `(ERROR) @err`): 0 for a clean
+    tree, else at least 1 (a missing node is an error without an ERROR node)."""
+    if not root.has_error:
+        return 0
+    return max(1, len(ts.QueryCursor(error_query).captures(root).get("err", [])))
+
+
 def line_count(source_text: str) -> int:
     return source_text.count("\n") + (0 if source_text.endswith("\n") or not source_text else 1)
 
@@ -57,13 +75,27 @@ def block_comment_doc(comment: str) -> str:
     return "\n".join(lines).strip()[:MAX_DOCSTRING]
 
 
-def line_comments_doc(comments: Sequence[str], marker: str) -> str:
-    """The text of consecutive line comments (`// ...`, `# ...`) with their marker removed."""
-    lines = []
-    for comment in comments:
-        line = comment[len(marker):] if comment.startswith(marker) else comment
-        lines.append(line[1:] if line.startswith(" ") else line)
-    return "\n".join(lines).strip()[:MAX_DOCSTRING]
+def _comment_lines(comment: str) -> list[str]:
+    if comment.startswith("//"):
+        return [comment[2:].strip()]
+    if comment.startswith("/*"):
+        body = comment[2:-2] if comment.endswith("*/") else comment[2:]
+        return [line.strip().lstrip("*").strip() for line in body.splitlines()]
+    if comment.startswith("#"):
+        return [comment[1:].strip()]
+    return [comment.strip()]
+
+
+def comments_doc(comments: Sequence[str]) -> str:
+    """The text of a block of comments (`// ...`, `/* ... */`, `# ...`, nearest last), each line
+    without its comment markers."""
+    return "\n".join(line for c in comments for line in _comment_lines(c)).strip()[:MAX_DOCSTRING]
+
+
+def doc_comment(node: ts.Node, comment_type: str = "comment") -> str:
+    """The block of comments ending on the line right above `node`, markers removed; "" when
+    there is none (a blank line between ends the block)."""
+    return comments_doc([text(c) for c in preceding_comments(node, comment_type)])
 
 
 def preceding_comments(node: ts.Node, comment_type: str = "comment") -> list[ts.Node]:
@@ -81,12 +113,14 @@ def preceding_comments(node: ts.Node, comment_type: str = "comment") -> list[ts.
 
 
 class Def:
-    """A definition's byte range and local name, for the scope table."""
+    """A definition's byte range and local name, for the scope table (and, for the language
+    that needs it later, its node)."""
 
-    __slots__ = ("end", "kind", "local", "start")
+    __slots__ = ("end", "kind", "local", "node", "start")
 
-    def __init__(self, start: int, end: int, local: str, kind: str) -> None:
-        self.start, self.end, self.local, self.kind = start, end, local, kind
+    def __init__(self, start: int, end: int, local: str, kind: str,
+                 node: ts.Node | None = None) -> None:
+        self.start, self.end, self.local, self.kind, self.node = start, end, local, kind, node
 
 
 class Scopes:
@@ -135,6 +169,9 @@ class Reads:
         self.top = self.stack[-1]
         return done
 
+    def add(self, path: str, key: str) -> None:
+        self.top.add((path, key))
+
     def reset(self) -> None:  # in place: every loaded module holds this object
         self.stack[:] = [set()]
         self.top = self.stack[0]
@@ -147,10 +184,11 @@ class Memo:
     """Memoised lookups whose answers never depend on who asked first (what makes resolving a
     subset of files give the same results as resolving all of them): a result that relied on
     cutting a cycle at an *enclosing* question is recomputed next time instead of remembered,
-    and a remembered answer brings its reads along."""
+    and a remembered answer brings its reads along. A resolver subclasses it, or holds one
+    (`reads`: the stack its loaded files record into)."""
 
-    def __init__(self) -> None:
-        self._reads = Reads()
+    def __init__(self, reads: Reads | None = None) -> None:
+        self._reads = reads if reads is not None else Reads()
         self._active: dict[Hashable, int] = {}
         self._cut = NO_CUT
         self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}

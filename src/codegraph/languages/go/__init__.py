@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
+from codegraph.languages import Language
 from codegraph.languages.go import extract as _extract
 from codegraph.languages.go import resolve as _resolve
 from codegraph.model import FileIR
@@ -16,13 +17,13 @@ if TYPE_CHECKING:
     from codegraph.languages import Resolver
 
 
-class Go:
+class Go(Language):
     name = "go"
     extensions = (".go",)
     filenames = ("go.mod",)
     family = "go"
-    version = "go-1"  # of extract + resolve + the IR format: part of L1's cache key
-    chunk_version = "go-chunk-1"  # of chunk: part of L2's cache key
+    version = "go-2"  # of extract + resolve + the IR format: part of L1's cache key
+    chunk_version = "go-chunk-1"  # of its units (the default): part of the L2 and L3 cache keys
 
     def extract(self, text: str) -> FileIR:
         return _extract.extract(text)

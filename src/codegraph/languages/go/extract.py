@@ -16,8 +16,9 @@ import re
 import tree_sitter as ts
 import tree_sitter_go as tsg
 
-from codegraph.languages.syntax import (
+from codegraph.languages.common import (
     MAX_SIGNATURE,
+    Def,
     Scopes,
     count_errors,
     doc_comment,
@@ -213,7 +214,7 @@ class _File:
         self.source = source
         self.symbols: list[Symbol] = []
         self.types: list[TypeRef] = []
-        self.defs: list[tuple[int, int, str]] = []  # functions and methods: call scopes
+        self.defs: list[Def] = []  # functions and methods: call scopes
         self.package = ""
 
     def symbol(self, local: str, kind: str, node: ts.Node, sig: str, doc: str,
@@ -236,7 +237,7 @@ class _File:
         self.types.extend(_params(node.child_by_field_name("parameters"), local, "var"))
         self.types.extend(_params(node.child_by_field_name("result"), local, "result"))
         self.types.extend(_params(node.child_by_field_name("result"), local, "var"))  # named results
-        self.defs.append((node.start_byte, node.end_byte, local))
+        self.defs.append(Def(node.start_byte, node.end_byte, local, kind))
 
     def type_spec(self, spec: ts.Node, decl: ts.Node, grouped: bool) -> None:
         name = text(spec.child_by_field_name("name"))

@@ -35,8 +35,8 @@ import posixpath
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
+from codegraph.languages.common import Memo, Reads
 from codegraph.languages.go.extract import gomod_module
-from codegraph.languages.memo import Memo, Reads
 from codegraph.model import Edge, FileIR, FileResolution, Symbol, SymbolKind, TypeRef
 
 GOMOD = "go.mod"
@@ -351,14 +351,20 @@ class Resolver:
         "@<dir>:<package>:<name>" that every file of the package defining it contributes to."""
         if not files:
             return None
+        first = self.file(files[0])
+        self.reads.add("", f"@{_dir(first.path)}:{first.ir.package}:{name}")
+        return self._unrecorded_in_package(files, name)
+
+    def _unrecorded_in_package(self, files: list[str], name: str) -> Sym | None:
+        """`in_package` without its read: for a caller that has read facts covering it."""
+        if not files:
+            return None
         key = tuple(files)
         index = self._indexes.get(key)
         if index is None:
             index = self._indexes[key] = {}
             for p in reversed(files):
                 index.update(dict.fromkeys(self.file(p).symbols, p))
-        first = self.file(files[0])
-        self.reads.add("", f"@{_dir(first.path)}:{first.ir.package}:{name}")
         found = index.get(name)
         return Sym(found, name) if found is not None else None
 
@@ -422,12 +428,18 @@ class Resolver:
         written = self.file(sym.path).shared_type("var", "", sym.local)
         return self.type_in(sym.path, "", written) if written else None
 
-    def method(self, typ: Sym, name: str) -> Sym | None:
+    def method(self, typ: Sym, name: str, own_read: bool = True) -> Sym | None:
         """`name` in the method set of type `typ`, its own methods first, then promoted ones
-        (breadth-first through embedded types, as Go's shallowest depth wins)."""
-        return self.memo.memoised(("method", typ, name), lambda: self._method(typ, name), None)
+        (breadth-first through embedded types, as Go's shallowest depth wins). `own_read`
+        False: whether `typ` itself declares it is looked up without a read, for a caller that
+        has read "@meth:<name>" (`_implementations`: which types of the snapshot declare it —
+        the fact that answer is a function of, with `typ`'s package files, which are read).
+        Promoted methods are read as always: an embedded type may be an interface, whose
+        methods "@meth" does not list."""
+        return self.memo.memoised(("method", typ, name, own_read),
+                                  lambda: self._method(typ, name, own_read), None)
 
-    def _method(self, typ: Sym, name: str) -> Sym | None:
+    def _method(self, typ: Sym, name: str, own_read: bool) -> Sym | None:
         level = [typ]
         seen = {typ}
         while level:
@@ -435,7 +447,8 @@ class Resolver:
             for current in level:
                 files = self.package_files(_dir(current.path), self.file(current.path).ir.package,
                                            _is_test(current.path))
-                hit = self.in_package(files, f"{current.local}.{name}")
+                find = self.in_package if own_read or current != typ else self._unrecorded_in_package
+                hit = find(files, f"{current.local}.{name}")
                 if hit is not None:
                     return hit
                 for written in self.file(current.path).embedded(current.local):
@@ -492,7 +505,7 @@ class Resolver:
         wanted = self.method_names(iface)
         if name not in wanted:
             return []
-        for method in wanted:
+        for method in sorted(wanted):
             self.reads.add("", f"@meth:{method}")
         if self._receivers is None:
             self._receivers = {}
@@ -511,8 +524,11 @@ class Resolver:
             symbol = self.file(typ.path).symbol(typ.local)
             if symbol is None or symbol.kind not in (SymbolKind.STRUCT, SymbolKind.TYPE):
                 continue
-            found = self.method(typ, name)
-            if found is not None and all(self.method(typ, m) is not None for m in wanted):
+            found = self.method(typ, name, own_read=False)
+            # In name order: the reads of a failed check (it stops at the first method
+            # missing) must not depend on a set's iteration order.
+            if found is not None and all(self.method(typ, m, own_read=False) is not None
+                                         for m in sorted(wanted)):
                 out.append(found)
         return sorted(set(out), key=lambda s: (s.path, s.local))
 
@@ -631,9 +647,8 @@ class Resolver:
                     edges.add(Edge("calls", src, path, self.qualified(impl), impl.path, call.line,
                                    "dispatch"))
         deps.discard((path, ""))
-        reads = {read for read in self.reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
-        return FileResolution(path, ordered, deps, reads, unresolved)
+        return FileResolution(path, ordered, deps, self.memo.file_reads(path), unresolved)
 
 
 def interface(path: str, module: str, ir: FileIR) -> dict[str, Hashable]:

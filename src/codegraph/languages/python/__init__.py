@@ -5,28 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
+from codegraph.languages import Language
 from codegraph.languages.python import extract as _extract
 from codegraph.languages.python import resolve as _resolve
 from codegraph.model import FileIR
-from codegraph.units import Unit, definition_units
 
 if TYPE_CHECKING:
     from codegraph.languages import Resolver
 
 
-class Python:
+class Python(Language):
     name = "python"
     extensions = (".py",)
-    filenames: tuple[str, ...] = ()
     family = "python"
     version = "py-4"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-units-1"  # of units: part of the L2 and L3 cache keys
 
     def extract(self, text: str) -> FileIR:
         return _extract.extract(text)
-
-    def units(self, text: str, ir: FileIR) -> list[Unit]:
-        return definition_units(text, ir)
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

@@ -13,6 +13,13 @@ from typing import Any
 import tree_sitter as ts
 import tree_sitter_python as tsp
 
+from codegraph.languages.common import MAX_DOCSTRING as _MAX_DOCSTRING
+from codegraph.languages.common import MAX_SIGNATURE as _MAX_SIGNATURE
+from codegraph.languages.common import Def as _Def
+from codegraph.languages.common import Scopes as _Scopes
+from codegraph.languages.common import count_errors, squashed_head
+from codegraph.languages.common import squash as _squash
+from codegraph.languages.common import text as _text
 from codegraph.languages.python import values as _values
 from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
 
@@ -33,9 +40,6 @@ _FACTS = ts.Query(
 _ERRORS = ts.Query(LANGUAGE, "(ERROR) @err")
 _TARGET_LISTS = ("pattern_list", "tuple_pattern")
 
-_MAX_SIGNATURE = 300
-_MAX_DOCSTRING = 2000
-
 
 def parser() -> ts.Parser:
     return ts.Parser(LANGUAGE)
@@ -46,37 +50,6 @@ def parse(text: str) -> ts.Tree:
     """The tree of a file's text. Cached: an update parses the same few files for L1 and then
     for L2 in one process (trees are immutable here: nothing edits them)."""
     return parser().parse(text.encode("utf-8"))
-
-
-def _text(node: ts.Node) -> str:
-    data = node.text
-    return data.decode("utf-8", "replace") if data is not None else ""
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _squashed_head(node: ts.Node, source: bytes, limit: int) -> str:
-    """`_squash(node's text)[:limit]`, decoding only as much of a large node as that needs (a
-    750 KB literal assigned at module level needs its first few hundred bytes). Exact: the
-    squashed text of a prefix is a prefix of the squashed whole."""
-    start, end = node.start_byte, node.end_byte
-    span = 4 * limit
-    while True:
-        stop = min(end, start + span)
-        # `source` is valid UTF-8: only a character cut at `stop` can fail to decode.
-        head = _squash(source[start:stop].decode("utf-8", "ignore" if stop < end else "replace"))
-        if len(head) >= limit or stop == end:
-            return head[:limit]
-        span *= 4
-
-
-class _Def:
-    __slots__ = ("end", "kind", "local", "node", "start")
-
-    def __init__(self, start: int, end: int, local: str, kind: str, node: ts.Node) -> None:
-        self.start, self.end, self.local, self.kind, self.node = start, end, local, kind, node
 
 
 def _docstring(body: ts.Node | None) -> str:
@@ -152,27 +125,6 @@ def _all_names(node: ts.Node) -> list[str] | None:
             return None
         names.append("".join(_text(c) for c in item.named_children if c.type == "string_content"))
     return names
-
-
-class _Scopes:
-    """Answers "which definition encloses byte offset X" for offsets visited in increasing order."""
-
-    def __init__(self, defs: list[_Def]) -> None:
-        self._defs = defs
-        self._next = 0
-        self._stack: list[_Def] = []
-
-    def at(self, offset: int) -> str:
-        defs, stack = self._defs, self._stack
-        while self._next < len(defs) and defs[self._next].start <= offset:
-            d = defs[self._next]
-            while stack and stack[-1].end <= d.start:
-                stack.pop()
-            stack.append(d)
-            self._next += 1
-        while stack and stack[-1].end <= offset:
-            stack.pop()
-        return stack[-1].local if stack else ""
 
 
 def _imports(node: ts.Node, scope: str) -> list[Import]:
@@ -295,7 +247,7 @@ def extract(text: str) -> FileIR:
                     SymbolKind.VARIABLE,
                     statement.start_point[0] + 1,
                     statement.end_point[0] + 1,
-                    _squashed_head(statement, source, _MAX_SIGNATURE),
+                    squashed_head(statement.start_byte, statement.end_byte, source, _MAX_SIGNATURE),
                     "",
                 )
             )
@@ -308,9 +260,7 @@ def extract(text: str) -> FileIR:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
     calls = _flow(defs, facts.get("callee", []), facts.get("flow", []))
-    errors = 0
-    if root.has_error:
-        errors = max(1, len(ts.QueryCursor(_ERRORS).captures(root).get("err", [])))
+    errors = count_errors(root, _ERRORS)
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
     return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1])
 

@@ -27,7 +27,6 @@ import re
 from collections.abc import Callable, Hashable, Mapping
 from typing import NamedTuple
 
-from codegraph.languages.common import NO_CUT as _NO_CUT
 from codegraph.languages.common import Memo
 from codegraph.languages.common import Reads as _Reads
 from codegraph.languages.python.values import split
@@ -777,8 +776,7 @@ class Resolver(Memo):
 
     def resolve_file(self, path: str) -> FileResolution:
         self._resolving = path
-        self._reads.reset()
-        self._cut = _NO_CUT
+        self.start_file()
         module = self.by_path(path)
         edges: set[Edge] = set()
         deps: set[tuple[str, str]] = set()
@@ -829,9 +827,8 @@ class Resolver(Memo):
                                dst_path, symbol.start_line))
             edges.update(self.dispatch_edges(module, cls))
         deps.discard((module.path, ""))
-        reads = {read for read in self._reads.stack[0] if read[0] != path}
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
-        return FileResolution(path, ordered, deps, reads, unresolved)
+        return FileResolution(path, ordered, deps, self.file_reads(path), unresolved)
 
 
 def interface(path: str, module_name: str, ir: FileIR) -> dict[str, Hashable]:

@@ -30,6 +30,7 @@ import re
 
 import tree_sitter as ts
 
+from codegraph.languages.common import text as _text
 from codegraph.model import PyValues
 
 MAX_VALUES = 12  # per name or expression: beyond it, the rest are dropped (flow-insensitive)
@@ -56,11 +57,6 @@ def split(expr: str) -> tuple[str, str]:
     m = _BASE.match(expr)
     end = m.end() if m else 0
     return expr[:end], expr[end:]
-
-
-def _text(node: ts.Node) -> str:
-    data = node.text
-    return data.decode("utf-8", "replace") if data is not None else ""
 
 
 def _string_content(node: ts.Node) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
+from codegraph.languages import Language
 from codegraph.languages.typescript import config as _config
 from codegraph.languages.typescript import extract as _extract
 from codegraph.languages.typescript import resolve as _resolve
@@ -17,17 +18,17 @@ if TYPE_CHECKING:
     from codegraph.languages import Resolver
 
 FAMILY = "typescript"
-VERSION = "ts-6"  # of extract + resolve + the IR format: part of L1's cache key
+VERSION = "ts-7"  # of extract + resolve + the IR format: part of L1's cache key
 CHUNK_VERSION = "ts-chunk-1"
 
 
-class _Family:
-    """What the family's languages share: naming, resolution, the facts updates compare."""
+class _Family(Language):
+    """What the family's languages share: naming, resolution, the facts updates compare, and
+    the default units (`Language.units`)."""
 
     family = FAMILY
     version = VERSION
     chunk_version = CHUNK_VERSION
-    filenames: tuple[str, ...] = ()
 
     def module_names(self, paths: list[str], root_name: str,
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:

@@ -20,6 +20,7 @@ from codegraph.languages.common import (
     Def,
     Scopes,
     block_comment_doc,
+    count_errors,
     line_count,
     preceding_comments,
     squashed_head,
@@ -274,6 +275,9 @@ class _Extractor:
         self.calls: list[CallSite] = []
         self.types: dict[str, str] = {}
         self.kinds: dict[str, str] = {}  # local name -> kind
+        self._assigned: list[str] = []  # functions defined as `obj.m =` / `C.prototype.m =`
+        self._this_assigned: set[str] = set()  # definitions that assign `this.x = ...`
+        self._members: dict[str, str] = {}  # methods of module-level object literals -> object
 
     def run(self) -> FileIR:
         root = self.tree.root_node
@@ -285,10 +289,9 @@ class _Extractor:
         self.fields(facts.get("field", []), defs)
         self.params(facts.get("param", []), defs)
         self.assignments(facts.get("assign", []), defs)
+        self._this_types()
         self.call_sites(facts.get("call", []), facts.get("new", []), defs)
-        errors = 0
-        if root.has_error:
-            errors = max(1, len(ts.QueryCursor(_errors_query(self.grammar)).captures(root).get("err", [])))
+        errors = count_errors(root, _errors_query(self.grammar))
         self.symbols.sort(key=lambda s: (s.start_line, s.local_name))
         return FileIR(self.symbols, self.imports, self.calls, None, errors, self.exports,
                       self.types)
@@ -299,13 +302,8 @@ class _Extractor:
         if node.parent is not None and node.parent.type == "export_statement" and node.type in (
                     "function_expression", "class", "arrow_function"):
             return "default"
-        if node.type == "expression_statement":  # `exports.f = function` / `module.exports.f =`
-            left = node.named_children[0].child_by_field_name("left")
-            path = dotted(left) if left is not None else None
-            if path is None:
-                return None
-            head, _, name = path.rpartition(".")
-            return name if head in ("exports", "module.exports") and name else None
+        if node.type == "expression_statement":
+            return self._assigned_name(node.named_children[0])
         if node.type in ("public_field_definition", "field_definition"):
             name_node = node.child_by_field_name("name") or node.child_by_field_name("property")
         else:
@@ -314,14 +312,71 @@ class _Extractor:
             return None
         if node.type == "method_definition" and node.parent is not None \
                 and node.parent.type != "class_body":
-            return None  # a method of an object literal: not a symbol of its own
+            # A method of an object literal: a symbol of its own when the object is bound at
+            # module level (`const api = { m() {} }` is `api.m`; `module.exports = { m() {} }`
+            # is the export `m`; getters and setters too: `this` in them is the object).
+            owner = _object_owner(node.parent)
+            if owner is None or name_node.type != "property_identifier":
+                return None
+            self._members[text(name_node) if owner == "exports" else
+                          f"{owner}.{text(name_node)}"] = owner
+            return text(name_node) if owner == "exports" else f"{owner}.{text(name_node)}"
         return text(name_node)
+
+    def _assigned_name(self, assignment: ts.Node) -> str | None:
+        """The local name of a function or class assigned at module level: `exports.f =` and
+        `module.exports.f =` define `f`; `module.exports = function f` defines `f`;
+        `C.prototype.m =` defines `C.prototype.m` and `obj.m =` defines `obj.m` (methods whose
+        `this` is a C, or obj: see `_this_types`)."""
+        left = assignment.child_by_field_name("left")
+        path = dotted(left) if left is not None else None
+        if path is None:
+            return None
+        head, _, name = path.rpartition(".")
+        if head in ("exports", "module.exports") and name:
+            return name
+        if path == "module.exports":
+            right = assignment.child_by_field_name("right")
+            named = right.child_by_field_name("name") if right is not None else None
+            return text(named) if named is not None else None
+        parts = path.split(".")
+        if parts[0] in ("this", "super", "module", "exports", "window", "globalThis") or \
+                any(p.endswith("()") for p in parts):
+            return None
+        if len(parts) == 2 or (len(parts) == 3 and parts[1] == "prototype"):
+            return path
+        return None
+
+    def _this_types(self) -> None:
+        """What `this` is, as TypeScript types it in JS (`this:` keys of `types`): in
+        `C.prototype.m = function` a C; in a function that assigns `this.x = ...` (a constructor
+        function to TS), an instance of that function; in any other `obj.m = function` the
+        value obj (an object, or the function C of a static `C.s = function`); in a method of
+        an object literal bound at module level, that object."""
+        for local in self._assigned:
+            parts = local.split(".")
+            if len(parts) == 3:
+                if self.kinds.get(parts[0]) in (SymbolKind.FUNCTION, SymbolKind.CLASS):
+                    self.types.setdefault(f"{local}:this", parts[0])
+                    self.types.setdefault(f"{parts[0]}:this", parts[0])
+                else:
+                    self.types.setdefault(f"{local}:this", "?")
+            elif local in self._this_assigned:
+                self.types.setdefault(f"{local}:this", "?")  # its own instance: no members
+            else:
+                self.types.setdefault(f"{local}:this", f"={parts[0]}")
+        for local, owner in self._members.items():  # an object literal's method: the object
+            self.types.setdefault(f"{local}:this", f"={owner}")  # (never a constructor to TS)
+        for local in sorted(self._this_assigned):
+            if self.kinds.get(local) == SymbolKind.FUNCTION:
+                self.types.setdefault(f"{local}:this", local)
 
     def definitions(self, nodes: list[ts.Node]) -> list[Def]:
         nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
         defs: list[Def] = []
         stack: list[Def] = []
         seen: set[int] = set()
+        assigned: list[str] = []  # `obj.m = function`, `C.prototype.m = function`
         for node in nodes:
             if node.id in seen:
                 continue
@@ -344,6 +399,9 @@ class _Extractor:
             stack.append(d)
             self.kinds.setdefault(local, kind)
             self.symbols.append(self._symbol(node, local, kind))
+            if node.type == "expression_statement" and kind == SymbolKind.METHOD:
+                assigned.append(local)
+        self._assigned = assigned
         return defs
 
     def _kind(self, node: ts.Node, parent: Def | None) -> str:
@@ -357,8 +415,15 @@ class _Extractor:
                 else node.named_children[0].child_by_field_name("right")
             if value is not None and value.type == "class":
                 return SymbolKind.CLASS
+            if kind == "expression_statement" and parent is None:
+                left = node.named_children[0].child_by_field_name("left")
+                path = dotted(left) if left is not None else ""
+                if path and path.partition(".")[0] not in ("exports", "module"):
+                    return SymbolKind.METHOD  # `obj.m = function`, `C.prototype.m = function`
         if parent is not None and parent.kind in _CONTAINERS:
             return SymbolKind.METHOD
+        if kind == "method_definition" and node.parent is not None and node.parent.type == "object":
+            return SymbolKind.METHOD  # `const api = { m() {} }`, `module.exports = { m() {} }`
         return SymbolKind.FUNCTION
 
     def _symbol(self, node: ts.Node, local: str, kind: str) -> Symbol:
@@ -660,6 +725,7 @@ class _Extractor:
                 continue
             scope = scopes.at(node.start_byte)
             if target.startswith("this.") and target.count(".") == 1:
+                self._this_assigned.add(scope)
                 cls = self._class_of(scope)
                 if cls is not None:
                     declared = self._value_type_of(right)
@@ -667,11 +733,22 @@ class _Extractor:
                         self.types.setdefault(f"{cls}:{target[5:]}", declared)
                 continue
             statement = node.parent
-            if statement is None or statement.type != "expression_statement" or \
+            while statement is not None and statement.type == "assignment_expression":
+                statement = statement.parent  # `exports = module.exports = x`
+            bound = None  # `var app = exports = module.exports = {}`: app is module.exports
+            if statement is not None and statement.type == "variable_declarator":
+                name_node = statement.child_by_field_name("name")
+                bound = text(name_node) if name_node is not None and \
+                    name_node.type == "identifier" else None
+                statement = statement.parent
+            if statement is None or statement.type not in ("expression_statement",
+                                                           *_DECLARATION_PARENTS) or \
                     statement.parent is None or statement.parent.type != "program":
                 continue
             line = node.start_point[0] + 1
-            if target == "module.exports":
+            if target == "module.exports" and bound is not None:
+                self.exports.append(Export("=", bound, None, line))
+            elif target == "module.exports":
                 self._module_exports(right, line)
             elif target.startswith(("exports.", "module.exports.")) and target.count(".") <= 2:
                 name = target.rpartition(".")[2]
@@ -693,6 +770,10 @@ class _Extractor:
         for item in value.named_children:
             if item.type == "shorthand_property_identifier":
                 self.exports.append(Export(prefix + text(item), text(item), None, line))
+            elif item.type == "method_definition" and not prefix:
+                key = item.child_by_field_name("name")
+                if key is not None and key.type == "property_identifier":
+                    self.exports.append(Export(text(key), text(key), None, line))
             elif item.type == "pair":
                 key = item.child_by_field_name("key")
                 val = item.child_by_field_name("value")
@@ -750,6 +831,31 @@ class _Extractor:
             callee = dotted(fn) if fn is not None else None
             if callee is not None:
                 self.calls.append(CallSite(scope, callee, node.start_point[0] + 1))
+
+
+def _object_owner(obj: ts.Node) -> str | None:
+    """The name a module-level object literal is bound to: `N` for `const N = {…}` (also
+    `const N = module.exports = {…}`), "exports" for `module.exports = {…}`; else None."""
+    node, targets = obj, []
+    while node.parent is not None and node.parent.type == "assignment_expression":
+        left = node.parent.child_by_field_name("left")
+        targets.append(dotted(left) if left is not None else None)
+        node = node.parent
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "variable_declarator":
+        name = parent.child_by_field_name("name")
+        holder = parent.parent
+        if name is not None and name.type == "identifier" and holder is not None and \
+                holder.type in _DECLARATION_PARENTS and holder.parent is not None and \
+                holder.parent.type == "program":
+            return text(name)
+        return None
+    if parent.type == "expression_statement" and parent.parent is not None and \
+            parent.parent.type == "program" and targets[:1] == ["module.exports"]:
+        return "exports"
+    return None
 
 
 def _index(parent: ts.Node, child: ts.Node) -> int:

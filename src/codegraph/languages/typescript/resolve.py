@@ -44,6 +44,7 @@ _SOURCE_OF = {".js": (".ts", ".tsx", ".d.ts"), ".jsx": (".tsx",), ".mjs": (".mts
 _CONFIG_NAMES = ("tsconfig.json", "jsconfig.json")
 _CONDITIONS = ("types", "import", "module", "default", "require", "node")
 _CONTAINERS = frozenset((SymbolKind.CLASS, SymbolKind.INTERFACE))
+_INSTANTIABLE = _CONTAINERS | {SymbolKind.FUNCTION}
 
 
 @dataclass(frozen=True)
@@ -369,6 +370,11 @@ class Resolver(Memo):
             found = self.export(target, name) if target is not None else None
             if found is not None:
                 return found
+        elif equals is not None and equals.local not in ("", "*", "{}"):  # module.exports = obj
+            value = self._export_entry(module, equals)
+            found = self.member(value, name) if isinstance(value, SymbolRef) else None
+            if found is not None:
+                return found
         for spec in module.star_exports():
             target = self.resolve_spec(path, spec)
             if target is not None:
@@ -393,6 +399,9 @@ class Resolver(Memo):
             return ObjectRef(module.path, entry.name)
         if entry.local == "default" and module.symbol("default") is not None:
             return SymbolRef(module.path, "default")
+        own = module.symbol(entry.local) if "." not in entry.local else None
+        if own is not None and own.kind == SymbolKind.METHOD:  # `module.exports = { m() {} }`
+            return SymbolRef(module.path, entry.local)
         return self.dotted(module, "", entry.local)
 
     def binding_target(self, module: _Module, binding: tuple[str, str | None]) -> Target | None:
@@ -420,9 +429,13 @@ class Resolver(Memo):
                 binding = module.binding(prefix, name)
                 if binding is not None:
                     return self.binding_target(module, binding)
+                if enclosing.kind == SymbolKind.METHOD and \
+                        module.type_of(f"{prefix}:this") is not None:
+                    break  # `obj.m = function`: its lexical scope is the module's, not obj's
             parts.pop()
         symbol = module.symbol(name)
-        if symbol is not None:
+        if symbol is not None and symbol.kind != SymbolKind.METHOD:
+            # (a method without a class, `module.exports = { m() {} }`'s, is no lexical name)
             if symbol.kind == SymbolKind.VARIABLE:
                 binding = module.binding("", name)  # `const x = require("m")`: the import
                 if binding is not None:
@@ -462,8 +475,8 @@ class Resolver(Memo):
         target = self.dotted(module, scope, expr)
         if isinstance(target, SymbolRef):
             symbol = self.symbol(target)
-            if symbol is not None and symbol.kind in _CONTAINERS:
-                return InstanceRef(target)
+            if symbol is not None and symbol.kind in _INSTANTIABLE:
+                return InstanceRef(target)  # of a class, interface or constructor function
         return None
 
     def call_result(self, target: Target | None) -> Target | None:
@@ -486,12 +499,22 @@ class Resolver(Memo):
             return self.export(target.path, f"{target.name}.{name}")
         if isinstance(target, InstanceRef):
             found = self.class_member(target.cls, name)
-            return found if found is not None else self.field_type(target.cls, name)
+            if found is not None:
+                return found
+            cls = self.symbol(target.cls)  # a constructor function's typed names are its locals
+            return self.field_type(target.cls, name) if cls is not None and \
+                cls.kind in _CONTAINERS else None
         symbol = self.symbol(target)
         if symbol is None:
             return None
         if symbol.kind == SymbolKind.CLASS:
             return self.class_member(target, name)
+        if symbol.kind in (SymbolKind.VARIABLE, SymbolKind.FUNCTION):
+            # `obj.m = function` / `C.s = function` at module level: a member of that value
+            nested = f"{target.local}.{name}"
+            module = self.by_path(target.path)
+            return SymbolRef(target.path, nested) if module.type_of(f"{nested}:this") is not None \
+                else None
         if symbol.kind in (SymbolKind.NAMESPACE, SymbolKind.ENUM):
             nested = f"{target.local}.{name}"
             return SymbolRef(target.path, nested) if self.by_path(target.path).symbol(nested) else None
@@ -511,8 +534,11 @@ class Resolver(Memo):
                 continue
             seen.add(current)
             if not (skip_self and current == cls):
-                member = f"{current.local}.{name}"
                 module = self.by_path(current.path)
+                own = module.symbol(current.local)
+                prototype = own is not None and own.kind == SymbolKind.FUNCTION
+                member = f"{current.local}.prototype.{name}" if prototype else \
+                    f"{current.local}.{name}"
                 if module.symbol(member) is not None:
                     return SymbolRef(current.path, member)
                 if module.type_of(f"{current.local}:{name}") is not None:
@@ -563,6 +589,21 @@ class Resolver(Memo):
                 return SymbolRef(module.path, prefix)
         return None
 
+    def this_value(self, module: _Module, scope: str) -> Target | None:
+        """What `this` is in `scope`: what the innermost enclosing definition states (`this:`
+        types of functions assigned to members) or, inside a class, an instance of it."""
+        parts = scope.split(".") if scope else []
+        while parts:
+            prefix = ".".join(parts)
+            declared = module.type_of(f"{prefix}:this")
+            if declared is not None:
+                return self.typed(module.path, "", declared)
+            parts.pop()
+            symbol = module.symbol(".".join(parts)) if parts else None
+            if symbol is not None and symbol.kind == SymbolKind.CLASS:
+                return InstanceRef(SymbolRef(module.path, ".".join(parts)))
+        return None
+
     def base_class(self, module: _Module, scope: str) -> SymbolRef | None:
         cls = self.enclosing_class(module, scope)
         if cls is None:
@@ -593,8 +634,11 @@ class Resolver(Memo):
         call = head.endswith("()")
         name = head[:-2] if call else head
         if name == "this":
-            cls = self.enclosing_class(module, scope)
-            target = InstanceRef(cls) if cls is not None else None
+            target = self.this_value(module, scope)
+        elif name in ("exports", "module") and module.binding("", name) is None and \
+                module.symbol(name) is None and (name == "exports" or parts[1:2] == ["exports"]):
+            target = ModuleRef(module.path)  # CommonJS: the file's own exports
+            parts = parts[1:] if name == "module" else parts
         elif name == "super":
             base = self.base_class(module, scope)
             target = InstanceRef(base) if base is not None else None
