@@ -357,16 +357,10 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
         else:
             pending.append((scope, item, item.start_point[0] + 1))
     calls: list[CallSite] = []
-    self_calls: dict[str, list[tuple[str, str, int]]] = {}
     dotted = _DOTTED_NAME.fullmatch
     for scope, node, line in pending:
         raw = collector.values(node, scope)
         values = collector.substituted(scope, raw) if scope.local else tuple(raw)
-        for value in values:
-            if value[0] == "<" and value[1] in "ic":
-                base, rest = _values.split(value)
-                if rest[1:].isidentifier() and rest[0] == ".":
-                    self_calls.setdefault(base[3:-1], []).append((scope.local, rest[1:], line))
         if len(raw) == 1 and dotted(raw[0]):
             callee = raw[0]
         elif len(raw) == 1 and raw[0].startswith("<s:"):
@@ -375,4 +369,4 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
             callee = ""
         calls.append(CallSite(scope.local, callee, line, values,
                               collector.arguments(node.parent, scope) if values else ()))
-    return calls, collector.facts(self_calls)
+    return calls, collector.facts()

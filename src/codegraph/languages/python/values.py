@@ -516,7 +516,7 @@ class Collector:
             _add(out, self.substitute(scope, expr))
         return tuple(out)
 
-    def facts(self, self_calls: dict[str, list[tuple[str, str, int]]]) -> PyValues:
+    def facts(self) -> PyValues:
         returns: dict[str, tuple[str, ...]] = {}
         yields: dict[str, tuple[str, ...]] = {}
         params: dict[str, tuple[str, ...]] = {}
@@ -548,5 +548,4 @@ class Collector:
         variables = {name: tuple(values) for name, values in module.raw.items()}
         decorators = {local: self.substituted(self.scopes[local].parent or module, exprs)
                       for local, exprs in self.decorators.items()}
-        return PyValues(returns, yields, params, attrs, variables, boxes, decorators,
-                        {cls: tuple(sorted(set(calls))) for cls, calls in self_calls.items()})
+        return PyValues(returns, yields, params, attrs, variables, boxes, decorators)
