@@ -27,7 +27,6 @@ import re
 from collections.abc import Callable, Hashable, Mapping
 from typing import NamedTuple
 
-from codegraph.languages.common import NO_CUT as _NO_CUT
 from codegraph.languages.common import Memo
 from codegraph.languages.common import Reads as _Reads
 from codegraph.languages.python.values import split
@@ -862,8 +861,7 @@ class Resolver(Memo):
 
     def resolve_file(self, path: str) -> FileResolution:
         self._resolving = path
-        self._reads.reset()
-        self._cut = _NO_CUT
+        self.start_file()
         module = self.by_path(path)
         edges: set[Edge] = set()
         deps: set[tuple[str, str]] = set()
