@@ -219,6 +219,51 @@ def test_calls_on_typed_receivers_reach_overrides(tmp_path: Path) -> None:
         ("use.Holder.run", "shapes.Big.area", "dispatch")}
 
 
+def test_higher_order_calls_across_files(tmp_path: Path, store_url: str) -> None:
+    """A function passed to a function of another file, which calls its parameter: the edge
+    starts in the callee's file at its call of the parameter, and that file holds it (reading
+    the other files' calls that pass arguments, without their lines)."""
+    repo = write_tree(tmp_path / "repo", {
+        "lib.py": "def apply(fn, v):\n    return fn(v)\n\n\ndef ignore(fn):\n    return 1\n",
+        "user.py": "from lib import apply, ignore\n\n\ndef double(x):\n    return x * 2\n\n\n"
+                   "def triple(x):\n    return x * 3\n\n\n"
+                   "def run():\n    apply(double, 2)\n    ignore(triple)\n",
+        "other.py": "def g():\n    return 1\n",
+    })
+    db = store_url
+    update(repo, db)
+    edges = {(row[2], row[4], row[6], row[7]) for row in export(db)
+             if row[0] == "edge" and row[1] == "calls"}
+    assert ("lib.apply", "user.double", 2, "direct") in edges
+    assert not any(dst == "user.triple" for _, dst, _, _ in edges)
+
+    def step(path: str, old: str, new: str) -> list[str]:
+        text = (repo / path).read_text()
+        assert old in text
+        (repo / path).write_text(text.replace(old, new))
+        result = update(repo, db)
+        scratch = tmp_path / "full"
+        shutil.rmtree(scratch, ignore_errors=True)
+        update(repo, str(scratch), full=True)
+        assert export(db) == export(str(scratch))
+        return result["affected_files"]
+
+    # Body edits that change no call passing a function: no other file.
+    assert step("user.py", "return x * 2", "y = x\n    return y * 2") == ["user.py"]
+    assert step("lib.py", "    return fn(v)", "    w = v\n    return fn(w)") == ["lib.py"]
+    assert ("lib.apply", "user.double", 3, "direct") in calls_at(db)
+    # What is passed changes: the file of the function called is re-resolved too.
+    assert step("user.py", "apply(double, 2)", "apply(triple, 2)") == ["lib.py", "user.py"]
+    got = calls_at(db)
+    assert ("lib.apply", "user.triple", 3, "direct") in got
+    assert not any(dst == "user.double" for _, dst, _, _ in got)
+
+
+def calls_at(db: str) -> set[tuple[str, str, int, str]]:
+    return {(row[2], row[4], row[6], row[7]) for row in export(db)
+            if row[0] == "edge" and row[1] == "calls"}
+
+
 def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "repo", {
         "m.py": "class K:\n    def __init__(self):\n        pass\n\n\ndef f():\n    K()\n",

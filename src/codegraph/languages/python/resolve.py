@@ -70,6 +70,9 @@ _PROPERTIES = frozenset({"property", "cached_property", "functools.cached_proper
 Value = tuple[str, ...]
 _EMPTY: frozenset[Value] = frozenset()
 _EMPTY_REFS: frozenset[SymbolRef] = frozenset()
+# Calls from other files passing arguments to functions of one name (a "@pass" fact) looked at,
+# at most: a name that common (`get`, `run`) gives no cross-file higher-order edges.
+MAX_PASSING = 64
 
 
 @functools.lru_cache(maxsize=8192)
@@ -138,6 +141,8 @@ class _Module:
         self.stars: list[str] = []
         self.values = ir.py_values or _NO_VALUES
         self._subclass_facts: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] | None = None
+        self._passing_facts: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+                                  ] | None = None
         # Names some function of the file binds (nested defs, imports in functions).
         self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
                              for scope_names in names}
@@ -185,7 +190,27 @@ class _Module:
             facts[f"deco:{local}"] = decorators
         for short, classes in self.subclass_facts().items():
             facts[f"@sub:{short}"] = classes
+        for short, passing in self.passing_facts().items():
+            facts[f"@pass:{short}"] = passing
         return facts
+
+    def passing_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]]:
+        """This file's contribution to the snapshot's facts "@pass:<name>": its calls that pass
+        a name or attribute on as an argument (what may be a function or class), by the last
+        name of what they call, as (scope, called values, arguments) — no lines: the edges
+        they give start in the function called, at its own lines."""
+        if self._passing_facts is None:
+            out: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
+            for call in self.ir.calls:
+                if not call.py_args:
+                    continue
+                entry = (call.scope, call.py_values, call.py_args)
+                for value in call.py_values:
+                    short = value[value.rfind(".") + 1:]
+                    if short.isidentifier():
+                        out.setdefault(short, set()).add(entry)
+            self._passing_facts = {short: tuple(sorted(entries)) for short, entries in out.items()}
+        return self._passing_facts
 
     def subclass_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
         """This file's contribution to the snapshot's facts "@sub:<name>": its classes with a
@@ -264,6 +289,8 @@ class Resolver(Memo):
         self._loaded: dict[str, _Module] = {}
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
+        # "@pass" facts of every file: a callee's last name -> (path, scope, values, arguments).
+        self._pass_index: dict[str, list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]] | None = None
         # "@sub" facts of every file: a base's last name -> (path, class, its own methods).
         self._subclass_index: dict[str, list[tuple[str, str, tuple[str, ...]]]] | None = None
 
@@ -818,9 +845,10 @@ class Resolver(Memo):
 
     def argument_edges(self, module: _Module, answers: dict[
             tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]]) -> set[Edge]:
-        """Higher-order calls within one file: a function of this file called with a function
-        (or class) as an argument, and calling that parameter, calls what was passed. (Only
-        within a file: an edge starts in its caller's file, which holds it.)"""
+        """Higher-order calls: a function of this file called with a function (or class) as an
+        argument, and calling that parameter, calls what was passed. The edge starts in the
+        function called (at its call of the parameter), so this file holds it; calls from other
+        files are found through the snapshot facts "@pass:<name>" (see `passing_facts`)."""
         param_calls: dict[tuple[str, str], list[tuple[str, int]]] = {}
         params = module.values.params
         for call in module.ir.calls:
@@ -856,6 +884,40 @@ class Resolver(Memo):
                         dst, dst_path = self.qualified(callee)
                         for scope, line in sites:
                             out.add(Edge("calls", f"{module.name}.{scope}", module.path, dst,
+                                         dst_path, line, kind))
+        index = self._pass_index
+        if index is None:  # every file's "@pass" facts, read (recorded) by the name asked for
+            index = self._pass_index = {}
+            for other in sorted(self.modules):
+                for short, passing in self.by_path(other).passing_facts().items():
+                    index.setdefault(short, []).extend((other, *call) for call in passing)
+        for fn in sorted({fn for fn, _ in param_calls}):
+            short = fn.rpartition(".")[2]
+            self._reads.top.add(("", f"@pass:{short}"))
+            candidates = index.get(short, ())
+            if len(candidates) > MAX_PASSING:
+                continue
+            ref = SymbolRef(module.path, fn)
+            names = params[fn]
+            offset = 1 if names[:1] in (("self",), ("cls",)) and "." in fn else 0
+            for other, scope, values, args in candidates:
+                if other == module.path:
+                    continue  # above
+                caller = self.by_path(other)
+                if not any(target == ref for kind, target in self.call_targets(
+                        caller, scope, values) if kind != "dispatch"):
+                    continue
+                for arg in args:
+                    slot, _, expr = arg.partition("=")
+                    name = names[int(slot) + offset] if slot.isdigit() and int(
+                        slot) + offset < len(names) else slot
+                    sites = param_calls.get((fn, name))
+                    if not sites:
+                        continue
+                    for kind, callee in self.call_targets(caller, scope, (expr,)):
+                        dst, dst_path = self.qualified(callee)
+                        for site, line in sites:
+                            out.add(Edge("calls", f"{module.name}.{site}", module.path, dst,
                                          dst_path, line, kind))
         return out
 
