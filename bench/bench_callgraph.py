@@ -302,7 +302,9 @@ def precision(rows: list[Any], call_rows: list[Any], lines: list[Any], parent: P
     runs no code of its own. A lower bound: a line that ran partly (`a() or b()`, an exception
     raised before the call) counts its uncalled edges as wrong, and so does a call the tests
     made only with other receivers."""
-    called = {(f, n): {tuple(c) for c in callees} for f, n, callees in lines}
+    # A nested function's qualified name has "<locals>" at run time, not in codegraph.
+    called = {(f, n): {(cf, cq.replace(".<locals>", "")) for cf, cq in callees}
+              for f, n, callees in lines}
     functions = {row[1] for row in rows if row[0] == "symbol" and row[2] in ("function", "method")}
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     wrong: dict[str, list[str]] = defaultdict(list)
