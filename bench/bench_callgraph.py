@@ -41,12 +41,16 @@ NO_VECTORS = IndexOptions(IndexConfig(vectors=False))
 Triple = tuple[str, str, str]
 
 
-def index_edges(repo: Path, db: Path) -> list[Any]:
+def index_rows(repo: Path, db: Path) -> list[Any]:
     if db.exists():
         shutil.rmtree(db)
     result = codegraph.index(str(repo), str(db), options=NO_VECTORS, full=True)
     assert result["state"] == "completed", result.get("error")
-    return [row for row in codegraph.open(str(db)).export() if row[0] == "edge" and row[1] == "calls"]
+    return list(codegraph.open(str(db)).export())
+
+
+def index_edges(repo: Path, db: Path) -> list[Any]:
+    return [row for row in index_rows(repo, db) if row[0] == "edge" and row[1] == "calls"]
 
 
 def expected_edges(case: Path) -> set[Triple]:
@@ -121,6 +125,41 @@ def names_on(filename):
     return out
 
 _calls_by_file = {}
+_starts_by_file = {}
+lines = {}  # (caller file, line) -> {(callee file, callee qualname)}: every call made there
+
+def starts_on(filename):
+    """Per line, the first lines of the calls spanning it (a call's events come from any of
+    its lines; codegraph gives a call its first line)."""
+    try:
+        tree = ast.parse(open(filename, encoding="utf-8").read())
+    except Exception:
+        return {}
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+                out.setdefault(line, set()).add(node.lineno)
+    return out
+
+_real = {}
+
+def real(filename):
+    hit = _real.get(filename)
+    if hit is None:
+        hit = _real[filename] = os.path.realpath(filename)
+    return hit
+
+def executed(frame, callee):
+    cfile = frame.f_code.co_filename
+    starts = _starts_by_file.get(cfile)
+    if starts is None:
+        starts = _starts_by_file[cfile] = starts_on(cfile)
+    line = frame.f_lineno
+    for start in starts.get(line, (line,)):
+        called = lines.setdefault((real(cfile), start), set())
+        if callee is not None:
+            called.add(callee)
 
 def qual(code):
     return getattr(code, "co_qualname", code.co_name)
@@ -134,12 +173,20 @@ def inside(filename):
     return hit
 
 def profile(frame, event, arg):
+    if event == "c_call":
+        if inside(frame.f_code.co_filename):
+            executed(frame, None)
+        return
     if event != "call":
         return
     code = frame.f_code
     caller = frame.f_back
-    if caller is None or not inside(code.co_filename) or not inside(caller.f_code.co_filename):
+    if caller is None or not inside(caller.f_code.co_filename):
         return
+    if not inside(code.co_filename):
+        executed(caller, None)
+        return
+    executed(caller, (real(code.co_filename), qual(code)))
     cfile = caller.f_code.co_filename
     calls = _calls_by_file.get(cfile)
     if calls is None:
@@ -181,7 +228,8 @@ try:
     code = pytest.main(sys.argv[3:] + ["-q", "-p", "no:cacheprovider", "-o", "filterwarnings="])
 finally:
     sys.setprofile(None)
-    json.dump([[*k, v] for k, v in edges.items()], open(OUT, "w"))
+    json.dump({"edges": [[*k, v] for k, v in edges.items()],
+               "lines": [[f, n, sorted(c)] for (f, n), c in lines.items()]}, open(OUT, "w"))
 '''
 
 
@@ -218,11 +266,14 @@ def oracle(spec: str, scratch: Path, python: str) -> dict[str, Any]:
     subprocess.run([python, str(tracer), str(pkg), str(out), str(tests)], cwd=src_root, env=env,
                    capture_output=True, text=True)
     traced_s = time.perf_counter() - started
-    dynamic = json.loads(out.read_text())
+    traced = json.loads(out.read_text())
+    dynamic = traced["edges"]
     # The index: the package directory itself (its modules named from the package down).
     repo = work / "indexed"
     shutil.copytree(pkg, repo / pkg.name)
-    static = {(row[2], row[4]) for row in index_edges(repo, work / "db")}
+    rows = index_rows(repo, work / "db")
+    call_rows = [row for row in rows if row[0] == "edge" and row[1] == "calls"]
+    static = {(row[2], row[4]) for row in call_rows}
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     misses: dict[str, list[str]] = defaultdict(list)
     for caller_file, caller, callee_file, callee, kind in dynamic:
@@ -239,7 +290,43 @@ def oracle(spec: str, scratch: Path, python: str) -> dict[str, Any]:
     return {"package": spec, "traced_edges": total, "recall": total_hit / total if total else 0.0,
             "by_kind": {k: {"edges": n, "recall": h / n if n else 0.0}
                         for k, (h, n) in sorted(by_kind.items())},
-            "missed_examples": dict(misses), "tests_s": round(traced_s, 1)}
+            "missed_examples": dict(misses), "tests_s": round(traced_s, 1),
+            "precision": precision(rows, call_rows, traced["lines"], pkg.parent)}
+
+
+def precision(rows: list[Any], call_rows: list[Any], lines: list[Any], parent: Path
+              ) -> dict[str, Any]:
+    """Of the call edges codegraph gives from a line the tests executed, to a function or method
+    of the package, the fraction whose target the tests really called from that line, by call
+    kind. Edges to a class itself (a constructor's first edge) are left out: calling a class
+    runs no code of its own. A lower bound: a line that ran partly (`a() or b()`, an exception
+    raised before the call) counts its uncalled edges as wrong, and so does a call the tests
+    made only with other receivers."""
+    # A nested function's qualified name has "<locals>" at run time, not in codegraph.
+    called = {(f, n): {(cf, cq.replace(".<locals>", "")) for cf, cq in callees}
+              for f, n, callees in lines}
+    functions = {row[1] for row in rows if row[0] == "symbol" and row[2] in ("function", "method")}
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    wrong: dict[str, list[str]] = defaultdict(list)
+    for _, _, src, src_path, dst, dst_path, line, kind in call_rows:
+        if dst not in functions:
+            continue
+        there = called.get((os.path.realpath(parent / src_path), line))
+        if there is None:
+            continue  # the line never ran
+        module = module_of(dst_path)
+        target = (os.path.realpath(parent / dst_path), dst[len(module) + 1:])
+        hit = target in there
+        by_kind[kind][0] += hit
+        by_kind[kind][1] += 1
+        if not hit and len(wrong[kind]) < 40:
+            wrong[kind].append(f"{src}:{line} -> {dst}")
+    hits = sum(h for h, _ in by_kind.values())
+    total = sum(n for _, n in by_kind.values())
+    return {"edges": total, "precision": hits / total if total else 1.0,
+            "by_kind": {k: {"edges": n, "precision": h / n if n else 1.0}
+                        for k, (h, n) in sorted(by_kind.items())},
+            "wrong_examples": dict(wrong)}
 
 
 # ----- cost --------------------------------------------------------------------------------
@@ -322,6 +409,13 @@ def main() -> None:
             print(f"  {kind:<24} {r['recall']:.3f} of {r['edges']}")
         for kind, examples in result["missed_examples"].items():
             print(f"  missed ({kind}): " + "; ".join(examples[:4]))
+        prec = result["precision"]
+        print(f"  precision of the {prec['edges']} edges from executed lines to package functions:"
+              f" {prec['precision']:.3f}")
+        for kind, r in prec["by_kind"].items():
+            print(f"    {kind:<22} {r['precision']:.3f} of {r['edges']}")
+        for kind, examples in prec["wrong_examples"].items():
+            print(f"  not called ({kind}): " + "; ".join(examples[:4]))
     if args.cost:
         result = cost(scratch, args.base, sys.executable, args.rounds)
         report["cost"] = result

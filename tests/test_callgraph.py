@@ -139,13 +139,14 @@ def test_value_facts_re_resolve_exactly_their_readers(tmp_path: Path, store_url:
     assert ("child", "lib.B.run", "direct") in step("class Child(A)", "class Child(B)", ["child.py"])
 
 
-def test_dispatch_edges_follow_the_overriding_subclass(tmp_path: Path, store_url: str) -> None:
+def test_dispatch_edges_are_held_by_the_calling_file(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", {
         "base.py": "class Shape:\n    def describe(self):\n        self.area()\n\n"
                    "    def area(self):\n        return 0\n",
         "square.py": "from base import Shape\n\n\nclass Square(Shape):\n    def area(self):\n"
                      "        return 4\n",
         "user.py": "from base import Shape\n\n\ndef f(s: Shape):\n    s.describe()\n",
+        "other.py": "def g():\n    return 1\n",
     })
     db = store_url
     update(repo, db)
@@ -158,21 +159,109 @@ def test_dispatch_edges_follow_the_overriding_subclass(tmp_path: Path, store_url
     assert idx.graph("callers", "square.Square.area", dispatch=False) == []
     assert ("square.Square.area", "dispatch") in {(r["dst"], r["call_kind"])
                                                   for r in idx.graph("callees", "base.py")}
-    # Moving the self-call in base.py changes the dispatch edge's line: square.py, which
-    # holds it, is re-resolved; user.py (which read nothing of it) is not.
-    text = (repo / "base.py").read_text()
-    (repo / "base.py").write_text(text.replace("    def describe(self):\n",
-                                               "    def describe(self):\n        pass\n"))
-    result = update(repo, db)
-    assert result["affected_files"] == ["base.py", "square.py"]
+
+    def step(path: str, old: str, new: str) -> list[str]:
+        text = (repo / path).read_text()
+        assert old in text
+        (repo / path).write_text(text.replace(old, new))
+        result = update(repo, db)
+        scratch = tmp_path / "full"
+        shutil.rmtree(scratch, ignore_errors=True)
+        update(repo, str(scratch), full=True)
+        assert export(db) == export(str(scratch))
+        return result["affected_files"]
+
+    # Moving the self-call changes the dispatch edge's line; base.py holds the edge: no other
+    # file is re-resolved (the overriding subclass's file reads nothing of base.py's calls).
+    assert step("base.py", "    def describe(self):\n", "    def describe(self):\n        pass\n"
+                ) == ["base.py"]
     assert [r["line"] for r in codegraph.open(db).graph("callers", "square.Square.area")] == [4]
-    # Removing the override removes the edge.
+    # A body edit of the override changes no fact: no other file.
+    assert step("square.py", "return 4", "x = 4\n        return x") == ["square.py"]
+    # Adding an override re-resolves the files that looked for Shape's subclasses (base.py for
+    # its self-call, user.py for its call on a Shape-typed parameter), not other.py.
+    assert step("square.py", "        return x\n", "        return x\n\n"
+                "    def describe(self):\n        pass\n") == ["base.py", "square.py", "user.py"]
+    assert ("square.Square.describe", "dispatch") in {
+        (r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "user.f")}
+    # Removing the override removes the edges.
     (repo / "square.py").write_text("from base import Shape\n\n\nclass Square(Shape):\n    pass\n")
     update(repo, db)
     assert codegraph.open(db).graph("callees", "base.Shape.describe") == [
         {"kind": "calls", "src": "base.Shape.describe", "src_path": "base.py",
          "dst": "base.Shape.area", "dst_path": "base.py", "line": 4, "call_kind": "direct",
          "language": "python", "dst_language": "python", "repo": str(repo.resolve())}]
+
+
+def test_calls_on_typed_receivers_reach_overrides(tmp_path: Path) -> None:
+    """A receiver known only by its declared class (a parameter's or an attribute's annotation,
+    `except E as e`, self in an inherited method) may hold any subclass: the call also reaches
+    the subclasses' overrides, as dispatch edges. One built by a constructor is exact."""
+    repo = write_tree(tmp_path / "repo", {
+        "shapes.py": "class Shape:\n    def area(self):\n        return 0\n\n\n"
+                     "class Square(Shape):\n    def area(self):\n        return 4\n\n\n"
+                     "class Big(Square):\n    def area(self):\n        return 16\n",
+        "use.py": "from shapes import Shape, Square\n\n\n"
+                  "def typed(s: Shape):\n    s.area()\n\n\n"
+                  "def built():\n    Shape().area()\n\n\n"
+                  "class Holder:\n    part: Square\n\n    def run(self):\n        self.part.area()\n",
+    })
+    db = str(tmp_path / "db")
+    update(repo, db)
+    got = calls(db)
+    assert {c for c in got if c[0] == "use.typed"} == {
+        ("use.typed", "shapes.Shape.area", "direct"), ("use.typed", "shapes.Square.area", "dispatch"),
+        ("use.typed", "shapes.Big.area", "dispatch")}
+    assert {c for c in got if c[0] == "use.built"} == {
+        ("use.built", "shapes.Shape", "constructor"), ("use.built", "shapes.Shape.area", "direct")}
+    assert {c for c in got if c[0] == "use.Holder.run"} == {
+        ("use.Holder.run", "shapes.Square.area", "direct"),
+        ("use.Holder.run", "shapes.Big.area", "dispatch")}
+
+
+def test_higher_order_calls_across_files(tmp_path: Path, store_url: str) -> None:
+    """A function passed to a function of another file, which calls its parameter: the edge
+    starts in the callee's file at its call of the parameter, and that file holds it (reading
+    the other files' calls that pass arguments, without their lines)."""
+    repo = write_tree(tmp_path / "repo", {
+        "lib.py": "def apply(fn, v):\n    return fn(v)\n\n\ndef ignore(fn):\n    return 1\n",
+        "user.py": "from lib import apply, ignore\n\n\ndef double(x):\n    return x * 2\n\n\n"
+                   "def triple(x):\n    return x * 3\n\n\n"
+                   "def run():\n    apply(double, 2)\n    ignore(triple)\n",
+        "other.py": "def g():\n    return 1\n",
+    })
+    db = store_url
+    update(repo, db)
+    edges = {(row[2], row[4], row[6], row[7]) for row in export(db)
+             if row[0] == "edge" and row[1] == "calls"}
+    assert ("lib.apply", "user.double", 2, "direct") in edges
+    assert not any(dst == "user.triple" for _, dst, _, _ in edges)
+
+    def step(path: str, old: str, new: str) -> list[str]:
+        text = (repo / path).read_text()
+        assert old in text
+        (repo / path).write_text(text.replace(old, new))
+        result = update(repo, db)
+        scratch = tmp_path / "full"
+        shutil.rmtree(scratch, ignore_errors=True)
+        update(repo, str(scratch), full=True)
+        assert export(db) == export(str(scratch))
+        return result["affected_files"]
+
+    # Body edits that change no call passing a function: no other file.
+    assert step("user.py", "return x * 2", "y = x\n    return y * 2") == ["user.py"]
+    assert step("lib.py", "    return fn(v)", "    w = v\n    return fn(w)") == ["lib.py"]
+    assert ("lib.apply", "user.double", 3, "direct") in calls_at(db)
+    # What is passed changes: the file of the function called is re-resolved too.
+    assert step("user.py", "apply(double, 2)", "apply(triple, 2)") == ["lib.py", "user.py"]
+    got = calls_at(db)
+    assert ("lib.apply", "user.triple", 3, "direct") in got
+    assert not any(dst == "user.double" for _, dst, _, _ in got)
+
+
+def calls_at(db: str) -> set[tuple[str, str, int, str]]:
+    return {(row[2], row[4], row[6], row[7]) for row in export(db)
+            if row[0] == "edge" and row[1] == "calls"}
 
 
 def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:

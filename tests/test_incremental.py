@@ -195,10 +195,12 @@ VALUES = [*NAMES, "missing", None]
 
 def render(defs: list[str], imports: list[tuple[str, str]], calls: list[str], star: str | None,
            signature: int, body: int, ret: str | None = None, attr: str | None = None,
-           base: str | None = None, deco: str | None = None, ann: str | None = None) -> str:
-    """One module: functions (maybe decorated, maybe with an annotated first parameter,
-    returning a call of some name) and classes (a base, an attribute assigned an instance,
-    `self.part.run()`), then module-level calls and call chains through return values."""
+           base: str | None = None, deco: str | None = None, ann: str | None = None,
+           passes: str | None = None) -> str:
+    """One module: functions (maybe decorated, maybe with an annotated first parameter, else
+    calling their first parameter; returning a call of some name) and classes (a base, an
+    attribute assigned an instance, `self.part.run()`), then module-level calls, call chains
+    through return values, and a call passing a name on (a higher-order call)."""
     lines = [f"from {module} import {name}" for module, name in imports]
     if star:
         lines.append(f"from {star} import *")
@@ -218,9 +220,13 @@ def render(defs: list[str], imports: list[tuple[str, str]], calls: list[str], st
             lines += [f"def {name}({', '.join(params)}):"]
             if params and ann:
                 lines.append("    p0.run()")
+            elif params:
+                lines.append("    p0()")
             lines += [f"    x = {body}", f"    return {ret}()" if ret else "    return x", ""]
     lines += [f"{call}()" for call in calls]
     lines += [f"{call}().run()" for call in calls[:1]]
+    if passes:
+        lines += [f"{call}({passes})" for call in calls[-1:]]
     return "\n".join(lines) + "\n"
 
 
@@ -237,12 +243,13 @@ file_specs = st.fixed_dictionaries({
     "base": st.sampled_from([None, "Delta", "Epsilon", "object"]),
     "deco": st.sampled_from(VALUES),
     "ann": st.sampled_from(VALUES),
+    "passes": st.sampled_from(VALUES),
 })
 
 # Value edits: what a function returns, an attribute's class, a base class, a decorator, a
-# parameter annotation (each a fact other files' call resolution may read).
+# parameter annotation, what a call passes on (each a fact other files' call resolution may read).
 VALUE_EDITS = {"change_return": "ret", "change_attr": "attr", "change_base": "base",
-               "change_decorator": "deco", "change_annotation": "ann"}
+               "change_decorator": "deco", "change_annotation": "ann", "change_passed": "passes"}
 EDITS = ["edit_body", "change_signature", "replace_file", "delete", "add", "move", "rename_symbol",
          *VALUE_EDITS]
 

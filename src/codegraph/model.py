@@ -80,7 +80,6 @@ class PyValues(msgspec.Struct, frozen=True, gc=False):
     variables: dict[str, tuple[str, ...]]  # module-level name -> values (scope "")
     boxes: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]  # "scope:target" -> (key, values)
     decorators: dict[str, tuple[str, ...]]  # def -> its decorators' values, outermost first
-    self_calls: dict[str, tuple[tuple[str, str, int], ...]]  # class -> (scope, method, line)
 
 
 class Export(msgspec.Struct, frozen=True, array_like=True, gc=False):

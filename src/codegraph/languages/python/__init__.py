@@ -18,7 +18,7 @@ class Python(Language):
     name = "python"
     extensions = (".py",)
     family = "python"
-    version = "py-4"  # of extract + resolve + the IR format: part of L1's cache key
+    version = "py-5"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-units-1"  # of units: part of the L2 and L3 cache keys
 
     def extract(self, text: str) -> FileIR:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
 
 import tree_sitter as ts
 import tree_sitter_python as tsp
@@ -266,6 +265,8 @@ def extract(text: str) -> FileIR:
 
 
 _DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
+_DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_CONSTANTS = (b"True.", b"False.", b"None.")
 _HANDLERS = {
     "assignment": _values.Collector.assignment,
     "augmented_assignment": _values.Collector.augmented,
@@ -282,47 +283,70 @@ _HANDLERS = {
 def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
           ) -> tuple[list[CallSite], _values.PyValues]:
     """Call sites with the values of what they call, and the file's value facts: one pass over
-    the definitions, statements and calls in document order (each with its scope)."""
+    the definitions and statements in document order (each with its scope), then one over the
+    calls (every local's values are known by then)."""
     collector = _values.Collector()
     scopes_of = collector.scopes
-    # Document order; at one byte a definition first, then statements, then calls (by end:
-    # nested callees can start at one byte, `super` in `super().m()`, and the order tree-sitter
-    # captures them in is not always the same for the same tree).
-    items: list[tuple[int, int, int, Any]] = [(d.start, 0, 0, d) for d in defs]
-    items += [(n.start_byte, 1, n.end_byte, n) for n in flow_nodes]
-    items += [(n.start_byte, 2, n.end_byte, n) for n in call_nodes]
-    items.sort(key=lambda item: item[:3])
+    # Document order; at one byte a definition first, then statements (by end).
+    items = [(d.start, 0, 0, i) for i, d in enumerate(defs)]
+    items += [(n.start_byte, 1, n.end_byte, i) for i, n in enumerate(flow_nodes)]
+    items.sort()
+    handlers = _HANDLERS
     stack: list[_Def] = []
-    pending: list[tuple[_values.Scope, ts.Node, int]] = []
-    for start, order, _, item in items:
+    module_scope = scopes_of[""]
+    # Each definition's own scope (two definitions of one name have one each).
+    def_scopes: list[_values.Scope] = [module_scope] * len(defs)
+    open_scopes: list[_values.Scope] = []
+    for start, order, _, i in items:
         while stack and stack[-1].end <= start:
             stack.pop()
-        scope = scopes_of[stack[-1].local] if stack else scopes_of[""]
+            open_scopes.pop()
+        scope = open_scopes[-1] if open_scopes else module_scope
         if order == 0:
-            scopes_of_parent = scope
-            collector.definition(item.node, item.local, item.kind, scopes_of_parent)
-            stack.append(item)
-        elif order == 1:
-            _HANDLERS[item.type](collector, item, scope)
+            d = defs[i]
+            def_scopes[i] = own = collector.definition(d.node, d.local, d.kind, scope)
+            stack.append(d)
+            open_scopes.append(own)
         else:
-            pending.append((scope, item, item.start_point[0] + 1))
+            node = flow_nodes[i]
+            handlers[node.type](collector, node, scope)
+    # Calls by start, then end: nested callees can start at one byte (`super` in `super().m()`),
+    # and the order tree-sitter captures them in is not always the same for the same tree.
+    order_of = sorted((n.start_byte, n.end_byte, i) for i, n in enumerate(call_nodes))
     calls: list[CallSite] = []
-    self_calls: dict[str, list[tuple[str, str, int]]] = {}
-    dotted = _DOTTED_NAME.fullmatch
-    for scope, node, line in pending:
-        raw = collector.values(node, scope)
-        values = collector.substituted(scope, raw) if scope.local else tuple(raw)
-        for value in values:
-            if value[0] == "<" and value[1] in "ic":
-                base, rest = _values.split(value)
-                if rest[1:].isidentifier() and rest[0] == ".":
-                    self_calls.setdefault(base[3:-1], []).append((scope.local, rest[1:], line))
-        if len(raw) == 1 and dotted(raw[0]):
-            callee = raw[0]
-        elif len(raw) == 1 and raw[0].startswith("<s:"):
-            callee = "super()" + _values.split(raw[0])[1]
+    dotted, dotted_name = _DOTTED_BYTES.fullmatch, _DOTTED_NAME.fullmatch
+    values_of, substituted, arguments = collector.values, collector.substituted, collector.arguments
+    open_defs: list[int] = []
+    next_def, n_defs = 0, len(defs)
+    scope = module_scope
+    for start, _, i in order_of:
+        if (next_def < n_defs and defs[next_def].start <= start) or (
+                open_defs and defs[open_defs[-1]].end <= start):
+            while next_def < n_defs and defs[next_def].start <= start:
+                begin = defs[next_def].start
+                while open_defs and defs[open_defs[-1]].end <= begin:
+                    open_defs.pop()
+                open_defs.append(next_def)
+                next_def += 1
+            while open_defs and defs[open_defs[-1]].end <= start:
+                open_defs.pop()
+            scope = def_scopes[open_defs[-1]] if open_defs else module_scope
+        node = call_nodes[i]
+        kind = node.type
+        text = node.text if kind == "identifier" or kind == "attribute" else None
+        if text is not None and dotted(text) and not text.startswith(_CONSTANTS):
+            # A plain dotted name (not `True.x`: True is no identifier): its text is its value.
+            callee = text.decode("utf-8")
+            raw = [callee]
         else:
-            callee = ""
-        calls.append(CallSite(scope.local, callee, line, values,
-                              collector.arguments(node.parent, scope) if values else ()))
-    return calls, collector.facts(self_calls)
+            raw = values_of(node, scope)
+            if len(raw) == 1 and dotted_name(raw[0]):
+                callee = raw[0]
+            elif len(raw) == 1 and raw[0].startswith("<s:"):
+                callee = "super()" + _values.split(raw[0])[1]
+            else:
+                callee = ""
+        values = substituted(scope, raw) if scope.local else tuple(raw)
+        calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
+                              arguments(node.parent, scope) if values else ()))
+    return calls, collector.facts()

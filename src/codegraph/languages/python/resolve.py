@@ -48,7 +48,7 @@ class SymbolRef(NamedTuple):
 
 Target = ModuleRef | SymbolRef
 
-_NO_VALUES = PyValues({}, {}, {}, {}, {}, {}, {}, {})
+_NO_VALUES = PyValues({}, {}, {}, {}, {}, {}, {})
 _OPS = re.compile(r"\.\w+|\(\)|\[\]|\[=\w*\]|!|\*|\^")
 # Decorators that keep a function what it is for the call graph (property-likes are told apart
 # where an attribute is read).
@@ -69,6 +69,10 @@ _PROPERTIES = frozenset({"property", "cached_property", "functools.cached_proper
 # ("l", path, class) a collection of instances of the class (from an annotation).
 Value = tuple[str, ...]
 _EMPTY: frozenset[Value] = frozenset()
+_EMPTY_REFS: frozenset[SymbolRef] = frozenset()
+# Calls from other files passing arguments to functions of one name (a "@pass" fact) looked at,
+# at most: a name that common (`get`, `run`) gives no cross-file higher-order edges.
+MAX_PASSING = 64
 
 
 @functools.lru_cache(maxsize=8192)
@@ -136,6 +140,9 @@ class _Module:
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
         self.values = ir.py_values or _NO_VALUES
+        self._subclass_facts: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] | None = None
+        self._passing_facts: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+                                  ] | None = None
         # Names some function of the file binds (nested defs, imports in functions).
         self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
                              for scope_names in names}
@@ -181,9 +188,49 @@ class _Module:
             facts[f"box:{box_id}"] = box
         for local, decorators in values.decorators.items():
             facts[f"deco:{local}"] = decorators
-        for cls, calls in values.self_calls.items():
-            facts[f"self:{cls}"] = calls
+        for short, classes in self.subclass_facts().items():
+            facts[f"@sub:{short}"] = classes
+        for short, passing in self.passing_facts().items():
+            facts[f"@pass:{short}"] = passing
         return facts
+
+    def passing_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]]:
+        """This file's contribution to the snapshot's facts "@pass:<name>": its calls that pass
+        a name or attribute on as an argument (what may be a function or class), by the last
+        name of what they call, as (scope, called values, arguments) — no lines: the edges
+        they give start in the function called, at its own lines."""
+        if self._passing_facts is None:
+            out: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
+            for call in self.ir.calls:
+                if not call.py_args:
+                    continue
+                entry = (call.scope, call.py_values, call.py_args)
+                for value in call.py_values:
+                    short = value[value.rfind(".") + 1:]
+                    if short.isidentifier():
+                        out.setdefault(short, set()).add(entry)
+            self._passing_facts = {short: tuple(sorted(entries)) for short, entries in out.items()}
+        return self._passing_facts
+
+    def subclass_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+        """This file's contribution to the snapshot's facts "@sub:<name>": its classes with a
+        base written with that last name (`Base`, `mod.Base`), each with the methods it defines
+        itself. What finding a class's subclasses (for dispatch edges) reads, as ("", key)."""
+        if self._subclass_facts is None:
+            methods: dict[str, list[str]] = {}
+            for local, symbol in self.symbols.items():
+                owner, _, name = local.rpartition(".")
+                if symbol.kind == SymbolKind.METHOD and owner in self.symbols:
+                    methods.setdefault(owner, []).append(name)
+            out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+            for local, symbol in self.symbols.items():
+                if symbol.kind != SymbolKind.CLASS:
+                    continue
+                entry = (local, tuple(sorted(methods.get(local, ()))))
+                for short in dict.fromkeys(b.rpartition(".")[2] for b in symbol.bases):
+                    out.setdefault(short, []).append(entry)
+            self._subclass_facts = {short: tuple(entries) for short, entries in out.items()}
+        return self._subclass_facts
 
     # Value facts (see `PyValues`), each read recorded under the key `interface` gives it.
 
@@ -209,10 +256,6 @@ class _Module:
     def decorators(self, local: str) -> tuple[str, ...]:
         self._reads.top.add((self.path, f"deco:{local}"))
         return self.values.decorators.get(local, ())
-
-    def self_calls(self, cls: str) -> tuple[tuple[str, str, int], ...]:
-        self._reads.top.add((self.path, f"self:{cls}"))
-        return self.values.self_calls.get(cls, ())
 
     def symbol(self, local: str) -> Symbol | None:
         self._reads.top.add((self.path, f"sym:{local}"))
@@ -246,6 +289,10 @@ class Resolver(Memo):
         self._loaded: dict[str, _Module] = {}
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
+        # "@pass" facts of every file: a callee's last name -> (path, scope, values, arguments).
+        self._pass_index: dict[str, list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]] | None = None
+        # "@sub" facts of every file: a base's last name -> (path, class, its own methods).
+        self._subclass_index: dict[str, list[tuple[str, str, tuple[str, ...]]]] | None = None
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -684,6 +731,7 @@ class Resolver(Memo):
                      ) -> set[tuple[str, SymbolRef]]:
         """The (call kind, callee) pairs of a call whose called expression has `exprs`."""
         out: set[tuple[str, SymbolRef]] = set()
+        dispatch: set[SymbolRef] = set()
         for expr in exprs:
             for value in self.evaluate(module, scope, expr):
                 tag = value[0]
@@ -692,7 +740,87 @@ class Resolver(Memo):
                 elif tag in "ci":
                     out.update(self._memoised(("targets", value),
                                               lambda v=value: self._value_targets(v), ()))
+            dot = expr.rfind(".")
+            if dot > 0 and expr[dot + 1:].isidentifier():
+                name = expr[dot + 1:]
+                for cls in self.open_classes(module, scope, expr[:dot]):
+                    for sub, methods in self.subclasses(cls):
+                        if name in methods:
+                            dispatch.add(SymbolRef(sub.path, f"{sub.local}.{name}"))
+        if dispatch:
+            direct = {target for _, target in out}
+            out.update(("dispatch", target) for target in dispatch if target not in direct)
         return out
+
+    def open_classes(self, module: _Module, scope: str, expr: str) -> frozenset[SymbolRef]:
+        """The classes whose instances (or, for `cls`, the classes themselves) `expr` may hold
+        *or any subclass of them*: `self`/`cls`, a value known from an annotation (`p: Shape`,
+        `except E as e`), an attribute of an instance that one of those is assigned to. A
+        method called on such a receiver also reaches its overrides in the subclasses (dispatch
+        edges); a receiver built by a constructor (`Shape()`) is exactly its class."""
+        base, rest = split(expr)
+        if not rest:
+            if base[:3] in ("<i:", "<c:"):
+                return frozenset({SymbolRef(module.path, base[3:-1])})
+            return _EMPTY_REFS
+        if rest[-1] == "!":
+            return frozenset(SymbolRef(v[1], v[2]) for v in self.evaluate(module, scope, expr)
+                             if v[0] == "i")
+        dot = expr.rfind(".")
+        if dot <= 0 or not expr[dot + 1:].isidentifier():
+            return _EMPTY_REFS
+        out: set[SymbolRef] = set()
+        for value in self.evaluate(module, scope, expr[:dot]):
+            if value[0] == "i":
+                out |= self.open_attr(SymbolRef(value[1], value[2]), expr[dot + 1:])
+        return frozenset(out)
+
+    def open_attr(self, cls: SymbolRef, name: str) -> frozenset[SymbolRef]:
+        """`open_classes` of a data attribute of the class's instances (every value assigned to
+        it, along the MRO); nothing for a method or property."""
+        result: frozenset[SymbolRef] = self._memoised(
+            ("open", cls, name), lambda: self._open_attr(cls, name), _EMPTY_REFS)
+        return result
+
+    def _open_attr(self, cls: SymbolRef, name: str) -> frozenset[SymbolRef]:
+        if self.class_member(cls, name) is not None:
+            return _EMPTY_REFS
+        out: set[SymbolRef] = set()
+        for current in self.mro(cls):
+            owner = self.by_path(current.path)
+            for scope, expr in owner.attr(f"{current.local}:{name}"):
+                out |= self.open_classes(owner, scope, expr)
+        return frozenset(out)
+
+    def subclasses(self, cls: SymbolRef) -> tuple[tuple[SymbolRef, tuple[str, ...]], ...]:
+        """Every class of the snapshot whose MRO holds `cls` after itself, with the methods it
+        defines itself: classes whose bases, as written, end in the name of a class known to
+        be a subclass (read as ("", "@sub:<name>"), one fact of the snapshot) and resolve to
+        it. A base written as another name for the class (an alias) is not followed."""
+        result: tuple[tuple[SymbolRef, tuple[str, ...]], ...] = self._memoised(
+            ("subs", cls), lambda: self._subclasses(cls), ())
+        return result
+
+    def _subclasses(self, cls: SymbolRef) -> tuple[tuple[SymbolRef, tuple[str, ...]], ...]:
+        index = self._subclass_index
+        if index is None:  # every file's "@sub" facts, read (recorded) by the name asked for
+            index = self._subclass_index = {}
+            for path in sorted(self.modules):
+                for short, classes in self.by_path(path).subclass_facts().items():
+                    entries = index.setdefault(short, [])
+                    entries.extend((path, local, methods) for local, methods in classes)
+        found: dict[SymbolRef, tuple[str, ...]] = {}
+        frontier = [cls]
+        while frontier:
+            current = frontier.pop()
+            short = current.local.rpartition(".")[2]
+            self._reads.top.add(("", f"@sub:{short}"))
+            for path, local, methods in index.get(short, ()):
+                sub = SymbolRef(path, local)
+                if sub not in found and sub != cls and current in self.bases(sub):
+                    found[sub] = methods
+                    frontier.append(sub)
+        return tuple(sorted(found.items()))
 
     def _value_targets(self, value: Value) -> tuple[tuple[str, SymbolRef], ...]:
         """Calling a class: the class, its `__init__` and `__new__`; an instance: `__call__`."""
@@ -717,9 +845,10 @@ class Resolver(Memo):
 
     def argument_edges(self, module: _Module, answers: dict[
             tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]]) -> set[Edge]:
-        """Higher-order calls within one file: a function of this file called with a function
-        (or class) as an argument, and calling that parameter, calls what was passed. (Only
-        within a file: an edge starts in its caller's file, which holds it.)"""
+        """Higher-order calls: a function of this file called with a function (or class) as an
+        argument, and calling that parameter, calls what was passed. The edge starts in the
+        function called (at its call of the parameter), so this file holds it; calls from other
+        files are found through the snapshot facts "@pass:<name>" (see `passing_facts`)."""
         param_calls: dict[tuple[str, str], list[tuple[str, int]]] = {}
         params = module.values.params
         for call in module.ir.calls:
@@ -756,22 +885,40 @@ class Resolver(Memo):
                         for scope, line in sites:
                             out.add(Edge("calls", f"{module.name}.{scope}", module.path, dst,
                                          dst_path, line, kind))
-        return out
-
-    def dispatch_edges(self, module: _Module, cls: SymbolRef) -> list[Edge]:
-        """`self.m()` / `cls.m()` in an ancestor of `cls` reaching `cls`'s own override of m.
-        Held by the overriding class's file: it reads the ancestors' self-calls, so an edit of
-        the ancestor's file re-resolves it only when those calls change."""
-        out = []
-        for ancestor in self.mro(cls)[1:]:
-            owner = self.by_path(ancestor.path)
-            for scope, method, line in owner.self_calls(ancestor.local):
-                override = module.symbol(f"{cls.local}.{method}")
-                if override is None or override.kind not in (SymbolKind.METHOD, SymbolKind.FUNCTION):
+        index = self._pass_index
+        if index is None:  # every file's "@pass" facts, read (recorded) by the name asked for
+            index = self._pass_index = {}
+            for other in sorted(self.modules):
+                for short, passing in self.by_path(other).passing_facts().items():
+                    index.setdefault(short, []).extend((other, *call) for call in passing)
+        for fn in sorted({fn for fn, _ in param_calls}):
+            short = fn.rpartition(".")[2]
+            self._reads.top.add(("", f"@pass:{short}"))
+            candidates = index.get(short, ())
+            if len(candidates) > MAX_PASSING:
+                continue
+            ref = SymbolRef(module.path, fn)
+            names = params[fn]
+            offset = 1 if names[:1] in (("self",), ("cls",)) and "." in fn else 0
+            for other, scope, values, args in candidates:
+                if other == module.path:
+                    continue  # above
+                caller = self.by_path(other)
+                if not any(target == ref for kind, target in self.call_targets(
+                        caller, scope, values) if kind != "dispatch"):
                     continue
-                src = f"{owner.module_name()}.{scope}" if scope else owner.module_name()
-                dst, dst_path = self.qualified(SymbolRef(cls.path, override.local_name))
-                out.append(Edge("calls", src, ancestor.path, dst, dst_path, line, "dispatch"))
+                for arg in args:
+                    slot, _, expr = arg.partition("=")
+                    name = names[int(slot) + offset] if slot.isdigit() and int(
+                        slot) + offset < len(names) else slot
+                    sites = param_calls.get((fn, name))
+                    if not sites:
+                        continue
+                    for kind, callee in self.call_targets(caller, scope, (expr,)):
+                        dst, dst_path = self.qualified(callee)
+                        for site, line in sites:
+                            out.add(Edge("calls", f"{module.name}.{site}", module.path, dst,
+                                         dst_path, line, kind))
         return out
 
     def resolve_file(self, path: str) -> FileResolution:
@@ -825,7 +972,6 @@ class Resolver(Memo):
                 dst, dst_path = self.qualified(base)
                 edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
                                dst_path, symbol.start_line))
-            edges.update(self.dispatch_edges(module, cls))
         deps.discard((module.path, ""))
         ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
         return FileResolution(path, ordered, deps, self.file_reads(path), unresolved)

@@ -50,6 +50,8 @@ _COLLECTIONS = frozenset({"List", "list", "Sequence", "MutableSequence", "Iterab
                           "OrderedDict"})
 _FIRST_IS_CLASS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _BASE = re.compile(r"<[^>]*>|\w+")
+_DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_CONSTANTS = (b"True.", b"False.", b"None.")  # not identifiers: `True.x` has no value
 
 
 def split(expr: str) -> tuple[str, str]:
@@ -72,6 +74,7 @@ class Scope:
     __slots__ = (
         "_busy",
         "_done",
+        "_subs",
         "boxes",
         "cls",
         "first",
@@ -96,6 +99,7 @@ class Scope:
         self.yields: list[str] = []
         self.generator = False
         self._done: dict[str, list[str]] = {}
+        self._subs: dict[str, list[str]] = {}
         self._busy: set[str] = set()
 
 
@@ -114,6 +118,7 @@ class Collector:
         self.scopes: dict[str, Scope] = {"": Scope("", "module", None, None)}
         self.attrs: dict[str, list[tuple[str, str]]] = {}  # "C:x" -> (scope, value as written)
         self.decorators: dict[str, list[str]] = {}
+        self._substituting = 0  # local_values computations under way
 
     # ----- expressions ----------------------------------------------------------------
 
@@ -125,6 +130,10 @@ class Collector:
         if kind == "identifier":
             return [_text(node)]
         if kind == "attribute":
+            text = node.text
+            if text is not None and _DOTTED_BYTES.fullmatch(text) and not text.startswith(
+                    _CONSTANTS):  # a plain dotted chain: its text (the walk below gives it)
+                return [text.decode("utf-8")]
             obj = node.child_by_field_name("object")
             attr = node.child_by_field_name("attribute")
             if attr is None:
@@ -176,16 +185,23 @@ class Collector:
         """The arguments of a call that are names or attributes (what may pass a function or
         a class on), as "<position>=<value>" / "<keyword>=<value>", locals substituted."""
         args = call.child_by_field_name("arguments") if call is not None else None
-        if args is None or args.type != "argument_list":
+        if args is None or not args.named_child_count or args.type != "argument_list":
             return ()
         out: list[str] = []
         for i, arg in enumerate(args.named_children[:MAX_ARGS]):
-            slot = str(i)
-            if arg.type == "keyword_argument":
+            kind = arg.type
+            if kind == "keyword_argument":
                 name = arg.child_by_field_name("name")
                 slot = _text(name) if name is not None else "?"
-                arg = arg.child_by_field_name("value")
-            if arg is None or arg.type not in ("identifier", "attribute"):
+                value_node = arg.child_by_field_name("value")
+                if value_node is None:
+                    continue
+                arg, kind = value_node, value_node.type
+            elif kind == "identifier" or kind == "attribute":
+                slot = str(i)
+            else:
+                continue
+            if kind != "identifier" and kind != "attribute":
                 continue
             for value in self.substituted(scope, self.values(arg, scope)) if scope.local else (
                     self.values(arg, scope)):
@@ -481,9 +497,11 @@ class Collector:
         if name in scope._busy:
             return []
         scope._busy.add(name)
+        self._substituting += 1
         out: list[str] = []
         for raw in scope.raw.get(name, ()):
             _add(out, self.substitute(scope, raw))
+        self._substituting -= 1
         scope._busy.discard(name)
         scope._done[name] = out
         return out
@@ -491,6 +509,14 @@ class Collector:
     def substitute(self, scope: Scope, expr: str) -> list[str]:
         """`expr` with its head replaced by every value of the local it names (in this scope or
         an enclosing function's); unchanged when the head is free or not a name."""
+        if self._substituting:  # inside a local's values: may be cut at a cycle, not kept
+            return self._substitute(scope, expr)
+        done = scope._subs.get(expr)
+        if done is None:
+            done = scope._subs[expr] = self._substitute(scope, expr)
+        return done
+
+    def _substitute(self, scope: Scope, expr: str) -> list[str]:
         base, rest = split(expr)
         if not base or base[0] == "<":
             return [expr]
@@ -512,7 +538,7 @@ class Collector:
             _add(out, self.substitute(scope, expr))
         return tuple(out)
 
-    def facts(self, self_calls: dict[str, list[tuple[str, str, int]]]) -> PyValues:
+    def facts(self) -> PyValues:
         returns: dict[str, tuple[str, ...]] = {}
         yields: dict[str, tuple[str, ...]] = {}
         params: dict[str, tuple[str, ...]] = {}
@@ -544,5 +570,4 @@ class Collector:
         variables = {name: tuple(values) for name, values in module.raw.items()}
         decorators = {local: self.substituted(self.scopes[local].parent or module, exprs)
                       for local, exprs in self.decorators.items()}
-        return PyValues(returns, yields, params, attrs, variables, boxes, decorators,
-                        {cls: tuple(sorted(set(calls))) for cls, calls in self_calls.items()})
+        return PyValues(returns, yields, params, attrs, variables, boxes, decorators)
