@@ -247,6 +247,31 @@ def test_a_file_renamed_from_js_to_ts(tmp_path: Path) -> None:
     assert [r["language"] for r in rows] == ["typescript"]
 
 
+def test_equal_bytes_renamed_into_another_language_are_parsed_as_that_language(tmp_path: Path) -> None:
+    """The same bytes as `.js` then `.ts` (and side by side): each is parsed by its own grammar,
+    so a typed signature the JS grammar rejects is the TS file's symbol, and the update equals a
+    full build (per-file outputs are keyed by content *and* language)."""
+    typed = ("export interface Scaled {\n  value: number;\n}\n\n"
+             "export function scale(value: number, by: number): number {\n  return value * by;\n}\n")
+    repo = write_tree(tmp_path / "repo", {**PROJECT, "src/typed.js": typed})
+    db = tmp_path / "db"
+    update(repo, db)
+    (repo / "src/typed.js").rename(repo / "src/typed.ts")
+    update(repo, db)
+    assert export(db) == rebuild_export(repo, tmp_path / "full")
+    rows = codegraph.open(str(db)).graph("defs", "src/typed.scale")
+    assert [(r["language"], r["signature"]) for r in rows] == [
+        ("typescript", "function scale(value: number, by: number): number")]
+    assert [r["kind"] for r in codegraph.open(str(db)).graph("defs", "src/typed.Scaled")] == ["interface"]
+    # Side by side in one snapshot: two contents, two parses.
+    (repo / "src/copy.js").write_text(typed)
+    update(repo, db)
+    assert export(db) == rebuild_export(repo, tmp_path / "full2")
+    idx = codegraph.open(str(db))
+    hashes = {f.path: f.content_hash for f in idx.store.snapshot_files(idx.snapshot.id)}
+    assert hashes["src/copy.js"] != hashes["src/typed.ts"]
+
+
 # ----- random edit sequences ------------------------------------------------------------------
 
 FILES = ["src/a.ts", "src/b.ts", "src/lib/c.ts", "src/lib/index.ts", "src/d.js", "src/e.tsx",

@@ -16,7 +16,7 @@ import time
 import tokenize
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from io import BytesIO
 from pathlib import Path
 
@@ -66,8 +66,24 @@ class UndecodableError(ValueError):
     pass
 
 
-def content_hash(data: bytes) -> str:
-    return xxhash.xxh3_128_hexdigest(data)
+def content_hash(data: bytes, path: str) -> str:
+    """The key of a file's content: xxh3-128 of its bytes, seeded by the language its path is
+    indexed in (`languages.language_for`; plain text: no seed). Every per-file output is keyed
+    by it, so equal bytes in two languages (`a.js` renamed `a.ts`, a `.ts` copy of a `.js`) are
+    parsed, cut and indexed as each language does, never one sharing the other's IR."""
+    return xxhash.xxh3_128_hexdigest(data, _language_seed(path))
+
+
+def _language_seed(path: str) -> int:
+    from codegraph.languages import language_for  # imported on use: it loads the plug-ins
+
+    lang = language_for(path)
+    return 0 if lang is None else _name_seed(lang.name)
+
+
+@lru_cache(maxsize=64)
+def _name_seed(name: str) -> int:
+    return xxhash.xxh3_64_intdigest(name.encode("utf-8"))
 
 
 def decode(path: str, data: bytes) -> str:
@@ -96,7 +112,7 @@ def read_text(root: Path, path: str, expected_hash: str, tree: RootDir | None = 
             data = own.read(path)[0]
     else:
         data = tree.read(path)[0]
-    if content_hash(data) != expected_hash:
+    if content_hash(data, path) != expected_hash:
         raise OSError(f"{path} changed while it was being indexed")
     return decode(path, data)
 
@@ -232,7 +248,7 @@ def scan(
             except UndecodableError as exc:
                 snapshot.failed.append(FileError(rel, str(exc)))
                 continue
-            snapshot.files.append(SourceFile(rel, content_hash(data), len(data), mtime_ns))
+            snapshot.files.append(SourceFile(rel, content_hash(data, rel), len(data), mtime_ns))
     return snapshot
 
 
