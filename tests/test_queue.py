@@ -555,6 +555,10 @@ def test_sigterm_releases_a_running_job_after_the_grace_period_without_spending_
     try:
         proc = workers.start()
         wait_until(lambda: queue.get(job.id).state == "running", 20, "the claim")
+        # Running in the worker, not just claimed: a SIGTERM between the claim's commit and the
+        # job's start releases it at once (nothing ran), with no grace period to wait for.
+        claimed = queue.get(job.id).lease_expires_at
+        wait_until(lambda: queue.get(job.id).lease_expires_at != claimed, 20, "a heartbeat")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
