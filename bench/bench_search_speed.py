@@ -125,7 +125,7 @@ def ann_section(n: int, n_queries: int) -> None:
           f"{peak_rss_mb() - rss0:,.0f} MB over the start)")
     print(f"exact scan: {1 / exact_s:,.1f} queries/s")
     print(f"{'ef':>6} {'recall@10':>10} {'queries/s':>10} {'x exact':>8}")
-    for ef in (64, 128, 200, 256, 400):
+    for ef in (64, 128, 200, 256, 400, 800, 1600):
         index.expansion_search = ef
         t = time.perf_counter()
         found = [{h for h, _ in index.search(qv, 10)} for qv in q]
@@ -340,6 +340,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ann-size", type=int, default=1_000_000)
+    parser.add_argument("--ann-connectivity", type=int, default=vector_index.CONNECTIVITY,
+                        help="HNSW M for the ANN section (default: the index's)")
+    parser.add_argument("--ann-expansion-add", type=int, default=vector_index.EXPANSION_ADD)
     parser.add_argument("--ann-queries", type=int, default=200)
     parser.add_argument("--vector-sizes", default="10000,100000")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
@@ -359,6 +362,8 @@ def main() -> None:
         if "vector" not in skip:
             vector_section(tmp, [int(s) for s in args.vector_sizes.split(",")])
         if "ann" not in skip:
+            vector_index.CONNECTIVITY = args.ann_connectivity
+            vector_index.EXPANSION_ADD = args.ann_expansion_add
             ann_section(args.ann_size, args.ann_queries)
     print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB")
 
