@@ -147,3 +147,40 @@ def test_a_new_embedding_model_reruns_l4_only_and_a_new_chunk_size_l2_and_l4(
     stages = {s["name"]: s for s in smaller["stages"]}
     assert smaller["embedded"] == len(embedded) == stages["L4_vector"]["embedded"]
     assert stages["L4_vector"]["texts_reused"] > 0 or smaller["embedded"] == smaller["vectors"]
+
+
+def test_a_store_whose_content_hashes_were_made_otherwise_is_read_again(tmp_path: Path) -> None:
+    """An upgrade that changes how content hashes are made (they are seeded by language now):
+    the old snapshot's hashes are not taken as size/mtime hints, every file is read once, and the
+    update equals a full build. (Taking them made each read fail its check: "changed while it
+    was being indexed".)"""
+    import json
+    import sqlite3
+
+    import xxhash
+
+    from tests.test_incremental import export, rebuild_export
+
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / "pkg" / "a.py").write_text("def f():\n    return g()\n\n\ndef g():\n    return 1\n")
+    (repo / "notes.txt").write_text("plain text keeps its hash\n")
+    db = tmp_path / "db"
+    options = IndexOptions(IndexConfig(vectors=False))
+    codegraph.index(str(repo), str(db), options=options)
+    conn = sqlite3.connect(db / "index.sqlite")
+    # The store as an older version left it: unseeded hashes, another L1 key.
+    for path, in conn.execute("SELECT path FROM snapshot_files").fetchall():
+        old = xxhash.xxh3_128_hexdigest((repo / path).read_bytes())
+        conn.execute("UPDATE snapshot_files SET content_hash=? WHERE path=?", (old, path))
+    sid, keys = conn.execute("SELECT id, stage_keys FROM snapshots").fetchone()
+    keys = json.loads(keys)
+    keys["L1_ir"] = "L1_ir:python=py-4"
+    conn.execute("UPDATE snapshots SET stage_keys=? WHERE id=?", (json.dumps(keys), sid))
+    conn.commit()
+    conn.close()
+    result = codegraph.index(str(repo), str(db), options=options)
+    assert result["state"] == "completed" and not result["files_failed"], result
+    assert result["files_read"] == 3
+    assert export(db) == rebuild_export(repo, tmp_path / "full")

@@ -139,9 +139,14 @@ def _run(root: Path, repo: str, store: Store, options: IndexOptions, progress: P
     base = None if full else store.latest_snapshot(repo)
     base_files = {r.path: r for r in store.snapshot_files(base.id)} if base is not None else {}
     progress.start("scan", 0)
+    # Size/mtime hints only from a base whose L1 key (which names the content hash scheme and
+    # every language's version) is ours: its hashes are made as ours are (after an upgrade that
+    # changes either, every file is read once; L1 parses them all again anyway).
+    hinted = base is not None and base.stage_keys.get(L1) == keys[L1]
     snapshot = scan(root, options.excludes, options.max_file_bytes,
                     on_file=lambda: progress.advance("scan"),
-                    known={p: (r.size, r.mtime_ns, r.content_hash) for p, r in base_files.items()},
+                    known={p: (r.size, r.mtime_ns, r.content_hash) for p, r in base_files.items()}
+                    if hinted else {},
                     known_scanned_at=base.created_at if base is not None else 0.0)
     job.set_snapshot(snapshot.manifest_hash)
     change = _diff(base_files, snapshot)

@@ -66,6 +66,11 @@ class UndecodableError(ValueError):
     pass
 
 
+# How content hashes are made: part of L1's key, so a store whose hashes were made otherwise is
+# never trusted for them (the pipeline takes size/mtime hints only from a base with L1's key).
+CONTENT_HASH_SCHEME = "xxh3-128+language"
+
+
 def content_hash(data: bytes, path: str) -> str:
     """The key of a file's content: xxh3-128 of its bytes, seeded by the language its path is
     indexed in (`languages.language_for`; plain text: no seed). Every per-file output is keyed

@@ -19,7 +19,7 @@ from codegraph.dag import StageCancelled
 from codegraph.languages import all_languages
 from codegraph.model import FileError
 from codegraph.names import L1, L2, L3, L4
-from codegraph.snapshot import SourceFile
+from codegraph.snapshot import CONTENT_HASH_SCHEME, SourceFile
 from codegraph.store.base import (
     FileRow,
     SnapshotInfo,
@@ -50,7 +50,7 @@ class IndexConfig:
         extractors = ",".join(f"{lang.name}={lang.version}" for lang in all_languages())
         chunkers = ",".join(f"{lang.name}={lang.chunk_version}" for lang in all_languages())
         keys = {
-            L1: f"{L1}:{extractors}",
+            L1: f"{L1}:{extractors}:{CONTENT_HASH_SCHEME}",
             # Units are derived from L1's symbols: L2 and L3 change whenever L1's output does.
             L3: f"{L3}:{LEXICAL_VERSION}:{extractors}:{chunkers}",
             L2: f"{L2}:{CHUNKER_VERSION}:{extractors}:{chunkers}:{self.max_chunk_chars}:"
