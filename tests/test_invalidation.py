@@ -155,6 +155,7 @@ def test_a_store_whose_content_hashes_were_made_otherwise_is_read_again(tmp_path
     update equals a full build. (Taking them made each read fail its check: "changed while it
     was being indexed".)"""
     import json
+    import os
     import sqlite3
 
     import xxhash
@@ -166,6 +167,8 @@ def test_a_store_whose_content_hashes_were_made_otherwise_is_read_again(tmp_path
     (repo / "pkg" / "__init__.py").write_text("")
     (repo / "pkg" / "a.py").write_text("def f():\n    return g()\n\n\ndef g():\n    return 1\n")
     (repo / "notes.txt").write_text("plain text keeps its hash\n")
+    for file in repo.rglob("*"):  # older than any scan: size/mtime hints would be trusted
+        os.utime(file, (1_600_000_000, 1_600_000_000))
     db = tmp_path / "db"
     options = IndexOptions(IndexConfig(vectors=False))
     codegraph.index(str(repo), str(db), options=options)
