@@ -100,7 +100,10 @@ def fake_embed(texts: list[str], model_name: str = "", batch_size: int = 32) -> 
 
 
 def ann_section(n: int, n_queries: int) -> None:
-    print(f"\n== ANN (usearch HNSW, M={vector_index.CONNECTIVITY}, ef_add={vector_index.EXPANSION_ADD})"
+    large = n >= vector_index.LARGE_GRAPH
+    m = vector_index.LARGE_CONNECTIVITY if large else vector_index.CONNECTIVITY
+    ef_add = vector_index.LARGE_EXPANSION_ADD if large else vector_index.EXPANSION_ADD
+    print(f"\n== ANN (usearch HNSW, M={m}, ef_add={ef_add})"
           f" on {n:,} embedding-like random {DIM}-d unit vectors, {n_queries} queries ==")
     rss0 = peak_rss_mb()
     x = embedding_like(n, 1)
@@ -340,9 +343,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ann-size", type=int, default=1_000_000)
-    parser.add_argument("--ann-connectivity", type=int, default=vector_index.CONNECTIVITY,
-                        help="HNSW M for the ANN section (default: the index's)")
-    parser.add_argument("--ann-expansion-add", type=int, default=vector_index.EXPANSION_ADD)
+    parser.add_argument("--ann-connectivity", type=int, default=0,
+                        help="HNSW M for the ANN section (default: the index's, by its size)")
+    parser.add_argument("--ann-expansion-add", type=int, default=0)
     parser.add_argument("--ann-queries", type=int, default=200)
     parser.add_argument("--vector-sizes", default="10000,100000")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
@@ -362,8 +365,10 @@ def main() -> None:
         if "vector" not in skip:
             vector_section(tmp, [int(s) for s in args.vector_sizes.split(",")])
         if "ann" not in skip:
-            vector_index.CONNECTIVITY = args.ann_connectivity
-            vector_index.EXPANSION_ADD = args.ann_expansion_add
+            if args.ann_connectivity or args.ann_expansion_add:  # one graph, these parameters
+                vector_index.LARGE_GRAPH = 1 << 62
+                vector_index.CONNECTIVITY = args.ann_connectivity or vector_index.CONNECTIVITY
+                vector_index.EXPANSION_ADD = args.ann_expansion_add or vector_index.EXPANSION_ADD
             ann_section(args.ann_size, args.ann_queries)
     print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB")
 

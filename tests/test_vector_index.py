@@ -143,3 +143,23 @@ def test_the_ann_graph_is_maintained_incrementally_and_agrees_with_exact_search(
     # Below the threshold again, the graph is dropped and the scan answers.
     ann.remove(names[100:1200])
     assert ann.update_ann() == "exact" and not ann.uses_ann
+
+
+def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From LARGE_GRAPH vectors the HNSW graph is built with more links per node (recall at
+    1,000,000 vectors); an index growing past it is rebuilt once, and never back."""
+    monkeypatch.setattr(vector_index, "LARGE_GRAPH", 800)
+    names = [f"t{i}" for i in range(1000)]
+    ann = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=100)
+    exact = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=None)
+    vectors = unit(1000, 7)
+    for index in (ann, exact):
+        index.add(names[:500], vectors[:500])
+    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.CONNECTIVITY
+    for index in (ann, exact):
+        index.add(names[500:], vectors[500:])
+    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+    queries = unit(20, 8)
+    assert [ann.search(q, 10) for q in queries] == [exact.search(q, 10) for q in queries]
+    ann.remove(names[:300])  # smaller again: the dense graph stays, updated
+    assert ann.update_ann() == "updated" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
