@@ -8,7 +8,7 @@ query touches most of the index (~5 queries/s on the stdlib); here a query is a 
 operations per query term over that term's postings.
 
 - **Loaded once, verified once.** `sync(store, sources)` reads the snapshots' documents,
-  checks each content's against its stored checksum (`lexical_units_checksum`), and tokenizes
+  checks each content's against its stored checksum (`lexical_doc_ok`), and tokenizes
   them exactly as FTS5 does (`bm25.tokenize_documents`). A damaged content is left out and its
   paths kept in `damaged` (the query layer reports them). When a repository gets a new
   snapshot, contents already held are kept (a document is a function of its content and the
@@ -27,7 +27,6 @@ operations per query term over that term's postings.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from codegraph.store import bm25
-from codegraph.store.base import LexicalHit, LexicalUnit, Store, lexical_units_checksum
+from codegraph.store.base import LexicalHit, LexicalUnit, Store, lexical_doc_ok
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,6 @@ class SyncStats:
     damaged: int = 0
     units: int = 0
     seconds: float = 0.0
-
-
-_ASCII_TOKEN = re.compile(r"[0-9a-z_]+")
-
-
-def _column_tokens(text: str) -> list[str]:
-    """FTS5's tokens of one column (`bm25.tokens`), an ASCII column in two C calls."""
-    if not text.isascii():
-        return bm25.tokens(text)
-    found = _ASCII_TOKEN.findall(text.lower())
-    if len(text) > bm25.MAX_TOKEN_BYTES:
-        found = [t[: bm25.MAX_TOKEN_BYTES] for t in found]
-    return found
 
 
 _TF_BITS = 21  # a count triple packed in one int64: 21 bits per column
@@ -146,7 +132,7 @@ class LexicalIndex:
             files, new = store.lexical_documents(source.snapshot_id, source.stage_key, held)
             bad: set[str] = set()
             for content_hash, (checksum, units) in new.items():
-                if units is None or checksum != lexical_units_checksum(units):
+                if not lexical_doc_ok(checksum, units):
                     stats.damaged += 1
                     bad.add(content_hash)
                     continue
@@ -176,7 +162,7 @@ class LexicalIndex:
         for n, unit in enumerate(units):
             length = 0
             for column, text in enumerate((unit.head, unit.body, unit.subtokens)):
-                found = _column_tokens(text)
+                found = bm25.tokens(text)
                 length += len(found)
                 counted = Counter(found)
                 for term in [t for t in counted if t not in vocab]:  # (keys() - keys() walks vocab)

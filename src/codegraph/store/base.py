@@ -188,6 +188,11 @@ def lexical_units_checksum(units: Iterable[LexicalUnit]) -> str:
     return h.hexdigest()
 
 
+def lexical_doc_ok(checksum: str, units: list[LexicalUnit] | None) -> bool:
+    """A content's stored lexical documents pass their check (see `Store.lexical_documents`)."""
+    return units is not None and checksum == lexical_units_checksum(units)
+
+
 def vector_checksum(vector: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(vector)
 
@@ -420,13 +425,16 @@ class Store(ABC):
     def put_lexical(self, stage_key: str, docs: Sequence[LexicalDoc]) -> None:
         ...
 
-    @abstractmethod
     def damaged_lexical(
         self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
     ) -> dict[str, str]:
         """Verify the lexical documents of the snapshot's `paths` (None: every file) against
         their checksums (PostgreSQL: the term rows too): path -> content hash of each damaged
         one."""
+        if paths is not None and not paths:
+            return {}
+        files, docs = self.lexical_documents(snapshot_id, stage_key, set(), paths)
+        return {path: h for path, _, h in files if not lexical_doc_ok(*docs[h])}
 
     @abstractmethod
     def verify_lexical_index(self) -> bool:
@@ -446,12 +454,12 @@ class Store(ABC):
 
     @abstractmethod
     def lexical_documents(
-        self, snapshot_id: int, stage_key: str, skip: set[str]
+        self, snapshot_id: int, stage_key: str, skip: set[str], paths: Sequence[str] | None = None
     ) -> tuple[list[tuple[str, str | None, str]], dict[str, tuple[str, list[LexicalUnit] | None]]]:
-        """The snapshot's files that have lexical documents, (path, module, content hash), and
-        for each of their contents not in `skip`: (stored checksum, its units' documents, or
-        None when a stored column is unreadable). The caller verifies them
-        (`lexical_units_checksum`)."""
+        """The snapshot's files (those of `paths`, or all) that have lexical documents, (path,
+        module, content hash), and for each of their contents not in `skip`: (stored checksum,
+        its units' documents, or None when a stored column — PostgreSQL: a term row — is
+        damaged). Verified by `lexical_doc_ok`."""
 
     @abstractmethod
     def lexical_statistics(self, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:

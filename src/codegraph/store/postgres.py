@@ -716,17 +716,20 @@ class PostgresStore(Store):
                                 sum(t.length for t in terms) - sum(n for _, n in gone))
 
     def lexical_documents(
-        self, snapshot_id: int, stage_key: str, skip: set[str]
+        self, snapshot_id: int, stage_key: str, skip: set[str], paths: Sequence[str] | None = None
     ) -> tuple[list[tuple[str, str | None, str]], dict[str, tuple[str, list[LexicalUnit] | None]]]:
         conn = self._conn()
+        where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
+        params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
         rows = conn.execute(
             "SELECT f.path, f.module, d.content_hash, d.checksum FROM snapshot_files f"
-            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s"
-            " WHERE f.snapshot_id=%s ORDER BY f.path", (stage_key, snapshot_id)).fetchall()
+            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}"
+            " ORDER BY f.path", (stage_key, *params)).fetchall()
         files = [(path, module, content_hash) for path, module, content_hash, _ in rows]
         wanted = {h: checksum for _, _, h, checksum in rows if h not in skip}
         units: dict[str, list[LexicalUnit] | None] = {h: [] for h in wanted}
-        # The term rows are checked too (as `damaged_lexical` does): BM25's statistics read them.
+        # The term rows BM25 ranks by (and its statistics count), checked by the server
+        # against the digest stored with them.
         for (content_hash,) in conn.execute(
             "SELECT d.content_hash FROM lexical_units d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
             " WHERE d.stage_key=%s AND d.content_hash = ANY(%s)"
@@ -769,40 +772,6 @@ class PostgresStore(Store):
             ):
                 out[(content_hash, ordinal)] = _text_or_none(body) or ""
         return out
-
-    def damaged_lexical(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
-    ) -> dict[str, str]:
-        if paths is not None and not paths:
-            return {}
-        where = "f.snapshot_id=%s" + ("" if paths is None else " AND f.path = ANY(%s)")
-        params = (snapshot_id,) if paths is None else (snapshot_id, list(paths))
-        conn = self._conn()
-        files = conn.execute(
-            "SELECT f.path, d.content_hash, d.checksum FROM snapshot_files f"
-            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=%s WHERE {where}",
-            (stage_key, *params)).fetchall()
-        hashes = sorted({h for _, h, _ in files})
-        # The term rows BM25 ranks by, checked by the server against the digest stored with them.
-        bad = {h for (h,) in conn.execute(
-            "SELECT d.content_hash FROM lexical_units d LEFT JOIN lexical_terms t ON t.doc_id=d.doc_id"
-            " WHERE d.stage_key=%s AND d.content_hash = ANY(%s)"
-            f" GROUP BY d.doc_id HAVING {TERMS_DIGEST_SQL} IS DISTINCT FROM min(d.terms_checksum)",
-            (stage_key, hashes))}
-        units: dict[str, list[LexicalUnit]] = {}
-        for content_hash, ordinal, symbol, start, end, head, body, sub in conn.cursor().stream(
-            "SELECT content_hash, ordinal, symbol, start_line, end_line, head, body, subtokens"
-            " FROM lexical_units WHERE stage_key=%s AND content_hash = ANY(%s)"
-            " ORDER BY content_hash, ordinal",
-            (stage_key, hashes),
-        ):
-            try:
-                units.setdefault(content_hash, []).append(
-                    LexicalUnit(ordinal, symbol, start, end, _text(head), _text(body), _text(sub)))
-            except UnicodeDecodeError:
-                bad.add(content_hash)
-        return {path: content_hash for path, content_hash, checksum in sorted(files)
-                if content_hash in bad or checksum != lexical_units_checksum(units.get(content_hash, []))}
 
     def verify_lexical_index(self) -> bool:
         return False  # no index beyond the per-document term rows `damaged_lexical` checks

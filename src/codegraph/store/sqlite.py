@@ -685,13 +685,14 @@ class SqliteStore(Store):
                 )
 
     def lexical_documents(
-        self, snapshot_id: int, stage_key: str, skip: set[str]
+        self, snapshot_id: int, stage_key: str, skip: set[str], paths: Sequence[str] | None = None
     ) -> tuple[list[tuple[str, str | None, str]], dict[str, tuple[str, list[LexicalUnit] | None]]]:
         conn = self._conn()
+        where, params = self._snapshot_paths(snapshot_id, paths)
         rows = conn.execute(
             "SELECT f.path, f.module, d.content_hash, d.checksum FROM snapshot_files f"
-            " JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=?"
-            " WHERE f.snapshot_id=? ORDER BY f.path", (stage_key, snapshot_id)).fetchall()
+            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=? WHERE {where}"
+            " ORDER BY f.path", (stage_key, *params)).fetchall()
         files = [(path, module, content_hash) for path, module, content_hash, _ in rows]
         wanted = {h: checksum for _, _, h, checksum in rows if h not in skip}
         units: dict[str, list[LexicalUnit] | None] = {h: [] for h in wanted}
@@ -735,33 +736,6 @@ class SqliteStore(Store):
                 (content_hash, stage_key, ordinal)).fetchone()
             out[(content_hash, ordinal)] = row[0] if row is not None and isinstance(row[0], str) else ""
         return out
-
-    def damaged_lexical(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
-    ) -> dict[str, str]:
-        if paths is not None and not paths:
-            return {}
-        where, params = self._snapshot_paths(snapshot_id, paths)
-        conn = self._conn()
-        files = conn.execute(
-            "SELECT f.path, d.content_hash, d.checksum FROM snapshot_files f"
-            f" JOIN lexical_docs d ON d.content_hash=f.content_hash AND d.stage_key=? WHERE {where}"
-            " ORDER BY f.path", (stage_key, *params)).fetchall()
-        units: dict[str, list[LexicalUnit]] = {}
-        broken: set[str] = set()
-        for content_hash, ordinal, symbol, start, end, head, body, sub in self._rows_in(
-            "SELECT u.content_hash, u.ordinal, u.symbol, u.start_line, u.end_line, x.head, x.body,"
-            " x.subtokens FROM lexical_units u LEFT JOIN lexical_fts x ON x.rowid=u.doc_id"
-            " WHERE u.stage_key=? AND u.content_hash IN ({marks}) ORDER BY u.content_hash, u.ordinal",
-            (stage_key,), sorted({h for _, h, _ in files}),
-        ):
-            if not all(isinstance(v, str) for v in (head, body, sub)):
-                broken.add(content_hash)
-                continue
-            units.setdefault(content_hash, []).append(
-                LexicalUnit(ordinal, symbol, start, end, head, body, sub))
-        return {path: content_hash for path, content_hash, checksum in files
-                if content_hash in broken or checksum != lexical_units_checksum(units.get(content_hash, []))}
 
     def verify_lexical_index(self) -> bool:
         # FTS5 compares its inverted index with the stored documents; 'rebuild' re-derives it.
