@@ -18,8 +18,8 @@ defaults: Lucene BM25, k1=1.5, b=0.75) over identifiers whole and split plus wor
 on disk by text hash (`--cache`), and the codegraph stores are kept there too: a re-run with
 nothing changed embeds nothing.
 
-`--tune` also prints the hybrid's MRR@10 for a range of vector weights, and the lexical mode's
-for a range of head weights and without stop words, on the tuning corpora.
+`--tune` also prints the hybrid's MRR@10 for a range of lexical weights (`query.fuse`), and the
+lexical mode's for a range of head weights and without stop words, on the tuning corpora.
 """
 
 from __future__ import annotations
@@ -387,19 +387,22 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig) -> Non
             tuning_lists[name] = (lex, vec, corpus.targets)
             head_weights(idx, corpus)
     if tune and tuning_lists:
-        print("\nhybrid MRR@10 by vector weight (tuning corpora):")
-        for w in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+        print("\nhybrid MRR@10 by lexical weight (tuning corpora; 0: the vector ranking alone):")
+        for w in (0.0, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3):
             row = []
             for name, (lex, vec, targets) in tuning_lists.items():
                 ranks = [first_right(spans(query.fuse(a, b, K, w)), t)
                          for a, b, t in zip(lex, vec, targets, strict=True)]
                 row.append(f"{name} {metrics(ranks)['MRR@10']:.3f}")
-            print(f"  w={w:.1f}: " + ", ".join(row))
+            print(f"  w={w:.2f}: " + ", ".join(row))
 
 
 def head_weights(idx: query.Index, corpus: Corpus) -> None:
     saved = bm25.COLUMN_WEIGHTS
     row = []
+    # The store ranks with the current weights; a held index (`lexical_index`) keeps the
+    # weighted frequencies of its first load, so it would print one number for every weight.
+    held, idx.hold_lexical = idx.hold_lexical, False
     try:
         for w in (1.0, 2.0, 3.0, 5.0, 8.0):
             bm25.COLUMN_WEIGHTS = (w, *saved[1:])
@@ -414,6 +417,7 @@ def head_weights(idx: query.Index, corpus: Corpus) -> None:
         row.append(f"without stop words: {metrics(ranks)['MRR@10']:.3f}")
     finally:
         bm25.COLUMN_WEIGHTS = saved
+        idx.hold_lexical = held
     print("lexical MRR@10 by head weight: " + ", ".join(row))
 
 

@@ -24,9 +24,9 @@ from codegraph.store import Store, bm25, open_store
 from codegraph.store.base import ChunkRow, FileRow, LexicalHit, SnapshotInfo, SymbolRow, text_ok
 from codegraph.units import window_body
 
-# Hybrid search (see `fuse`): the vector ranking's weight and how deep each ranking is read.
-# Both chosen on bench/bench_search.py (ARCHITECTURE.md, "Search").
-VECTOR_WEIGHT = 0.6
+# Hybrid search (see `fuse`): the lexical ranking's weight against the vector's cosine, and how
+# deep each ranking is read. Both chosen on bench/bench_search.py (ARCHITECTURE.md, "Search").
+LEXICAL_WEIGHT = 0.12
 HYBRID_DEPTH = 50
 SNIPPET_LINES = 6
 MODES = ("lexical", "vector", "hybrid")
@@ -85,23 +85,30 @@ def _normalised(hits: list[Hit]) -> dict[tuple[str, str, int, str], float]:
         return {}
     top, bottom = hits[0].score, hits[-1].score
     span = top - bottom
-    return {(h.repo, h.path, h.start_line, h.symbol): (h.score - bottom) / span if span > 0 else 1.0
-            for h in hits}
+    return {_unit_key(h): (h.score - bottom) / span if span > 0 else 1.0 for h in hits}
+
+
+def _unit_key(hit: Hit) -> tuple[str, str, int, str]:
+    return (hit.repo, hit.path, hit.start_line, hit.symbol)
 
 
 def fuse(lexical_hits: list[Hit], vector_hits: list[Hit], limit: int,
-         vector_weight: float | None = None) -> list[Hit]:
-    """Hybrid ranking: VECTOR_WEIGHT x the vector score + (1 - VECTOR_WEIGHT) x the lexical
-    score, each min-max normalised over its own ranking (a unit absent from one ranking scores
-    0 there). Unlike reciprocal rank fusion this keeps how far apart the scores are, so a weak
-    ranking's noise cannot drag a confident strong one down; the weight is chosen on the
-    benchmark (bench/bench_search.py). Ties: repository, path, line."""
-    weight = VECTOR_WEIGHT if vector_weight is None else vector_weight
-    lex, vec = _normalised(lexical_hits), _normalised(vector_hits)
+         lexical_weight: float | None = None) -> list[Hit]:
+    """Hybrid ranking: a unit's vector score (its cosine, as the vector ranking gives it) plus
+    LEXICAL_WEIGHT x its lexical score min-max normalised over the lexical ranking (best 1,
+    last 0, absent 0). A unit absent from the vector ranking scores that ranking's last cosine
+    (it is at most that). The cosine is kept as it is, not stretched over its ranking: when the
+    vector ranking's first units are close (it is unsure) the lexical score decides between
+    them, and a unit whose cosine stands out keeps its place against a lexical first. The
+    weight is chosen on the benchmark (bench/bench_search.py). Ties: repository, path, line."""
+    weight = LEXICAL_WEIGHT if lexical_weight is None else lexical_weight
+    lex = _normalised(lexical_hits)
+    vec = {_unit_key(h): h.score for h in vector_hits}
+    floor = vector_hits[-1].score if vector_hits else 0.0
     hits: dict[tuple[str, str, int, str], Hit] = {}
     for h in (*lexical_hits, *vector_hits):  # the lexical snippet (lines with query terms) first
-        hits.setdefault((h.repo, h.path, h.start_line, h.symbol), h)
-    fused = {key: weight * vec.get(key, 0.0) + (1.0 - weight) * lex.get(key, 0.0) for key in hits}
+        hits.setdefault(_unit_key(h), h)
+    fused = {key: vec.get(key, floor) + weight * lex.get(key, 0.0) for key in hits}
     order = sorted(fused, key=lambda k: (-fused[k], k))[:limit]
     out = []
     for key in order:
