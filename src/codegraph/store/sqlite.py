@@ -23,6 +23,7 @@ from codegraph.model import Chunk, Edge
 from codegraph.names import DB_FILENAME
 from codegraph.store import bm25, connections
 from codegraph.store.base import (
+    ChunkFields,
     ChunkRow,
     FileRow,
     LexicalDoc,
@@ -586,7 +587,8 @@ class SqliteStore(Store):
         return f"f.snapshot_id=? AND f.path IN ({','.join('?' * len(paths))})", (snapshot_id, *paths)
 
     def damaged_chunk_sets(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None,
+        intact: dict[str, list[ChunkFields]] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
         if paths is not None and not paths:
             return {}, set()
@@ -602,7 +604,11 @@ class SqliteStore(Store):
             " WHERE c.stage_key=? AND c.content_hash IN"
             f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
             (stage_key, *params))
-        return check_chunk_sets(sets, chunks)
+        return check_chunk_sets(sets, chunks, intact)
+
+    def texts_of(self, text_hashes: Sequence[str]) -> dict[str, str | None]:
+        return {h: t if isinstance(t, str) else None for h, t in self._rows_in(
+            "SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", (), text_hashes)}
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
