@@ -555,6 +555,24 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
+def _score_runs(nearest: list[tuple[str, float]], chunks: ChunkMap) -> Iterator[tuple[float, list[Entry]]]:
+    """The held chunks of the `nearest` texts (best first), as runs of one score each, a run
+    ordered by repository, path and line (then the chunk's place in its file): the order of a
+    sort of them all by (-score, repository, path, line), built a run at a time, so that a walk
+    that stops after `limit` units sorts only what it reads."""
+    i = 0
+    while i < len(nearest):
+        score = nearest[i][1]
+        j = i + 1
+        while j < len(nearest) and nearest[j][1] == score:
+            j += 1
+        run = [e for h, _ in nearest[i:j] for e in chunks.entries(h)]
+        if len(run) > 1:
+            run.sort(key=lambda e: (e.source, e.path, e.start_line, e.ordinal))
+        yield score, run
+        i = j
+
+
 class Index(LiveQueries):
     """A read handle on the latest complete snapshot of every repository in one store, or of
     the one `repo` names. Search and graph queries answer across them (each hit and row carries
@@ -759,19 +777,19 @@ class Index(LiveQueries):
         against its hash; a file whose text fails is skipped and reported, as a damaged set."""
         for snap in self.snapshots:
             self._skipped(snap, "L2 chunk set", chunks.damaged.get(snap.id, {}))
-        # Best first; ties by repository, path and line (then the chunk's place in its file).
-        found = sorted(((score, e) for h, score in nearest for e in chunks.entries(h)),
-                       key=lambda se: (-se[0], se[1].source, se[1].path, se[1].start_line, se[1].ordinal))
         skip: set[tuple[int, str]] = set()  # (snapshot, path) of texts damaged since loaded
         while True:
             picked: list[tuple[float, Entry]] = []
             seen: set[tuple[int, str, int, str]] = set()
-            for score, e in found:
-                unit = (e.source, e.path, e.start_line, e.symbol)
-                if unit in seen or (e.source, e.path) in skip:
-                    continue
-                seen.add(unit)
-                picked.append((score, e))
+            for score, group in _score_runs(nearest, chunks):
+                for e in group:
+                    unit = (e.source, e.path, e.start_line, e.symbol)
+                    if unit in seen or (e.source, e.path) in skip:
+                        continue
+                    seen.add(unit)
+                    picked.append((score, e))
+                    if len(picked) == limit:
+                        break
                 if len(picked) == limit:
                     break
             texts = self.store.texts_of(sorted({e.text_hash for _, e in picked}))
