@@ -52,6 +52,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes): how shared it was while measuring."""
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 SPECTRUM_ALPHA = 0.6  # see embedding_like()
 
 
@@ -103,7 +108,8 @@ def ann_section(n: int, n_queries: int) -> None:
     large = n >= vector_index.LARGE_GRAPH
     m = vector_index.LARGE_CONNECTIVITY if large else vector_index.CONNECTIVITY
     ef_add = vector_index.LARGE_EXPANSION_ADD if large else vector_index.EXPANSION_ADD
-    print(f"\n== ANN (usearch HNSW, M={m}, ef_add={ef_add})"
+    dtype = vector_index.LARGE_DTYPE if large else vector_index.DTYPE
+    print(f"\n== ANN (usearch HNSW, M={m}, ef_add={ef_add}, {dtype})"
           f" on {n:,} embedding-like random {DIM}-d unit vectors, {n_queries} queries ==")
     rss0 = peak_rss_mb()
     x = embedding_like(n, 1)
@@ -134,9 +140,9 @@ def ann_section(n: int, n_queries: int) -> None:
         found = [{h for h, _ in index.search(qv, 10)} for qv in q]
         per = (time.perf_counter() - t) / n_queries
         recall = statistics.mean(len(f & e) / 10 for f, e in zip(found, exact_top, strict=True))
-        mark = "  <- default" if ef == vector_index.EXPANSION_SEARCH else ""
+        mark = "  <- default" if ef == vector_index.search_depth(n) else ""
         print(f"{ef:>6} {recall:>10.4f} {1 / per:>10,.0f} {exact_s / per:>8.1f}{mark}")
-    index.expansion_search = vector_index.EXPANSION_SEARCH
+    index.expansion_search = None
     # An incremental change: 100 texts gone, 100 new ones, against the build above.
     gone = random.Random(3).sample(hashes, 100)
     t = time.perf_counter()
@@ -164,8 +170,11 @@ ONE_CHUNK_PER_FUNCTION = IndexConfig(max_chunk_chars=60, min_chunk_chars=1)  # t
 
 
 def build_vector_store(tmp: Path, units: int) -> tuple[Path, str, int]:
+    """The store of a generated repository of `units` functions (kept in `tmp` when that is
+    --cache: a later run indexes it again, which changes nothing)."""
     repo = tmp / f"repo{units}"
-    synthetic_repo(repo, units)
+    if not repo.exists():
+        synthetic_repo(repo, units)
     db = str(tmp / f"db{units}")
     t = time.perf_counter()
     result = codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
@@ -173,6 +182,27 @@ def build_vector_store(tmp: Path, units: int) -> tuple[Path, str, int]:
     print(f"indexed {units:,} units ({result['chunks']:,} chunks, {result['vectors']:,} vectors) "
           f"in {time.perf_counter() - t:.0f} s")
     return repo, db, int(result["vectors"])
+
+
+EF_SWEEP = (64, 100, 128, 160, 200, 256, 400)
+
+
+def ef_sweep(idx: Any, exact: Any, queries: list[Any]) -> list[tuple[int, float, float]]:
+    """(ef_search, top-10 units equal to the exact scan's, queries/s) through the API, each ef
+    forced on the held graph; the index's own choice is restored after."""
+    held = idx.vector_index()
+    chosen = held.expansion_search  # None: by size
+    truth = [{(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)} for qv in queries]
+    out = []
+    try:
+        for ef in EF_SWEEP:
+            held.expansion_search = ef
+            same = statistics.mean(len({(h.path, h.start_line) for h in idx.vector("", 10, query_vector=qv)}
+                                       & t) / 10 for qv, t in zip(queries, truth, strict=True))
+            out.append((ef, same, rate(lambda qv: idx.vector("", 10, query_vector=qv), queries, 1.0)))
+    finally:
+        held.expansion_search = chosen
+    return out
 
 
 def rate(fn: Any, queries: list[Any], min_seconds: float = 2.0) -> float:
@@ -193,6 +223,7 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
     rows = []
     for units in sizes:
         repo, db, n = build_vector_store(tmp, units)
+        print(f"  ({load()})")
         row: dict[str, Any] = {"units": units, "vectors": n}
         for label, threshold in (("exact", None), ("ann", 0)):
             idx = codegraph.open(db)
@@ -209,9 +240,14 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
                         & {(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)}) / 10
                     for qv in queries)
                 row["ann_recall"] = same
-                # A new snapshot that changed 10 files: the held index follows it incrementally.
+                row["ef"] = vector_index.search_depth(len(idx.vector_index()))
+                row["sweep"] = ef_sweep(idx, exact, queries)
+                # A new snapshot that changed 10 files: the held index follows it incrementally
+                # (every function's constant changed; back again in the next run of a --cache).
                 for path in sorted(repo.rglob("*.py"))[:10]:
-                    path.write_text(path.read_text().replace("+ 1\n", "+ 2\n"))
+                    text = path.read_text()
+                    path.write_text(text.replace("+ 2\n", "+ 1\n") if "+ 2\n" in text
+                                    else text.replace("+ 1\n", "+ 2\n"))
                 codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
                 t = time.perf_counter()
                 idx.refresh()
@@ -228,11 +264,15 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
         s = r["sync"]
         print(f"         sync: {s.loaded} vectors read and verified, {s.removed} removed, graph {s.ann}"
               f" (full load: {r['vectors']:,} vectors)")
+        print(f"         ANN search depth: ef {r['ef']} chosen for {r['vectors']:,} vectors; forced:")
+        for ef, same, qps in r["sweep"]:
+            mark = "  <- chosen" if ef == r["ef"] else ""
+            print(f"           ef {ef:>4}: ANN = exact@10 {same:.3f}, {qps:,.0f} queries/s{mark}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"growth {b['units'] / a['units']:.0f}x the units: exact query cost "
               f"{a['exact'] / b['exact']:.1f}x, ANN query cost {a['ann'] / b['ann']:.1f}x")
-    print(f"default: exact up to {vector_index.ANN_THRESHOLD:,} vectors, ANN above")
+    print(f"default: exact up to {vector_index.ANN_THRESHOLD:,} vectors, ANN above ({load()})")
 
 
 # ----- lexical ---------------------------------------------------------------------------------
@@ -290,11 +330,18 @@ def lexical_section(db: str) -> None:
     t = time.perf_counter()
     idx.search(queries[0], "lexical")
     first = time.perf_counter() - t
+    # Each query once: its terms' document counts are read from the store (SQLite keeps them
+    # while the full-text index is unchanged), then all of them again and again.
+    t = time.perf_counter()
+    for q in queries[1:]:
+        idx.search(q, "lexical")
+    once = (len(queries) - 1) / (time.perf_counter() - t)
     held = rate(lambda q: idx.search(q, "lexical"), queries, 5.0)
     sync = idx._lexical.last_sync if idx._lexical is not None else None
     print(f"held documents: {held:,.1f} lexical queries/s ({len(queries)} docstring first lines, "
-          f"limit 10); first query {first:.2f} s (loads {sync.units if sync else 0:,} units, "
-          f"verified and tokenized); peak RSS +{peak_rss_mb() - rss:,.0f} MB")
+          f"limit 10, asked again; {once:,.1f}/s the first time each); first query {first:.2f} s "
+          f"(loads {sync.units if sync else 0:,} units, verified and tokenized); "
+          f"peak RSS +{peak_rss_mb() - rss:,.0f} MB")
     # The same queries asked of the store itself (FTS5's MATCH per query, as the CLI does).
     plain = open_index(db, hold_lexical=False)
     few = queries[:10]
@@ -303,7 +350,7 @@ def lexical_section(db: str) -> None:
     store = len(few) / (time.perf_counter() - t)
     same = sum(a == idx.search(q, "lexical") for q, a in zip(few, answers, strict=True))
     print(f"store per query: {store:,.2f} lexical queries/s on the first {len(few)}; held / store "
-          f"{held / store:,.0f}x; identical answers {same}/{len(few)}")
+          f"{held / store:,.0f}x; identical answers {same}/{len(few)} ({load()})")
 
 
 def cli_section(dbs: dict[str, str]) -> None:
@@ -335,7 +382,7 @@ def cli_section(dbs: dict[str, str]) -> None:
     py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
     t = time.perf_counter()
     py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
-    print(f"(a bare `python -c pass` takes {time.perf_counter() - t:.2f} s here now)")
+    print(f"(a bare `python -c pass` takes {time.perf_counter() - t:.2f} s here now; {load()})")
     del py
 
 
@@ -351,10 +398,14 @@ def main() -> None:
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
     parser.add_argument("--quarter-db", help="an existing index of a quarter of the stdlib (else built here)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: ann,vector,lexical,cli")
+    parser.add_argument("--cache", help="keep the generated vector stores in this directory for later runs")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    print(f"start: {load()} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        vector_tmp = Path(args.cache) if args.cache else tmp
+        vector_tmp.mkdir(parents=True, exist_ok=True)
         if "lexical" not in skip or "cli" not in skip:
             full = lexical_db(tmp, 1.0, args.stdlib_db)
             if "lexical" not in skip:
@@ -363,14 +414,14 @@ def main() -> None:
                 quarter = lexical_db(tmp, 0.25, args.quarter_db)
                 cli_section({"quarter of the stdlib (~10k chunks)": quarter, "whole stdlib": full})
         if "vector" not in skip:
-            vector_section(tmp, [int(s) for s in args.vector_sizes.split(",")])
+            vector_section(vector_tmp, [int(s) for s in args.vector_sizes.split(",")])
         if "ann" not in skip:
             if args.ann_connectivity or args.ann_expansion_add:  # one graph, these parameters
                 vector_index.LARGE_GRAPH = 1 << 62
                 vector_index.CONNECTIVITY = args.ann_connectivity or vector_index.CONNECTIVITY
                 vector_index.EXPANSION_ADD = args.ann_expansion_add or vector_index.EXPANSION_ADD
             ann_section(args.ann_size, args.ann_queries)
-    print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB")
+    print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB; end: {load()}")
 
 
 if __name__ == "__main__":

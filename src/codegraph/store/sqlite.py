@@ -610,8 +610,15 @@ class SqliteStore(Store):
         return check_chunk_sets(sets, chunks, intact)
 
     def texts_of(self, text_hashes: Sequence[str]) -> dict[str, str | None]:
-        return {h: t if isinstance(t, str) else None for h, t in self._rows_in(
-            "SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", (), text_hashes)}
+        wanted = list(set(text_hashes))
+        if len(wanted) > 500:
+            rows: Iterable[tuple[Any, ...]] = self._rows_in(
+                "SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", (), wanted)
+        else:  # a search's hits: one statement
+            marks = ",".join("?" * len(wanted))
+            rows = self._conn().execute(
+                f"SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", wanted)
+        return {h: t if isinstance(t, str) else None for h, t in rows}
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
