@@ -10,7 +10,7 @@ Prints:
   changed a few files (the incremental sync) next to a full reload.
 - lexical queries/s on the standard library's index, through the same API.
 - the wall time of `codegraph search --mode lexical` (a new process each time, start-up
-  included) on a ~10,000-chunk index (a quarter of the standard library) and on the whole one,
+  included) on a ~10,000-unit index (an eighth of the standard library) and on the whole one,
   and whether that process imported torch, sentence-transformers, numpy or psycopg.
 - ANN recall@10 against exact search on `--ann-size` (1,000,000) random 384-d unit vectors with
   an embedding-like spectrum (`embedding_like`), for
@@ -353,6 +353,14 @@ def lexical_section(db: str) -> None:
           f"{held / store:,.0f}x; identical answers {same}/{len(few)} ({load()})")
 
 
+def units(db: str) -> int:
+    """The retrievable units (lexical documents) a SQLite store holds."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{Path(db) / 'index.sqlite'}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM lexical_units").fetchone()[0])
+
+
 def cli_section(dbs: dict[str, str]) -> None:
     print("\n== `codegraph search --mode lexical` wall time, a new process each (start-up included) ==")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
@@ -396,7 +404,7 @@ def main() -> None:
     parser.add_argument("--ann-queries", type=int, default=200)
     parser.add_argument("--vector-sizes", default="10000,100000")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
-    parser.add_argument("--quarter-db", help="an existing index of a quarter of the stdlib (else built here)")
+    parser.add_argument("--small-db", help="an existing index of an eighth of the stdlib (else built here)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: ann,vector,lexical,cli")
     parser.add_argument("--cache", help="keep the generated vector stores in this directory for later runs")
     args = parser.parse_args()
@@ -411,8 +419,9 @@ def main() -> None:
             if "lexical" not in skip:
                 lexical_section(full)
             if "cli" not in skip:
-                quarter = lexical_db(tmp, 0.25, args.quarter_db)
-                cli_section({"quarter of the stdlib (~10k chunks)": quarter, "whole stdlib": full})
+                small = lexical_db(tmp, 0.125, args.small_db)
+                cli_section({f"an eighth of the stdlib ({units(small):,} units)": small,
+                             f"whole stdlib ({units(full):,} units)": full})
         if "vector" not in skip:
             vector_section(vector_tmp, [int(s) for s in args.vector_sizes.split(",")])
         if "ann" not in skip:
