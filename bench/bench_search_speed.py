@@ -154,6 +154,51 @@ def ann_section(n: int, n_queries: int) -> None:
           f"{build / change:,.0f}x cheaper than the build")
 
 
+def dtype_section(n: int, n_queries: int, dtypes: list[str]) -> None:
+    """The graph's own copy of the vectors in each of `dtypes` (usearch's f32, f16, i8 ...), the
+    index's M and ef_add: build time, then recall@10 (candidates rescored in float64 from the
+    float32 vectors, as `VectorIndex` does) and search time per ef, the graphs timed in turns
+    (3 rounds, the best of each), as a ratio to the first dtype."""
+    from usearch.index import Index as Hnsw
+
+    print(f"\n== ANN graph dtypes on {n:,} embedding-like vectors, {n_queries} queries, M "
+          f"{vector_index.CONNECTIVITY}, ef_add {vector_index.EXPANSION_ADD} ({load()}) ==")
+    x = embedding_like(n, 1)
+    q = embedding_like(n_queries, 2)
+    truth = []
+    for qv in q:
+        top = np.argpartition(-(x @ qv), 40)[:40]
+        truth.append(set(top[np.argsort(-(x[top].astype(np.float64) @ qv.astype(np.float64)))][:10].tolist()))
+    graphs = {}
+    for dtype in dtypes:
+        graph = Hnsw(ndim=DIM, metric="ip", dtype=dtype, connectivity=vector_index.CONNECTIVITY,
+                     expansion_add=vector_index.EXPANSION_ADD)
+        t = time.perf_counter()
+        graph.add(np.arange(n, dtype=np.uint64), x, threads=0)
+        print(f"{dtype}: build {time.perf_counter() - t:.1f} s")
+        graphs[dtype] = graph
+    for ef in (128, 256, 400):
+        best: dict[str, float] = {}
+        recall: dict[str, float] = {}
+        for _ in range(3):
+            for dtype, graph in graphs.items():
+                graph.expansion_search = ef
+                t = time.perf_counter()
+                found = []
+                for qv in q:
+                    keys = np.asarray(graph.search(qv, 80).keys, dtype=np.int64)
+                    exact = x[keys].astype(np.float64) @ qv.astype(np.float64)
+                    found.append(set(keys[np.argsort(-exact)][:10].tolist()))
+                per = (time.perf_counter() - t) / n_queries
+                best[dtype] = min(best.get(dtype, per), per)
+                recall[dtype] = statistics.mean(len(f & e) / 10 for f, e in zip(found, truth, strict=True))
+        first = best[dtypes[0]]
+        print(f"ef {ef:>4}: " + "; ".join(
+            f"{d} recall@10 {recall[d]:.4f}, {1 / best[d]:,.0f} queries/s ({best[d] / first:.2f}x the time "
+            f"of {dtypes[0]})" for d in dtypes))
+    print(f"({load()})")
+
+
 # ----- vector queries through the API on real stores ---------------------------------------------
 
 
@@ -402,6 +447,8 @@ def main() -> None:
                         help="HNSW M for the ANN section (default: the index's, by its size)")
     parser.add_argument("--ann-expansion-add", type=int, default=0)
     parser.add_argument("--ann-queries", type=int, default=200)
+    parser.add_argument("--ann-dtypes", default="",
+                        help="also compare the graph's vector types on --ann-size vectors, e.g. f32,f16,i8")
     parser.add_argument("--vector-sizes", default="10000,100000")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
     parser.add_argument("--small-db", help="an existing index of an eighth of the stdlib (else built here)")
@@ -430,6 +477,8 @@ def main() -> None:
                 vector_index.CONNECTIVITY = args.ann_connectivity or vector_index.CONNECTIVITY
                 vector_index.EXPANSION_ADD = args.ann_expansion_add or vector_index.EXPANSION_ADD
             ann_section(args.ann_size, args.ann_queries)
+        if args.ann_dtypes:
+            dtype_section(args.ann_size, args.ann_queries, args.ann_dtypes.split(","))
     print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB; end: {load()}")
 
 
