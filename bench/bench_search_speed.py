@@ -10,7 +10,7 @@ Prints:
   changed a few files (the incremental sync) next to a full reload.
 - lexical queries/s on the standard library's index, through the same API.
 - the wall time of `codegraph search --mode lexical` (a new process each time, start-up
-  included) on a ~10,000-chunk index (a quarter of the standard library) and on the whole one,
+  included) on a ~10,000-unit index (an eighth of the standard library) and on the whole one,
   and whether that process imported torch, sentence-transformers, numpy or psycopg.
 - ANN recall@10 against exact search on `--ann-size` (1,000,000) random 384-d unit vectors with
   an embedding-like spectrum (`embedding_like`), for
@@ -50,6 +50,11 @@ HEAVY = ("torch", "sentence_transformers", "numpy", "psycopg")
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes): how shared it was while measuring."""
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 SPECTRUM_ALPHA = 0.6  # see embedding_like()
@@ -103,7 +108,8 @@ def ann_section(n: int, n_queries: int) -> None:
     large = n >= vector_index.LARGE_GRAPH
     m = vector_index.LARGE_CONNECTIVITY if large else vector_index.CONNECTIVITY
     ef_add = vector_index.LARGE_EXPANSION_ADD if large else vector_index.EXPANSION_ADD
-    print(f"\n== ANN (usearch HNSW, M={m}, ef_add={ef_add})"
+    dtype = vector_index.LARGE_DTYPE if large else vector_index.DTYPE
+    print(f"\n== ANN (usearch HNSW, M={m}, ef_add={ef_add}, {dtype})"
           f" on {n:,} embedding-like random {DIM}-d unit vectors, {n_queries} queries ==")
     rss0 = peak_rss_mb()
     x = embedding_like(n, 1)
@@ -134,9 +140,9 @@ def ann_section(n: int, n_queries: int) -> None:
         found = [{h for h, _ in index.search(qv, 10)} for qv in q]
         per = (time.perf_counter() - t) / n_queries
         recall = statistics.mean(len(f & e) / 10 for f, e in zip(found, exact_top, strict=True))
-        mark = "  <- default" if ef == vector_index.EXPANSION_SEARCH else ""
+        mark = "  <- default" if ef == vector_index.search_depth(n) else ""
         print(f"{ef:>6} {recall:>10.4f} {1 / per:>10,.0f} {exact_s / per:>8.1f}{mark}")
-    index.expansion_search = vector_index.EXPANSION_SEARCH
+    index.expansion_search = None
     # An incremental change: 100 texts gone, 100 new ones, against the build above.
     gone = random.Random(3).sample(hashes, 100)
     t = time.perf_counter()
@@ -146,6 +152,51 @@ def ann_section(n: int, n_queries: int) -> None:
     change = time.perf_counter() - t
     print(f"incremental change (100 removed, 100 added): {change * 1000:.0f} ms ({state}), "
           f"{build / change:,.0f}x cheaper than the build")
+
+
+def dtype_section(n: int, n_queries: int, dtypes: list[str]) -> None:
+    """The graph's own copy of the vectors in each of `dtypes` (usearch's f32, f16, i8 ...), the
+    index's M and ef_add: build time, then recall@10 (candidates rescored in float64 from the
+    float32 vectors, as `VectorIndex` does) and search time per ef, the graphs timed in turns
+    (3 rounds, the best of each), as a ratio to the first dtype."""
+    from usearch.index import Index as Hnsw
+
+    print(f"\n== ANN graph dtypes on {n:,} embedding-like vectors, {n_queries} queries, M "
+          f"{vector_index.CONNECTIVITY}, ef_add {vector_index.EXPANSION_ADD} ({load()}) ==")
+    x = embedding_like(n, 1)
+    q = embedding_like(n_queries, 2)
+    truth = []
+    for qv in q:
+        top = np.argpartition(-(x @ qv), 40)[:40]
+        truth.append(set(top[np.argsort(-(x[top].astype(np.float64) @ qv.astype(np.float64)))][:10].tolist()))
+    graphs = {}
+    for dtype in dtypes:
+        graph = Hnsw(ndim=DIM, metric="ip", dtype=dtype, connectivity=vector_index.CONNECTIVITY,
+                     expansion_add=vector_index.EXPANSION_ADD)
+        t = time.perf_counter()
+        graph.add(np.arange(n, dtype=np.uint64), x, threads=0)
+        print(f"{dtype}: build {time.perf_counter() - t:.1f} s")
+        graphs[dtype] = graph
+    for ef in (128, 256, 400):
+        best: dict[str, float] = {}
+        recall: dict[str, float] = {}
+        for _ in range(3):
+            for dtype, graph in graphs.items():
+                graph.expansion_search = ef
+                t = time.perf_counter()
+                found = []
+                for qv in q:
+                    keys = np.asarray(graph.search(qv, 80).keys, dtype=np.int64)
+                    exact = x[keys].astype(np.float64) @ qv.astype(np.float64)
+                    found.append(set(keys[np.argsort(-exact)][:10].tolist()))
+                per = (time.perf_counter() - t) / n_queries
+                best[dtype] = min(best.get(dtype, per), per)
+                recall[dtype] = statistics.mean(len(f & e) / 10 for f, e in zip(found, truth, strict=True))
+        first = best[dtypes[0]]
+        print(f"ef {ef:>4}: " + "; ".join(
+            f"{d} recall@10 {recall[d]:.4f}, {1 / best[d]:,.0f} queries/s ({best[d] / first:.2f}x the time "
+            f"of {dtypes[0]})" for d in dtypes))
+    print(f"({load()})")
 
 
 # ----- vector queries through the API on real stores ---------------------------------------------
@@ -164,8 +215,11 @@ ONE_CHUNK_PER_FUNCTION = IndexConfig(max_chunk_chars=60, min_chunk_chars=1)  # t
 
 
 def build_vector_store(tmp: Path, units: int) -> tuple[Path, str, int]:
+    """The store of a generated repository of `units` functions (kept in `tmp` when that is
+    --cache: a later run indexes it again, which changes nothing)."""
     repo = tmp / f"repo{units}"
-    synthetic_repo(repo, units)
+    if not repo.exists():
+        synthetic_repo(repo, units)
     db = str(tmp / f"db{units}")
     t = time.perf_counter()
     result = codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
@@ -173,6 +227,27 @@ def build_vector_store(tmp: Path, units: int) -> tuple[Path, str, int]:
     print(f"indexed {units:,} units ({result['chunks']:,} chunks, {result['vectors']:,} vectors) "
           f"in {time.perf_counter() - t:.0f} s")
     return repo, db, int(result["vectors"])
+
+
+EF_SWEEP = (64, 100, 128, 160, 200, 256, 400)
+
+
+def ef_sweep(idx: Any, exact: Any, queries: list[Any]) -> list[tuple[int, float, float]]:
+    """(ef_search, top-10 units equal to the exact scan's, queries/s) through the API, each ef
+    forced on the held graph; the index's own choice is restored after."""
+    held = idx.vector_index()
+    chosen = held.expansion_search  # None: by size
+    truth = [{(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)} for qv in queries]
+    out = []
+    try:
+        for ef in EF_SWEEP:
+            held.expansion_search = ef
+            same = statistics.mean(len({(h.path, h.start_line) for h in idx.vector("", 10, query_vector=qv)}
+                                       & t) / 10 for qv, t in zip(queries, truth, strict=True))
+            out.append((ef, same, rate(lambda qv: idx.vector("", 10, query_vector=qv), queries, 1.0)))
+    finally:
+        held.expansion_search = chosen
+    return out
 
 
 def rate(fn: Any, queries: list[Any], min_seconds: float = 2.0) -> float:
@@ -193,6 +268,7 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
     rows = []
     for units in sizes:
         repo, db, n = build_vector_store(tmp, units)
+        print(f"  ({load()})")
         row: dict[str, Any] = {"units": units, "vectors": n}
         for label, threshold in (("exact", None), ("ann", 0)):
             idx = codegraph.open(db)
@@ -209,9 +285,14 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
                         & {(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)}) / 10
                     for qv in queries)
                 row["ann_recall"] = same
-                # A new snapshot that changed 10 files: the held index follows it incrementally.
+                row["ef"] = vector_index.search_depth(len(idx.vector_index()))
+                row["sweep"] = ef_sweep(idx, exact, queries)
+                # A new snapshot that changed 10 files: the held index follows it incrementally
+                # (every function's constant changed; back again in the next run of a --cache).
                 for path in sorted(repo.rglob("*.py"))[:10]:
-                    path.write_text(path.read_text().replace("+ 1\n", "+ 2\n"))
+                    text = path.read_text()
+                    path.write_text(text.replace("+ 2\n", "+ 1\n") if "+ 2\n" in text
+                                    else text.replace("+ 1\n", "+ 2\n"))
                 codegraph.index(str(repo), db, options=IndexOptions(ONE_CHUNK_PER_FUNCTION))
                 t = time.perf_counter()
                 idx.refresh()
@@ -228,11 +309,15 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
         s = r["sync"]
         print(f"         sync: {s.loaded} vectors read and verified, {s.removed} removed, graph {s.ann}"
               f" (full load: {r['vectors']:,} vectors)")
+        print(f"         ANN search depth: ef {r['ef']} chosen for {r['vectors']:,} vectors; forced:")
+        for ef, same, qps in r["sweep"]:
+            mark = "  <- chosen" if ef == r["ef"] else ""
+            print(f"           ef {ef:>4}: ANN = exact@10 {same:.3f}, {qps:,.0f} queries/s{mark}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"growth {b['units'] / a['units']:.0f}x the units: exact query cost "
               f"{a['exact'] / b['exact']:.1f}x, ANN query cost {a['ann'] / b['ann']:.1f}x")
-    print(f"default: exact up to {vector_index.ANN_THRESHOLD:,} vectors, ANN above")
+    print(f"default: exact up to {vector_index.ANN_THRESHOLD:,} vectors, ANN above ({load()})")
 
 
 # ----- lexical ---------------------------------------------------------------------------------
@@ -290,11 +375,18 @@ def lexical_section(db: str) -> None:
     t = time.perf_counter()
     idx.search(queries[0], "lexical")
     first = time.perf_counter() - t
+    # Each query once: its terms' document counts are read from the store (SQLite keeps them
+    # while the full-text index is unchanged), then all of them again and again.
+    t = time.perf_counter()
+    for q in queries[1:]:
+        idx.search(q, "lexical")
+    once = (len(queries) - 1) / (time.perf_counter() - t)
     held = rate(lambda q: idx.search(q, "lexical"), queries, 5.0)
     sync = idx._lexical.last_sync if idx._lexical is not None else None
     print(f"held documents: {held:,.1f} lexical queries/s ({len(queries)} docstring first lines, "
-          f"limit 10); first query {first:.2f} s (loads {sync.units if sync else 0:,} units, "
-          f"verified and tokenized); peak RSS +{peak_rss_mb() - rss:,.0f} MB")
+          f"limit 10, asked again; {once:,.1f}/s the first time each); first query {first:.2f} s "
+          f"(loads {sync.units if sync else 0:,} units, verified and tokenized); "
+          f"peak RSS +{peak_rss_mb() - rss:,.0f} MB")
     # The same queries asked of the store itself (FTS5's MATCH per query, as the CLI does).
     plain = open_index(db, hold_lexical=False)
     few = queries[:10]
@@ -303,12 +395,25 @@ def lexical_section(db: str) -> None:
     store = len(few) / (time.perf_counter() - t)
     same = sum(a == idx.search(q, "lexical") for q, a in zip(few, answers, strict=True))
     print(f"store per query: {store:,.2f} lexical queries/s on the first {len(few)}; held / store "
-          f"{held / store:,.0f}x; identical answers {same}/{len(few)}")
+          f"{held / store:,.0f}x; identical answers {same}/{len(few)} ({load()})")
+
+
+def units(db: str) -> int:
+    """The retrievable units (lexical documents) a SQLite store holds."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{Path(db) / 'index.sqlite'}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM lexical_units").fetchone()[0])
 
 
 def cli_section(dbs: dict[str, str]) -> None:
     print("\n== `codegraph search --mode lexical` wall time, a new process each (start-up included) ==")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    # As installed: bytecode cached. (PYTHONDONTWRITEBYTECODE set to anything, even "0", stops
+    # Python writing it: every run then compiled whatever source had changed.) One warm-up run
+    # writes it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "codegraph.cli", "search", "warm up", "--mode", "lexical", "--db",
+                    next(iter(dbs.values())), "--json"], capture_output=True, env=env, check=True)
     for label, db in dbs.items():
         times, cpu = [], []
         for q in ("parse http header", "open a file for reading", "thread pool executor", "socket timeout",
@@ -335,7 +440,7 @@ def cli_section(dbs: dict[str, str]) -> None:
     py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
     t = time.perf_counter()
     py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
-    print(f"(a bare `python -c pass` takes {time.perf_counter() - t:.2f} s here now)")
+    print(f"(a bare `python -c pass` takes {time.perf_counter() - t:.2f} s here now; {load()})")
     del py
 
 
@@ -347,30 +452,39 @@ def main() -> None:
                         help="HNSW M for the ANN section (default: the index's, by its size)")
     parser.add_argument("--ann-expansion-add", type=int, default=0)
     parser.add_argument("--ann-queries", type=int, default=200)
+    parser.add_argument("--ann-dtypes", default="",
+                        help="also compare the graph's vector types on --ann-size vectors, e.g. f32,f16,i8")
     parser.add_argument("--vector-sizes", default="10000,100000")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
-    parser.add_argument("--quarter-db", help="an existing index of a quarter of the stdlib (else built here)")
+    parser.add_argument("--small-db", help="an existing index of an eighth of the stdlib (else built here)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: ann,vector,lexical,cli")
+    parser.add_argument("--cache", help="keep the generated vector stores in this directory for later runs")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    print(f"start: {load()} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        vector_tmp = Path(args.cache) if args.cache else tmp
+        vector_tmp.mkdir(parents=True, exist_ok=True)
         if "lexical" not in skip or "cli" not in skip:
             full = lexical_db(tmp, 1.0, args.stdlib_db)
             if "lexical" not in skip:
                 lexical_section(full)
             if "cli" not in skip:
-                quarter = lexical_db(tmp, 0.25, args.quarter_db)
-                cli_section({"quarter of the stdlib (~10k chunks)": quarter, "whole stdlib": full})
+                small = lexical_db(tmp, 0.125, args.small_db)
+                cli_section({f"an eighth of the stdlib ({units(small):,} units)": small,
+                             f"whole stdlib ({units(full):,} units)": full})
         if "vector" not in skip:
-            vector_section(tmp, [int(s) for s in args.vector_sizes.split(",")])
+            vector_section(vector_tmp, [int(s) for s in args.vector_sizes.split(",")])
         if "ann" not in skip:
             if args.ann_connectivity or args.ann_expansion_add:  # one graph, these parameters
                 vector_index.LARGE_GRAPH = 1 << 62
                 vector_index.CONNECTIVITY = args.ann_connectivity or vector_index.CONNECTIVITY
                 vector_index.EXPANSION_ADD = args.ann_expansion_add or vector_index.EXPANSION_ADD
             ann_section(args.ann_size, args.ann_queries)
-    print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB")
+        if args.ann_dtypes:
+            dtype_section(args.ann_size, args.ann_queries, args.ann_dtypes.split(","))
+    print(f"\npeak RSS of this process: {peak_rss_mb():,.0f} MB; end: {load()}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,37 @@ def test_equal_scores_break_ties_like_the_store(tmp_path: Path, seed: int) -> No
     for limit in random.Random(seed).sample(range(1, 40), 8):
         assert _rows(held.search("user total helper", "lexical", limit)) == _rows(
             plain.search("user total helper", "lexical", limit))
+
+
+def test_document_counts_are_read_again_whenever_the_full_text_index_changes(tmp_path: Path) -> None:
+    """SQLite keeps the terms' document counts it read (a count walks the term's whole posting
+    list) for as long as FTS5's averages and structure records are unchanged; any write changes
+    the structure record, even one that leaves every total as it was."""
+    from codegraph.store import open_store
+
+    repo = write_tree(tmp_path / "repo", {**SHOP, **EXTRA})
+    db = tmp_path / "db"
+    codegraph.index(str(repo), str(db), options=NO_VECTORS)
+    held, plain = open_index(str(db)), open_index(str(db), hold_lexical=False)
+    queries = [*_queries(20, seed=5), "user email", "shout text upper"]
+    for query in queries:  # every term's count read once, and kept
+        assert _rows(held.search(query, "lexical", 10)) == _rows(plain.search(query, "lexical", 10))
+    (repo / "util" / "strings.py").write_text("def shout(text):\n    return text.upper() + ' user'\n")
+    codegraph.index(str(repo), str(db), options=NO_VECTORS)
+    for query in queries:
+        assert _rows(held.search(query, "lexical", 10)) == _rows(plain.search(query, "lexical", 10)), query
+
+    # One word of one document replaced by another, token for token: nRow and every token total
+    # stay, and the counts of both words change.
+    store = held.store
+    before = store.lexical_statistics(["user", "zebra"])
+    with sqlite3.connect(db / "index.sqlite") as conn:
+        averages = conn.execute("SELECT block FROM lexical_fts_data WHERE id = 1").fetchone()
+        (rowid,) = conn.execute("SELECT rowid FROM lexical_fts WHERE lexical_fts MATCH 'head:user'"
+                                " ORDER BY rowid LIMIT 1").fetchone()
+        swap = ", ".join(f"{c} = replace({c}, 'user', 'zebra')" for c in ("head", "body", "subtokens"))
+        conn.execute(f"UPDATE lexical_fts SET {swap} WHERE rowid = ?", (rowid,))
+        assert conn.execute("SELECT block FROM lexical_fts_data WHERE id = 1").fetchone() == averages
+    after = store.lexical_statistics(["user", "zebra"])
+    assert after == open_store(str(db), create=False).lexical_statistics(["user", "zebra"])
+    assert after[2]["user"] < before[2]["user"] and after[2]["zebra"] == 1 and "zebra" not in before[2]

@@ -177,3 +177,74 @@ def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: p
     agree(ann, exact, unit(20, 8))
     ann.remove(names[:300])  # smaller again: the dense graph stays, updated
     assert ann.update_ann() == "updated" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+
+
+def hits_of(idx: Index, limit: int) -> list[list[tuple[Any, ...]]]:
+    return [[(h.repo, h.path, h.start_line, h.end_line, h.symbol, h.score, h.snippet)
+             for h in idx.search(q, "vector", limit=limit)] for q in QUERIES]
+
+
+class CountingSets:
+    """Counts the chunk sets an Index reads and verifies (`damaged_chunk_sets`)."""
+
+    def __init__(self, idx: Index) -> None:
+        self.calls: list[Any] = []
+        check = idx.store.damaged_chunk_sets
+
+        def counted(snapshot_id: int, stage_key: str, paths: Any = None, intact: Any = None) -> Any:
+            self.calls.append(paths)
+            return check(snapshot_id, stage_key, paths, intact)
+
+        idx.store.damaged_chunk_sets = counted  # type: ignore[method-assign]
+
+
+def test_held_chunk_rows_give_the_hits_a_store_query_per_search_gives_and_are_read_once(
+    shop_repo: Path, store_url: str
+) -> None:
+    codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    held = codegraph.open(store_url)
+    plain = Index(codegraph.open(store_url).store, hold_chunks=False)
+    sets = CountingSets(held)
+    for limit in (1, 3, 10, 100):
+        assert hits_of(held, limit) == hits_of(plain, limit)
+    assert sets.calls == [None]  # every file's set verified once, at the first search
+
+    # A new snapshot that changes one file: only that file's set is read again.
+    path = shop_repo / "shop" / "pricing.py"
+    path.write_text(path.read_text().replace("return 0", "return 42"))
+    codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    for limit in (1, 10, 100):
+        assert hits_of(held, limit) == hits_of(plain, limit)
+    assert sets.calls == [None, ["shop/pricing.py"]]
+    stats = held.chunk_map().stats
+    assert stats.verified == 1 and stats.kept >= 2 and stats.damaged == 0
+
+
+def test_held_chunk_rows_report_every_damaged_set_and_a_text_damaged_after_loading(
+    shop_repo: Path, store_url: str
+) -> None:
+    codegraph.index(str(shop_repo), store_url, options=VECTORS)
+    # One file's set damaged before loading (a chunk's line moved): reported by every search,
+    # whether or not a hit would have come from it, and never returned.
+    (content_hash,) = sql(store_url, "SELECT min(content_hash) FROM chunks")[0]
+    sql(store_url, "UPDATE chunks SET start_line = start_line + 1 WHERE id ="
+                   " (SELECT min(id) FROM chunks WHERE content_hash = %s)", (content_hash,))
+    bad = {p for (p,) in sql(store_url, "SELECT path FROM snapshot_files WHERE content_hash = %s",
+                             (content_hash,))}
+    idx = codegraph.open(store_url)
+    for q in QUERIES:
+        hits = idx.search(q, "vector", limit=100)
+        assert hits and not {h.path for h in hits} & bad
+        assert {w.split()[1].rstrip(":") for w in idx.warnings} == bad
+
+    # A text cut after loading: the hit that would show it is skipped with its file, and said so.
+    top = idx.search("total price", "vector", limit=1)[0]
+    (text_hash,) = sql(store_url, "SELECT c.text_hash FROM chunks c JOIN snapshot_files f"
+                                  " ON f.content_hash = c.content_hash WHERE f.path = %s"
+                                  " AND c.start_line = %s ORDER BY c.ordinal LIMIT 1",
+                       (top.path, top.start_line))[0]
+    cut = "substring(text from 1 for 3)" if store_url.startswith("postgres") else "substr(text, 1, 3)"
+    sql(store_url, f"UPDATE texts SET text = {cut} WHERE text_hash = %s", (text_hash,))
+    hits = idx.search("total price", "vector", limit=100)
+    assert hits and top.path not in {h.path for h in hits}
+    assert {w.split()[1].rstrip(":") for w in idx.warnings} == bad | {top.path}

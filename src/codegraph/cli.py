@@ -258,7 +258,8 @@ def search(
     """Ranked hits: path, lines, enclosing symbol, score and a snippet."""
 
     def run() -> tuple[Any, str, list[Any]]:
-        idx = open_index(db, repo, ann_threshold=None, hold_lexical=False)  # one query: no holding
+        idx = open_index(db, repo, ann_threshold=None, hold_lexical=False,  # one query: no holding
+                         hold_chunks=False)
         chosen = mode or ("hybrid" if idx.has_vectors else "lexical")
         return idx, chosen, idx.search(query, chosen, limit)
 

@@ -115,6 +115,7 @@ class LexicalIndex:
     _entry_units: list[int] = field(default_factory=list)  # entry -> its content unit
     _lengths: Any = None  # content unit -> length, float64
     _postings: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # term id -> (units, freqs)
+    _norm: tuple[float, Any] | None = None  # (avgdl, BM25's length norm per content unit)
 
     def sync(self, store: Store, sources: list[LexicalSource]) -> bool:
         """Hold the documents of `sources` (the current snapshots, in the query layer's order).
@@ -206,6 +207,7 @@ class LexicalIndex:
         n_units = len(unit_keys)
         self._lengths = (np.concatenate(parts_lengths).astype(np.float64) if parts_lengths
                          else np.zeros(0, dtype=np.float64))
+        self._norm = None
         self._postings = {}
         if n_units:
             terms = np.concatenate(parts_terms)
@@ -251,7 +253,9 @@ class LexicalIndex:
         avgdl = n_tokens / n_rows
         scores = np.zeros(len(self._lengths), dtype=np.float64)
         matched = np.zeros(len(self._lengths), dtype=bool)
-        norm = bm25.K1 * ((1 - bm25.B) + (bm25.B * self._lengths) / avgdl)
+        if self._norm is None or self._norm[0] != avgdl:  # one per state of the store, not per query
+            self._norm = (avgdl, bm25.K1 * ((1 - bm25.B) + (bm25.B * self._lengths) / avgdl))
+        norm = self._norm[1]
         for phrase in phrases:
             if not phrase:  # an empty phrase matches nothing
                 continue

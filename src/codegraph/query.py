@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codegraph import lexical, vector_index
+from codegraph.chunk_map import ChunkMap, ChunkSource, Entry
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
 from codegraph.languages import language_name
 from codegraph.lexical_index import LexicalIndex, LexicalSource
@@ -561,6 +562,24 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
+def _score_runs(nearest: list[tuple[str, float]], chunks: ChunkMap) -> Iterator[tuple[float, list[Entry]]]:
+    """The held chunks of the `nearest` texts (best first), as runs of one score each, a run
+    ordered by repository, path and line (then the chunk's place in its file): the order of a
+    sort of them all by (-score, repository, path, line), built a run at a time, so that a walk
+    that stops after `limit` units sorts only what it reads."""
+    i = 0
+    while i < len(nearest):
+        score = nearest[i][1]
+        j = i + 1
+        while j < len(nearest) and nearest[j][1] == score:
+            j += 1
+        run = [e for h, _ in nearest[i:j] for e in chunks.entries(h)]
+        if len(run) > 1:
+            run.sort(key=lambda e: (e.source, e.path, e.start_line, e.ordinal))
+        yield score, run
+        i = j
+
+
 class Index(LiveQueries):
     """A read handle on the latest complete snapshot of every repository in one store, or of
     the one `repo` names. Search and graph queries answer across them (each hit and row carries
@@ -568,7 +587,7 @@ class Index(LiveQueries):
 
     def __init__(self, store: Store, repo: str | None = None,
                  ann_threshold: int | None = vector_index.ANN_THRESHOLD,
-                 hold_lexical: bool = True) -> None:
+                 hold_lexical: bool = True, hold_chunks: bool = True) -> None:
         self.store = store
         self._repo = repo
         # Ordered by identity: ties across repositories break by repository, then path and line.
@@ -589,6 +608,12 @@ class Index(LiveQueries):
         # loading every document, for a process that asks one).
         self.hold_lexical = hold_lexical
         self._lexical: LexicalIndex | None = None
+        # The snapshots' chunk rows (which units hold a text), held the same way
+        # (`chunk_map`) by the first vector search: a hit is built from memory, not a store query
+        # and a chunk-set check per hit's file. False: every vector search asks the store for
+        # its hits' chunks and checks their files' sets (a one-query process).
+        self.hold_chunks = hold_chunks
+        self._chunks: ChunkMap | None = None
         self._damaged_vector_paths: dict[int, dict[str, str]] = {}
         # (stage key, content hash) of the outputs that passed their checks (`_unverified`),
         # and each snapshot's path -> content hash for it.
@@ -697,12 +722,14 @@ class Index(LiveQueries):
             query_vector = embed.embed([query], self._model_key().split(":", 1)[1])[0]
         # Stored vectors must have the query vector's length (the model's dimensions).
         index = self.vector_index(len(query_vector))
-        self._skip_damaged_vectors()
+        chunks = self.chunk_map() if self.hold_chunks else None
+        self._skip_damaged_vectors(chunks)
         # A unit may have several windows near the query: read deeper until `limit` units.
         k = max(4 * limit, 32)
         while True:
             nearest = index.search(query_vector, k)
-            hits = self._unit_hits(nearest, query, limit)
+            hits = (self._held_unit_hits(chunks, nearest, query, limit) if chunks is not None
+                    else self._unit_hits(nearest, query, limit))
             if len(hits) >= limit or len(nearest) < k:
                 return hits
             k *= 4
@@ -728,15 +755,65 @@ class Index(LiveQueries):
             self._damaged_vector_paths = {}
         return self._vectors
 
-    def _skip_damaged_vectors(self) -> None:
+    def chunk_map(self) -> ChunkMap:
+        """The held chunk rows of the current snapshots, synced (see `chunk_map`)."""
+        if self._chunks is None:
+            self._chunks = ChunkMap()
+        if self._chunks.sync(self.store, [ChunkSource(s.id, s.stage_keys[L2]) for s in self.snapshots]):
+            self._damaged_vector_paths = {}
+        return self._chunks
+
+    def _skip_damaged_vectors(self, chunks: ChunkMap | None = None) -> None:
         """Warn of the files whose texts' stored vectors failed their check when loaded."""
         assert self._vectors is not None
         damaged = sorted(self._vectors.damaged)
-        for snap in self.snapshots:
+        for i, snap in enumerate(self.snapshots):
             if snap.id not in self._damaged_vector_paths:
-                self._damaged_vector_paths[snap.id] = {c.path: "" for c in self.store.chunks_of_texts(
-                    snap.id, snap.stage_keys[L2], damaged)} if damaged else {}
+                if chunks is not None:
+                    paths = {e.path for h in damaged for e in chunks.entries(h) if e.source == i}
+                else:
+                    paths = {c.path for c in self.store.chunks_of_texts(
+                        snap.id, snap.stage_keys[L2], damaged)} if damaged else set()
+                self._damaged_vector_paths[snap.id] = dict.fromkeys(paths, "")
             self._skipped(snap, "L4 vector", self._damaged_vector_paths[snap.id])
+
+    def _held_unit_hits(self, chunks: ChunkMap, nearest: list[tuple[str, float]], query: str,
+                        limit: int) -> list[Hit]:
+        """`_unit_hits` from the held chunk rows (verified when loaded): the same hits in the
+        same order. Only the hits' own texts are read (for their snippets), each checked
+        against its hash; a file whose text fails is skipped and reported, as a damaged set."""
+        for snap in self.snapshots:
+            self._skipped(snap, "L2 chunk set", chunks.damaged.get(snap.id, {}))
+        skip: set[tuple[int, str]] = set()  # (snapshot, path) of texts damaged since loaded
+        while True:
+            picked: list[tuple[float, Entry]] = []
+            seen: set[tuple[int, str, int, str]] = set()
+            for score, group in _score_runs(nearest, chunks):
+                for e in group:
+                    unit = (e.source, e.path, e.start_line, e.symbol)
+                    if unit in seen or (e.source, e.path) in skip:
+                        continue
+                    seen.add(unit)
+                    picked.append((score, e))
+                    if len(picked) == limit:
+                        break
+                if len(picked) == limit:
+                    break
+            texts = self.store.texts_of(sorted({e.text_hash for _, e in picked}))
+            bad = {(e.source, e.path) for _, e in picked if not text_ok(texts.get(e.text_hash), e.text_hash)}
+            if not bad:
+                break
+            skip |= bad
+            for source, path in sorted(bad):
+                self._skipped(self.snapshots[source], "L2 chunk set", {path: ""})
+        terms = lexical.query_terms(query)
+        out = []
+        for score, e in picked:
+            text = texts[e.text_hash] or ""
+            out.append(Hit(e.path, e.start_line, e.end_line, _qualify_name(e.module, e.symbol),
+                           round(score, 4), _snippet(window_body(text) or text, terms),
+                           self.snapshots[e.source].repo))
+        return out
 
     def _unit_hits(self, nearest: list[tuple[str, float]], query: str, limit: int) -> list[Hit]:
         """Nearest window texts best first ((text hash, score)) -> the first `limit` distinct
@@ -872,10 +949,12 @@ class Index(LiveQueries):
 
 
 def open_index(db: str | None = None, repo: str | None = None,
-               ann_threshold: int | None = vector_index.ANN_THRESHOLD, hold_lexical: bool = True) -> Index:
-    """`ann_threshold=None, hold_lexical=False` for a process that asks one query (the CLI):
-    exact vector search, and lexical search straight from the store's full-text index."""
+               ann_threshold: int | None = vector_index.ANN_THRESHOLD, hold_lexical: bool = True,
+               hold_chunks: bool = True) -> Index:
+    """`ann_threshold=None, hold_lexical=False, hold_chunks=False` for a process that asks one
+    query (the CLI): exact vector search, lexical search straight from the store's full-text
+    index, and a vector hit's chunk rows read (and checked) per search."""
     url = find_db(db)
     if "://" not in url and not Path(url).exists():
         raise UserError(f"no index at {url}")
-    return Index(open_store(url, create=False), repo, ann_threshold, hold_lexical)
+    return Index(open_store(url, create=False), repo, ann_threshold, hold_lexical, hold_chunks)

@@ -18,10 +18,11 @@ business (`query.py` maps text hashes to its hits).
   row is reused by the next new text. Up to `ann_threshold` vectors, a query is one matrix-vector
   product. Above it, a usearch HNSW graph over the same rows (key = row) proposes candidates,
   which are then rescored exactly from the matrix: scores are exact either way, only which
-  candidates are looked at is approximate. The graph is built when the threshold is first
-  crossed and then maintained with the matrix (removed rows removed, new rows added), never
-  rebuilt for a small change. A process that asks one query (the CLI) passes
-  `ann_threshold=None`: building a graph costs more than one exact scan.
+  candidates are looked at is approximate (so the graph may hold its copy of the vectors in half
+  precision, `DTYPE`, and is searched as deep as its size needs, `search_depth`). The graph is
+  built when the threshold is first crossed and then maintained with the matrix (removed rows
+  removed, new rows added), never rebuilt for a small change. A process that asks one query
+  (the CLI) passes `ann_threshold=None`: building a graph costs more than one exact scan.
 
 Final scores are float64 dot products computed row by row (the same numbers whichever path
 found the row), and ties are broken by text hash, so the answer does not depend on the order
@@ -51,7 +52,29 @@ EXPANSION_ADD = 64
 LARGE_GRAPH = 400_000
 LARGE_CONNECTIVITY = 32
 LARGE_EXPANSION_ADD = 128
-EXPANSION_SEARCH = 400
+# The graph's own copy of the vectors: half precision below LARGE_GRAPH (candidates are rescored
+# from the float32 matrix, so only which rows are proposed can change). bench_search_speed.py
+# --ann-dtypes on 50,000 embedding-like vectors (M 16, ef_add 64, timed in turns): f16 recall@10
+# 0.979 / 0.994 / 0.996 against f32's 0.972 / 0.992 / 0.996 at ef 128 / 256 / 400, in 1.18x /
+# 0.76x / 0.87x f32's time, half the graph's memory; int8 lost recall (0.989 at ef 256). The
+# dense graph stays float32, as it was measured at 1,000,000 vectors.
+DTYPE = "f16"
+LARGE_DTYPE = "f32"
+# How deep the graph is searched (ef_search), by how many vectors it holds: the least depth of
+# those measured whose top 10 units stay >= 0.98 equal to the exact scan's, through the API
+# (bench/bench_search_speed.py, load ~10): on 20,000 vectors (10,000 units) 0.972 / 0.975 /
+# 0.983 / 0.990 / 0.996 at ef 64 / 100 / 128 / 200 / 400; on 200,000 (100,000 units) 0.945 /
+# 0.957 / 0.980 at ef 200 / 256 / 400, so 400 from there on (0.988 at 1,000,000 with the dense
+# graph). Sizes in between were not measured: they get the deeper search.
+EXPANSION_SEARCH = 400  # beyond the last size below
+SEARCH_DEPTHS = ((50_000, 128),)  # (up to this many vectors, ef_search)
+
+
+def search_depth(n: int) -> int:
+    """The default ef_search for a graph over `n` vectors (see SEARCH_DEPTHS)."""
+    return next((ef for size, ef in SEARCH_DEPTHS if n <= size), EXPANSION_SEARCH)
+
+
 OVERSAMPLE = 2  # the graph proposes k * OVERSAMPLE (at least MIN_CANDIDATES) rows to rescore
 MIN_CANDIDATES = 40
 _LOAD_BATCH = 4096  # vectors verified and copied into the matrix at a time
@@ -98,7 +121,7 @@ class VectorIndex:
     _pending_ann: list[int] = field(default_factory=list)  # rows placed since the graph was updated
     _ann_large: bool = False  # the graph was built with the LARGE_* parameters
 
-    expansion_search: int = EXPANSION_SEARCH
+    expansion_search: int | None = None  # None: `search_depth` of the vectors held
 
     def __len__(self) -> int:
         return len(self._row)
@@ -255,10 +278,9 @@ class VectorIndex:
             except ImportError:  # installed without the 'vectors' extra: every search is exact
                 return "exact"
             self._ann_large = large
-            self._ann = Hnsw(ndim=self.dimensions, metric="ip", dtype="f32",
+            self._ann = Hnsw(ndim=self.dimensions, metric="ip", dtype=LARGE_DTYPE if large else DTYPE,
                              connectivity=LARGE_CONNECTIVITY if large else CONNECTIVITY,
-                             expansion_add=LARGE_EXPANSION_ADD if large else EXPANSION_ADD,
-                             expansion_search=EXPANSION_SEARCH)
+                             expansion_add=LARGE_EXPANSION_ADD if large else EXPANSION_ADD)
             rows = np.flatnonzero(self._live[: len(self._hashes)])
             state = "built"
         else:
@@ -284,7 +306,7 @@ class VectorIndex:
             raise ValueError(f"query vector has {q.shape[0]} dimensions, the index {self.dimensions}")
         if self._ann is not None:
             wanted = min(len(self._row), max(k * OVERSAMPLE, MIN_CANDIDATES))
-            self._ann.expansion_search = self.expansion_search
+            self._ann.expansion_search = self.expansion_search or search_depth(len(self._row))
             found = self._ann.search(q, wanted)
             candidates = np.asarray(found.keys, dtype=np.int64)
         else:
@@ -306,6 +328,8 @@ class VectorIndex:
         if not len(rows):
             return []
         exact = np.einsum("ij,j->i", self._matrix[rows].astype(np.float64), q.astype(np.float64))
-        ranked = sorted(((float(s), self._hashes[r]) for s, r in zip(exact, rows, strict=True)
-                         if self._hashes[r] is not None), key=lambda item: (-item[0], item[1]))
-        return [(h, s) for s, h in ranked[:k] if h is not None]
+        hashes = self._hashes
+        # Best first, ties by text hash: (-score, hash) pairs sort so without a key function.
+        ranked = sorted((-s, h) for s, h in zip(exact.tolist(), map(hashes.__getitem__, rows.tolist()),
+                                                 strict=True) if h is not None)
+        return [(h, -s) for s, h in ranked[:k]]

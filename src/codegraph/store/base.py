@@ -230,12 +230,15 @@ def vectors_ok(vectors: list[bytes | None], checksums: list[str | None], dimensi
 def check_chunk_sets(
     sets: Iterable[tuple[str, str, str | None, str | None]],
     chunks: Iterable[tuple[str, int, int, int, str, str, str | None]],
+    intact: dict[str, list[ChunkFields]] | None = None,
 ) -> tuple[dict[str, str], set[str]]:
     """The shared check behind `Store.damaged_chunk_sets`: `sets` are (path, content hash,
     error, checksum), `chunks` (content hash, ordinal, start, end, symbol, text hash, text or
     None when the text row is gone), both of the same files. Returns the paths of the damaged
     sets (path -> content hash) and the damaged texts; a set that holds a damaged text is damaged too,
-    so that chunking it again yields the text to store."""
+    so that chunking it again yields the text to store. `intact`, when given, receives the rows
+    of every set that passed (content hash -> rows by ordinal): what a reader that holds them
+    (`codegraph.chunk_map`) keeps, so that it reads them once."""
     rows: dict[str, list[ChunkFields]] = {}
     texts: dict[str, bool] = {}
     owners: dict[str, set[str]] = {}
@@ -254,6 +257,10 @@ def check_chunk_sets(
                                      or bool(owners.get(content_hash, set()) & bad_texts))
         if verdict[content_hash]:
             damaged[path] = content_hash
+    if intact is not None:
+        for content_hash, bad in verdict.items():
+            if not bad:
+                intact[content_hash] = sorted(rows.get(content_hash, []))
     return damaged, bad_texts
 
 
@@ -390,10 +397,17 @@ class Store(ABC):
 
     @abstractmethod
     def damaged_chunk_sets(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None,
+        intact: dict[str, list[ChunkFields]] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
         """Verify the chunk sets (and their texts) of the snapshot's `paths` (None: every file):
-        (path -> content hash of each damaged set, damaged text hashes). See `check_chunk_sets`."""
+        (path -> content hash of each damaged set, damaged text hashes). See `check_chunk_sets`
+        (and its `intact`)."""
+
+    @abstractmethod
+    def texts_of(self, text_hashes: Sequence[str]) -> dict[str, str | None]:
+        """The stored texts of `text_hashes` (None: not valid UTF-8); a text not stored is
+        absent. Unverified: the caller checks each against its hash (`text_ok`)."""
 
     @abstractmethod
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:

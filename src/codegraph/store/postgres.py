@@ -31,6 +31,7 @@ from codegraph.errors import StoreError
 from codegraph.model import Chunk, Edge
 from codegraph.store import bm25
 from codegraph.store.base import (
+    ChunkFields,
     ChunkRow,
     FileRow,
     LexicalDoc,
@@ -596,7 +597,8 @@ class PostgresStore(Store):
         return int(n)
 
     def damaged_chunk_sets(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None,
+        intact: dict[str, list[ChunkFields]] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
         if paths is not None and not paths:
             return {}, set()
@@ -614,7 +616,11 @@ class PostgresStore(Store):
             " WHERE c.stage_key=%s AND c.content_hash IN"
             f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
             (stage_key, *params)))
-        return check_chunk_sets(sets, chunks)
+        return check_chunk_sets(sets, chunks, intact)
+
+    def texts_of(self, text_hashes: Sequence[str]) -> dict[str, str | None]:
+        return {h: _text_or_none(t) for h, t in self._conn().execute(
+            "SELECT text_hash, text FROM texts WHERE text_hash = ANY(%s)", (sorted(set(text_hashes)),))}
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn, conn.cursor() as cur:

@@ -23,6 +23,7 @@ from codegraph.model import Chunk, Edge
 from codegraph.names import DB_FILENAME
 from codegraph.store import bm25, connections
 from codegraph.store.base import (
+    ChunkFields,
     ChunkRow,
     FileRow,
     LexicalDoc,
@@ -138,6 +139,9 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._checkpointer = connections.checkpointer_for(path)
         self._writer = _write_lock(path)
+        # Document frequencies already read (`lexical_statistics`), valid for one state of the
+        # full-text index: (its averages and structure records, term -> documents holding it).
+        self._df_cache: tuple[tuple[bytes, bytes], dict[str, int]] | None = None
         if not create and not path.exists():
             raise StoreError(f"no index at {path}")
         try:
@@ -586,7 +590,8 @@ class SqliteStore(Store):
         return f"f.snapshot_id=? AND f.path IN ({','.join('?' * len(paths))})", (snapshot_id, *paths)
 
     def damaged_chunk_sets(
-        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None
+        self, snapshot_id: int, stage_key: str, paths: Sequence[str] | None = None,
+        intact: dict[str, list[ChunkFields]] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
         if paths is not None and not paths:
             return {}, set()
@@ -602,7 +607,18 @@ class SqliteStore(Store):
             " WHERE c.stage_key=? AND c.content_hash IN"
             f" (SELECT f.content_hash FROM snapshot_files f WHERE {where})",
             (stage_key, *params))
-        return check_chunk_sets(sets, chunks)
+        return check_chunk_sets(sets, chunks, intact)
+
+    def texts_of(self, text_hashes: Sequence[str]) -> dict[str, str | None]:
+        wanted = list(set(text_hashes))
+        if len(wanted) > 500:
+            rows: Iterable[tuple[Any, ...]] = self._rows_in(
+                "SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", (), wanted)
+        else:  # a search's hits: one statement
+            marks = ",".join("?" * len(wanted))
+            rows = self._conn().execute(
+                f"SELECT text_hash, text FROM texts WHERE text_hash IN ({marks})", wanted)
+        return {h: t if isinstance(t, str) else None for h, t in rows}
 
     def replace_texts(self, rows: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
@@ -711,30 +727,55 @@ class SqliteStore(Store):
             held.append(LexicalUnit(ordinal, symbol, start, end, head, body, sub))
         return files, {h: (checksum, units[h]) for h, checksum in wanted.items()}
 
+    def _fts_state(self, conn: sqlite3.Connection) -> tuple[bytes, bytes] | None:
+        """FTS5's averages record (rowid 1 of its data table: varints nRow, then the token
+        total of each column) and structure record (rowid 10: its segments and a counter of
+        segments ever written), read together. Every write to the full-text index changes the
+        structure record (a new segment, or a merge; the counter only grows), so while both
+        are unchanged every term's document count is too."""
+        rows = dict(conn.execute("SELECT id, block FROM lexical_fts_data WHERE id IN (1, 10)").fetchall())
+        if not rows.get(1):
+            return None
+        return bytes(rows[1]), bytes(rows.get(10) or b"")
+
     def lexical_statistics(self, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
         conn = self._conn()
-        # FTS5's own totals, the numbers its bm25() divides by: the averages record (rowid 1 of
-        # the data table: varints nRow, then the token total of each column).
-        row = conn.execute("SELECT block FROM lexical_fts_data WHERE id=1").fetchone()
-        if row is None or not row[0]:
+        # FTS5's own totals, the numbers its bm25() divides by.
+        state = self._fts_state(conn)
+        if state is None:
             return 0, 0, {}
-        totals = _varints(bytes(row[0]))
+        totals = _varints(state[0])
         n_rows, n_tokens = totals[0], sum(totals[1:])
-        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_vocab"
-                     " USING fts5vocab(main, lexical_fts, 'row')")
-        hits = dict(self._rows_in("SELECT term, doc FROM temp.lexical_vocab WHERE term IN ({marks})",
-                                  (), terms))
-        return n_rows, n_tokens, hits
+        # A term's document count costs FTS5 a walk over its whole posting list (fts5vocab):
+        # most of a held lexical search's time on the stdlib for common words. Counts read for
+        # this state of the index are kept until it changes.
+        cached = self._df_cache
+        if cached is None or cached[0] != state:
+            cached = self._df_cache = (state, {})
+        counts = cached[1]
+        missing = sorted({t for t in terms if t not in counts})
+        found: dict[str, int] = {}
+        if missing:
+            conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_vocab"
+                         " USING fts5vocab(main, lexical_fts, 'row')")
+            found = dict(self._rows_in("SELECT term, doc FROM temp.lexical_vocab WHERE term IN ({marks})",
+                                       (), missing))
+            if self._fts_state(conn) == state:  # no write in between: the counts are of `state`
+                counts.update({t: int(found.get(t, 0)) for t in missing})
+        hits = {t: counts[t] if t in counts else found.get(t, 0) for t in terms}
+        return n_rows, n_tokens, {t: n for t, n in hits.items() if n}
 
     def lexical_bodies(self, stage_key: str, units: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
-        out: dict[tuple[str, int], str] = {}
+        wanted = sorted(set(units))
+        out: dict[tuple[str, int], str] = dict.fromkeys(wanted, "")
         conn = self._conn()
-        for content_hash, ordinal in sorted(set(units)):
-            row = conn.execute(
-                "SELECT x.body FROM lexical_units u JOIN lexical_fts x ON x.rowid=u.doc_id"
-                " WHERE u.content_hash=? AND u.stage_key=? AND u.ordinal=?",
-                (content_hash, stage_key, ordinal)).fetchone()
-            out[(content_hash, ordinal)] = row[0] if row is not None and isinstance(row[0], str) else ""
+        one = ("SELECT u.content_hash, u.ordinal, x.body FROM lexical_units u JOIN lexical_fts x"
+               " ON x.rowid=u.doc_id WHERE u.content_hash=? AND u.stage_key=? AND u.ordinal=?")
+        for i in range(0, len(wanted), 100):  # one statement per 100 (a search's hits: one)
+            part = wanted[i : i + 100]
+            params = [v for h, o in part for v in (h, stage_key, o)]
+            for content_hash, ordinal, body in conn.execute(" UNION ALL ".join([one] * len(part)), params):
+                out[(content_hash, ordinal)] = body if isinstance(body, str) else ""
         return out
 
     def verify_lexical_index(self) -> bool:
