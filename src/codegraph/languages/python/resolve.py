@@ -78,6 +78,10 @@ _EMPTY_REFS: frozenset[SymbolRef] = frozenset()
 MAX_PASSING = 64
 
 
+# (base, ops) of a value expression: the same few expressions are split again and again.
+_split = functools.lru_cache(maxsize=1 << 16)(split)
+
+
 @functools.lru_cache(maxsize=8192)
 def _ops(rest: str) -> tuple[str, ...]:
     return tuple(_OPS.findall(rest))
@@ -468,7 +472,7 @@ class Resolver(Memo):
         """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`:
         its base looked up, then each operation applied to each value (memoised per value and
         operation, so chains share their work across scopes and files)."""
-        base, rest = split(expr)
+        base, rest = _split(expr)
         values = self._base(module, scope, base)
         for op in _ops(rest) if rest else ():
             if not values:
@@ -735,7 +739,7 @@ class Resolver(Memo):
         `except E as e`), an attribute of an instance that one of those is assigned to. A
         method called on such a receiver also reaches its overrides in the subclasses (dispatch
         edges); a receiver built by a constructor (`Shape()`) is exactly its class."""
-        base, rest = split(expr)
+        base, rest = _split(expr)
         if not rest:
             if base[:3] in ("<i:", "<c:"):
                 return frozenset({SymbolRef(module.path, base[3:-1])})
@@ -915,7 +919,7 @@ class Resolver(Memo):
         for call in module.ir.calls:
             # The scope matters only for names some function of the file binds.
             question = (call.scope if scoped and any(
-                split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
+                _split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
             targets = answers.get(question)
             if targets is None:
                 targets = answers[question] = self.call_targets(module, call.scope, call.py_values)
