@@ -391,6 +391,7 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
     calls: list[CallSite] = []
     dotted, dotted_name = _DOTTED_BYTES.fullmatch, _DOTTED_NAME.fullmatch
     values_of, substituted, arguments = collector.values, collector.substituted, collector.arguments
+    substitute = collector.substitute
     open_defs: list[int] = []
     next_def, n_defs = 0, len(defs)
     scope = module_scope
@@ -421,7 +422,12 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
                 callee = "super()" + _values.split(raw[0])[1]
             else:
                 callee = ""
-        values = substituted(scope, raw) if scope.local else tuple(raw)
+        if not scope.local:
+            values = tuple(raw)
+        elif len(raw) == 1 and len(raw[0]) <= _values.MAX_EXPR:
+            values = tuple(substitute(scope, raw[0]))  # unique and within limits already
+        else:
+            values = substituted(scope, raw)
         calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
                               arguments(node.parent, scope) if values else ()))
     return calls, collector.facts()
