@@ -286,14 +286,20 @@ class Resolver(Memo):
         self._reads.top.add(("", f"mod:{name}"))
         return name in self.by_name
 
+    # The hottest lookups first look their key up themselves, as `memoised` would (the answer
+    # and its reads), so that a remembered answer costs no closure and no call.
     _memoised = Memo.memoised
 
     # ----- lookups -----------------------------------------------------------------------
 
     def export(self, module_name: str, name: str) -> Target | None:
         """What `module_name.name` is, following re-exports; None when unknown or external."""
-        return self._memoised(("export", module_name, name),
-                              lambda: self._export(module_name, name), None)
+        key = ("export", module_name, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        return self._memoised(key, lambda: self._export(module_name, name), None)
 
     def _export(self, module_name: str, name: str) -> Target | None:
         module = self.module_named(module_name)
@@ -370,8 +376,13 @@ class Resolver(Memo):
     def class_member(self, cls: SymbolRef, name: str, skip_self: bool = False) -> SymbolRef | None:
         """The first definition of `name` along the class's C3 method resolution order (after
         the class itself with `skip_self`: what `super().name` finds)."""
-        found: SymbolRef | None = self._memoised(("member", cls, name, skip_self),
-                                                 lambda: self._class_member(cls, name, skip_self), None)
+        key = ("member", cls, name, skip_self)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        found: SymbolRef | None = self._memoised(
+            key, lambda: self._class_member(cls, name, skip_self), None)
         return found
 
     def _class_member(self, cls: SymbolRef, name: str, skip_self: bool) -> SymbolRef | None:
@@ -384,7 +395,12 @@ class Resolver(Memo):
     def mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
         """C3 linearisation of the class's resolved bases (bases outside the snapshot are left
         out); where C3 fails (an inconsistent hierarchy), a depth-first walk."""
-        result: tuple[SymbolRef, ...] = self._memoised(("mro", cls), lambda: self._mro(cls), (cls,))
+        key = ("mro", cls)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: tuple[SymbolRef, ...] = self._memoised(key, lambda: self._mro(cls), (cls,))
         return result
 
     def _mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
@@ -410,7 +426,12 @@ class Resolver(Memo):
                     del q[0]
 
     def bases(self, cls: SymbolRef) -> list[SymbolRef]:
-        result: list[SymbolRef] = self._memoised(("bases", cls), lambda: self._bases(cls), [])
+        key = ("bases", cls)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: list[SymbolRef] = self._memoised(key, lambda: self._bases(cls), [])
         return result
 
     def _bases(self, cls: SymbolRef) -> list[SymbolRef]:
@@ -514,14 +535,24 @@ class Resolver(Memo):
         return self.target_values(target)
 
     def global_name(self, module: _Module, name: str) -> Target | None:
+        key = ("global", module.path, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: Target | None = self._memoised(
-            ("global", module.path, name), lambda: self.name_in_scope(module, "", name), None)
+            key, lambda: self.name_in_scope(module, "", name), None)
         return result
 
     def variable_values(self, path: str, name: str) -> frozenset[Value]:
         """The values of a module-level name (every assignment to it at module level)."""
+        key = ("var", path, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("var", path, name), lambda: self._variable_values(path, name), _EMPTY)
+            key, lambda: self._variable_values(path, name), _EMPTY)
         return result
 
     def _variable_values(self, path: str, name: str) -> frozenset[Value]:
@@ -548,8 +579,13 @@ class Resolver(Memo):
 
     def function_value(self, ref: SymbolRef) -> frozenset[Value]:
         """A def as its name holds it: itself, unless a decorator replaces it."""
+        key = ("fv", ref)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("fv", ref), lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
+            key, lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
         return result
 
     def _function_value(self, ref: SymbolRef) -> frozenset[Value]:
@@ -588,8 +624,12 @@ class Resolver(Memo):
         return frozenset(out)
 
     def apply(self, value: Value, op: str) -> frozenset[Value]:
-        result: frozenset[Value] = self._memoised(("ap", value, op),
-                                                  lambda: self._apply(value, op), _EMPTY)
+        key = ("ap", value, op)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: frozenset[Value] = self._memoised(key, lambda: self._apply(value, op), _EMPTY)
         return result
 
     def _apply(self, value: Value, op: str) -> frozenset[Value]:
@@ -652,8 +692,12 @@ class Resolver(Memo):
 
     def call_values(self, fn: SymbolRef) -> frozenset[Value]:
         """What calling the function gives: its return values, or its generator."""
-        result: frozenset[Value] = self._memoised(("call", fn), lambda: self._call_values(fn),
-                                                  _EMPTY)
+        key = ("call", fn)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: frozenset[Value] = self._memoised(key, lambda: self._call_values(fn), _EMPTY)
         return result
 
     def _call_values(self, fn: SymbolRef) -> frozenset[Value]:
