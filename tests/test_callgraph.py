@@ -193,6 +193,57 @@ def test_dispatch_edges_are_held_by_the_calling_file(tmp_path: Path, store_url: 
          "language": "python", "dst_language": "python", "repo": str(repo.resolve())}]
 
 
+def test_aliased_bases_and_callees_incrementally(tmp_path: Path, store_url: str) -> None:
+    """A subclass whose base is written as an import alias or a module-level alias of the
+    class gets dispatch edges, and so does a higher-order call through an aliased callee; an
+    edit of the alias re-resolves the files that looked the class (or callee) up, and the
+    update equals a full build."""
+    repo = write_tree(tmp_path / "repo", {
+        "base.py": "class Shape:\n    def describe(self):\n        self.area()\n\n"
+                   "    def area(self):\n        return 0\n\n\nclass Other:\n    pass\n\n\n"
+                   "def apply(fn):\n    fn()\n",
+        "square.py": "from base import Shape as S\n\n\nclass Square(S):\n    def area(self):\n"
+                     "        return 4\n",
+        "circle.py": "import base\n\nRound = base.Shape\n\n\nclass Circle(Round):\n"
+                     "    def area(self):\n        return 3\n",
+        "user.py": "from base import apply as run\n\n\ndef ping():\n    pass\n\n\n"
+                   "def go():\n    run(ping)\n",
+        "other.py": "def g():\n    return 1\n",
+    })
+    db = store_url
+    update(repo, db)
+
+    def callees(name: str) -> set[tuple[str, str]]:
+        return {(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", name)}
+
+    assert callees("base.Shape.describe") == {("base.Shape.area", "direct"),
+                                              ("square.Square.area", "dispatch"),
+                                              ("circle.Circle.area", "dispatch")}
+    assert callees("base.apply") == {("user.ping", "direct")}
+
+    def step(path: str, old: str, new: str) -> list[str]:
+        text = (repo / path).read_text()
+        assert old in text
+        (repo / path).write_text(text.replace(old, new))
+        result = update(repo, db)
+        scratch = tmp_path / "full"
+        shutil.rmtree(scratch, ignore_errors=True)
+        update(repo, str(scratch), full=True)
+        assert export(db) == export(str(scratch))
+        return result["affected_files"]
+
+    # The alias now names another class: base.py's self-call loses Square's override.
+    assert step("square.py", "import Shape as S", "import Other as S") == ["base.py", "square.py"]
+    assert callees("base.Shape.describe") == {("base.Shape.area", "direct"),
+                                              ("circle.Circle.area", "dispatch")}
+    assert step("circle.py", "Round = base.Shape", "Round = base.Other") == [
+        "base.py", "circle.py"]
+    assert callees("base.Shape.describe") == {("base.Shape.area", "direct")}
+    assert step("user.py", "def go():\n    run(ping)", "def go():\n    print(ping)") == [
+        "base.py", "user.py"]
+    assert callees("base.apply") == set()
+
+
 def test_calls_on_typed_receivers_reach_overrides(tmp_path: Path) -> None:
     """A receiver known only by its declared class (a parameter's or an attribute's annotation,
     `except E as e`, self in an inherited method) may hold any subclass: the call also reaches

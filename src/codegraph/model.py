@@ -129,6 +129,12 @@ class FileIR(msgspec.Struct, frozen=True, gc=False):
     package: str = ""  # Go: the package clause's name
     typed: list[TypeRef] = msgspec.field(default_factory=list)  # Go: see TypeRef
     py_values: PyValues | None = None  # Python only
+    # Facts of the snapshot this file contributes to, by "@" key (see `Language.interface`):
+    # a resolver that looks them up across every file loads this field alone (the rest of the
+    # stored IR is skipped, not decoded). Python: "@sub:<base name>" -> (class, its methods),
+    # "@pass:<callee name>" -> (scope, called values, arguments).
+    index: dict[str, tuple[tuple[str | tuple[str, ...], ...], ...]] = msgspec.field(
+        default_factory=dict)
 
 
 class Chunk(msgspec.Struct, frozen=True, array_like=True, gc=False):

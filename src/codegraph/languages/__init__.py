@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from fnmatch import fnmatchcase
-from typing import Protocol
+from typing import Any, Protocol
 
 from codegraph.model import FileIR, FileResolution
 from codegraph.units import Unit, definition_units
+
+# Every file's `FileIR.index`: path -> "@" key -> the file's entries for it.
+LoadIndex = Callable[[], Mapping[str, Mapping[str, tuple[Any, ...]]]]
 
 
 class Resolver(Protocol):
@@ -64,9 +67,13 @@ class Language(Protocol):
         manifest that is itself a file of the language (Go's go.mod)."""
         ...
 
-    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
+                 load_index: LoadIndex | None = None) -> Resolver:
         """Cross-file resolution within a snapshot whose files of this language are `modules`
-        (path -> module name). `load_ir` is called only for files a lookup reaches."""
+        (path -> module name). `load_ir` is called only for files a lookup reaches;
+        `load_index`, when given, gives every file's `FileIR.index` at once (path -> facts),
+        without the rest of their IR (for a resolver that looks "@" facts up across the
+        snapshot; without it, such a resolver loads every file's IR)."""
         ...
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:

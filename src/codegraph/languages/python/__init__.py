@@ -11,14 +11,14 @@ from codegraph.languages.python import resolve as _resolve
 from codegraph.model import FileIR
 
 if TYPE_CHECKING:
-    from codegraph.languages import Resolver
+    from codegraph.languages import LoadIndex, Resolver
 
 
 class Python(Language):
     name = "python"
     extensions = (".py",)
     family = "python"
-    version = "py-5"  # of extract + resolve + the IR format: part of L1's cache key
+    version = "py-6"  # of extract + resolve + the IR format: part of L1's cache key
     chunk_version = "py-units-1"  # of units: part of the L2 and L3 cache keys
 
     def extract(self, text: str) -> FileIR:
@@ -28,8 +28,9 @@ class Python(Language):
                      read: Callable[[str], str | None] | None = None) -> dict[str, str]:
         return _resolve.module_names(paths, root_name)
 
-    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> Resolver:
-        return _resolve.Resolver(modules, load_ir)
+    def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
+                 load_index: LoadIndex | None = None) -> Resolver:
+        return _resolve.Resolver(modules, load_ir, load_index)
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
         return {f"mod:{name}": path for name, path in _resolve.module_table(modules).items()}

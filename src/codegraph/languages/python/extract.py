@@ -261,10 +261,85 @@ def extract(text: str) -> FileIR:
     calls = _flow(defs, facts.get("callee", []), facts.get("flow", []))
     errors = count_errors(root, _ERRORS)
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
-    return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1])
+    return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1],
+                  index=_index(symbols, imports, calls[0], calls[1]))
+
+
+def _aliases(imports: list[Import], values: _values.PyValues) -> dict[str, list[str]]:
+    """Other names this file gives a name: `from m import Base as B` and `B = Base` make B
+    another name for Base (any scope: an alias only adds candidates, each checked)."""
+    out: dict[str, list[str]] = {}
+    for imp in imports:
+        if imp.alias and imp.name is not None and imp.name != "*" and imp.alias != imp.name:
+            out.setdefault(imp.alias, []).append(imp.name)
+    for name, exprs in values.variables.items():
+        for expr in exprs:
+            if _DOTTED_NAME_ONLY.fullmatch(expr):
+                last = expr.rpartition(".")[2]
+                if last != name:
+                    out.setdefault(name, []).append(last)
+    return out
+
+
+def _names(written: str, aliases: dict[str, list[str]]) -> list[str]:
+    """The last names a dotted name is known by: its own, and (a plain name) what it is an
+    alias of, through chains of aliases."""
+    out = [written.rpartition(".")[2]]
+    if "." not in written and written in aliases:
+        todo = [written]
+        while todo:
+            for other in aliases.get(todo.pop(), ()):
+                if other not in out:
+                    out.append(other)
+                    todo.append(other)
+    return out
+
+
+def _index(symbols: list[Symbol], imports: list[Import], calls: list[CallSite],
+           values: _values.PyValues) -> dict[str, tuple[tuple[str | tuple[str, ...], ...], ...]]:
+    """The file's contributions to the snapshot's "@" facts (see `FileIR.index`):
+
+    "@sub:<name>": its classes with a base written with that last name (`Base`, `mod.Base`),
+    or that is an alias of one (`from m import Base as B`, `B = Base`), each with the methods
+    it defines itself — what finding a class's subclasses reads;
+    "@pass:<name>": its calls that pass a name or attribute on as an argument (what may be a
+    function or class), by the last name of what they call (or of what that is an alias of),
+    as (scope, called values, arguments) — no lines: the edges they give start in the
+    function called, at its own lines."""
+    aliases = _aliases(imports, values)
+    first: dict[str, Symbol] = {}
+    for symbol in symbols:
+        first.setdefault(symbol.local_name, symbol)
+    methods: dict[str, list[str]] = {}
+    for local, symbol in first.items():
+        owner, _, name = local.rpartition(".")
+        if symbol.kind == SymbolKind.METHOD and owner in first:
+            methods.setdefault(owner, []).append(name)
+    subs: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for local, symbol in first.items():
+        if symbol.kind != SymbolKind.CLASS:
+            continue
+        entry = (local, tuple(sorted(methods.get(local, ()))))
+        for short in dict.fromkeys(n for b in symbol.bases for n in _names(b, aliases)):
+            subs.setdefault(short, []).append(entry)
+    passing: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
+    for call in calls:
+        if not call.py_args:
+            continue
+        entry = (call.scope, call.py_values, call.py_args)
+        for value in call.py_values:
+            for short in _names(value, aliases) if value.isidentifier() else (
+                    value[value.rfind(".") + 1:],):
+                if short.isidentifier():
+                    passing.setdefault(short, set()).add(entry)
+    index: dict[str, tuple[tuple[str | tuple[str, ...], ...], ...]] = {
+        f"@sub:{short}": tuple(entries) for short, entries in subs.items()}
+    index.update((f"@pass:{short}", tuple(sorted(entries))) for short, entries in passing.items())
+    return index
 
 
 _DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
+_DOTTED_NAME_ONLY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _CONSTANTS = (b"True.", b"False.", b"None.")
 _HANDLERS = {
@@ -316,6 +391,7 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
     calls: list[CallSite] = []
     dotted, dotted_name = _DOTTED_BYTES.fullmatch, _DOTTED_NAME.fullmatch
     values_of, substituted, arguments = collector.values, collector.substituted, collector.arguments
+    substitute = collector.substitute
     open_defs: list[int] = []
     next_def, n_defs = 0, len(defs)
     scope = module_scope
@@ -346,7 +422,12 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
                 callee = "super()" + _values.split(raw[0])[1]
             else:
                 callee = ""
-        values = substituted(scope, raw) if scope.local else tuple(raw)
+        if not scope.local:
+            values = tuple(raw)
+        elif len(raw) == 1 and len(raw[0]) <= _values.MAX_EXPR:
+            values = tuple(substitute(scope, raw[0]))  # unique and within limits already
+        else:
+            values = substituted(scope, raw)
         calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
                               arguments(node.parent, scope) if values else ()))
     return calls, collector.facts()

@@ -25,12 +25,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Hashable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from codegraph.languages.common import Memo
 from codegraph.languages.common import Reads as _Reads
 from codegraph.languages.python.values import split
 from codegraph.model import Edge, FileIR, FileResolution, PyValues, Symbol, SymbolKind
+
+if TYPE_CHECKING:
+    from codegraph.languages import LoadIndex
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
 # and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
@@ -73,6 +76,10 @@ _EMPTY_REFS: frozenset[SymbolRef] = frozenset()
 # Calls from other files passing arguments to functions of one name (a "@pass" fact) looked at,
 # at most: a name that common (`get`, `run`) gives no cross-file higher-order edges.
 MAX_PASSING = 64
+
+
+# (base, ops) of a value expression: the same few expressions are split again and again.
+_split = functools.lru_cache(maxsize=1 << 16)(split)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -140,9 +147,6 @@ class _Module:
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
         self.values = ir.py_values or _NO_VALUES
-        self._subclass_facts: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] | None = None
-        self._passing_facts: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
-                                  ] | None = None
         # Names some function of the file binds (nested defs, imports in functions).
         self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
                              for scope_names in names}
@@ -188,49 +192,8 @@ class _Module:
             facts[f"box:{box_id}"] = box
         for local, decorators in values.decorators.items():
             facts[f"deco:{local}"] = decorators
-        for short, classes in self.subclass_facts().items():
-            facts[f"@sub:{short}"] = classes
-        for short, passing in self.passing_facts().items():
-            facts[f"@pass:{short}"] = passing
+        facts.update(self.ir.index)  # "@sub:<name>", "@pass:<name>" (see extract._index)
         return facts
-
-    def passing_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]]:
-        """This file's contribution to the snapshot's facts "@pass:<name>": its calls that pass
-        a name or attribute on as an argument (what may be a function or class), by the last
-        name of what they call, as (scope, called values, arguments) — no lines: the edges
-        they give start in the function called, at its own lines."""
-        if self._passing_facts is None:
-            out: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
-            for call in self.ir.calls:
-                if not call.py_args:
-                    continue
-                entry = (call.scope, call.py_values, call.py_args)
-                for value in call.py_values:
-                    short = value[value.rfind(".") + 1:]
-                    if short.isidentifier():
-                        out.setdefault(short, set()).add(entry)
-            self._passing_facts = {short: tuple(sorted(entries)) for short, entries in out.items()}
-        return self._passing_facts
-
-    def subclass_facts(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
-        """This file's contribution to the snapshot's facts "@sub:<name>": its classes with a
-        base written with that last name (`Base`, `mod.Base`), each with the methods it defines
-        itself. What finding a class's subclasses (for dispatch edges) reads, as ("", key)."""
-        if self._subclass_facts is None:
-            methods: dict[str, list[str]] = {}
-            for local, symbol in self.symbols.items():
-                owner, _, name = local.rpartition(".")
-                if symbol.kind == SymbolKind.METHOD and owner in self.symbols:
-                    methods.setdefault(owner, []).append(name)
-            out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-            for local, symbol in self.symbols.items():
-                if symbol.kind != SymbolKind.CLASS:
-                    continue
-                entry = (local, tuple(sorted(methods.get(local, ()))))
-                for short in dict.fromkeys(b.rpartition(".")[2] for b in symbol.bases):
-                    out.setdefault(short, []).append(entry)
-            self._subclass_facts = {short: tuple(entries) for short, entries in out.items()}
-        return self._subclass_facts
 
     # Value facts (see `PyValues`), each read recorded under the key `interface` gives it.
 
@@ -282,17 +245,30 @@ class Resolver(Memo):
     """Resolves files of one snapshot whose files are `modules` (path -> module name); the memo
     of answers is kept from one file to the next."""
 
-    def __init__(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR]) -> None:
+    def __init__(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
+                 load_index: LoadIndex | None = None) -> None:
         self.modules = modules
         self.load_ir = load_ir
+        self.load_index = load_index
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
-        # "@pass" facts of every file: a callee's last name -> (path, scope, values, arguments).
-        self._pass_index: dict[str, list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]] | None = None
-        # "@sub" facts of every file: a base's last name -> (path, class, its own methods).
-        self._subclass_index: dict[str, list[tuple[str, str, tuple[str, ...]]]] | None = None
+        # The "@" facts of every file (`FileIR.index`): key -> (path, entry) in path order.
+        self._index: dict[str, list[tuple[str, tuple[Any, ...]]]] | None = None
+
+    def snapshot_facts(self, key: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every file's entries of the "@" fact `key` (read as ("", key)), as (path, entry)."""
+        self._reads.top.add(("", key))
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            files = self.load_index() if self.load_index is not None else {
+                path: self.by_path(path).ir.index for path in self.modules}
+            for path in sorted(files):
+                for name, entries in files[path].items():
+                    index.setdefault(name, []).extend((path, entry) for entry in entries)
+        return index.get(key, [])
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
@@ -310,14 +286,20 @@ class Resolver(Memo):
         self._reads.top.add(("", f"mod:{name}"))
         return name in self.by_name
 
+    # The hottest lookups first look their key up themselves, as `memoised` would (the answer
+    # and its reads), so that a remembered answer costs no closure and no call.
     _memoised = Memo.memoised
 
     # ----- lookups -----------------------------------------------------------------------
 
     def export(self, module_name: str, name: str) -> Target | None:
         """What `module_name.name` is, following re-exports; None when unknown or external."""
-        return self._memoised(("export", module_name, name),
-                              lambda: self._export(module_name, name), None)
+        key = ("export", module_name, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        return self._memoised(key, lambda: self._export(module_name, name), None)
 
     def _export(self, module_name: str, name: str) -> Target | None:
         module = self.module_named(module_name)
@@ -394,8 +376,13 @@ class Resolver(Memo):
     def class_member(self, cls: SymbolRef, name: str, skip_self: bool = False) -> SymbolRef | None:
         """The first definition of `name` along the class's C3 method resolution order (after
         the class itself with `skip_self`: what `super().name` finds)."""
-        found: SymbolRef | None = self._memoised(("member", cls, name, skip_self),
-                                                 lambda: self._class_member(cls, name, skip_self), None)
+        key = ("member", cls, name, skip_self)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        found: SymbolRef | None = self._memoised(
+            key, lambda: self._class_member(cls, name, skip_self), None)
         return found
 
     def _class_member(self, cls: SymbolRef, name: str, skip_self: bool) -> SymbolRef | None:
@@ -408,7 +395,12 @@ class Resolver(Memo):
     def mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
         """C3 linearisation of the class's resolved bases (bases outside the snapshot are left
         out); where C3 fails (an inconsistent hierarchy), a depth-first walk."""
-        result: tuple[SymbolRef, ...] = self._memoised(("mro", cls), lambda: self._mro(cls), (cls,))
+        key = ("mro", cls)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: tuple[SymbolRef, ...] = self._memoised(key, lambda: self._mro(cls), (cls,))
         return result
 
     def _mro(self, cls: SymbolRef) -> tuple[SymbolRef, ...]:
@@ -434,7 +426,12 @@ class Resolver(Memo):
                     del q[0]
 
     def bases(self, cls: SymbolRef) -> list[SymbolRef]:
-        result: list[SymbolRef] = self._memoised(("bases", cls), lambda: self._bases(cls), [])
+        key = ("bases", cls)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: list[SymbolRef] = self._memoised(key, lambda: self._bases(cls), [])
         return result
 
     def _bases(self, cls: SymbolRef) -> list[SymbolRef]:
@@ -443,13 +440,18 @@ class Resolver(Memo):
         if symbol is None:
             return []
         scope = cls.local.rpartition(".")[0]
-        out = []
+        out: list[SymbolRef] = []
         for base in symbol.bases:
             found = self.dotted(module, scope, base)
             if isinstance(found, SymbolRef):
                 base_symbol = self.symbol(found)
                 if base_symbol is not None and base_symbol.kind == SymbolKind.CLASS:
                     out.append(found)
+                elif base_symbol is not None and base_symbol.kind == SymbolKind.VARIABLE:
+                    # Another name for a class (`Alias = Base`): the classes it may hold.
+                    out.extend(ref for ref in sorted(
+                        SymbolRef(v[1], v[2]) for v in self.variable_values(found.path, found.local)
+                        if v[0] == "c") if ref not in out and ref != cls)
         return out
 
     def enclosing_class(self, module: _Module, scope: str) -> SymbolRef | None:
@@ -491,7 +493,7 @@ class Resolver(Memo):
         """Every value `expr` (value-expression syntax, see `values.py`) may have in `scope`:
         its base looked up, then each operation applied to each value (memoised per value and
         operation, so chains share their work across scopes and files)."""
-        base, rest = split(expr)
+        base, rest = _split(expr)
         values = self._base(module, scope, base)
         for op in _ops(rest) if rest else ():
             if not values:
@@ -533,14 +535,24 @@ class Resolver(Memo):
         return self.target_values(target)
 
     def global_name(self, module: _Module, name: str) -> Target | None:
+        key = ("global", module.path, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: Target | None = self._memoised(
-            ("global", module.path, name), lambda: self.name_in_scope(module, "", name), None)
+            key, lambda: self.name_in_scope(module, "", name), None)
         return result
 
     def variable_values(self, path: str, name: str) -> frozenset[Value]:
         """The values of a module-level name (every assignment to it at module level)."""
+        key = ("var", path, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("var", path, name), lambda: self._variable_values(path, name), _EMPTY)
+            key, lambda: self._variable_values(path, name), _EMPTY)
         return result
 
     def _variable_values(self, path: str, name: str) -> frozenset[Value]:
@@ -567,8 +579,13 @@ class Resolver(Memo):
 
     def function_value(self, ref: SymbolRef) -> frozenset[Value]:
         """A def as its name holds it: itself, unless a decorator replaces it."""
+        key = ("fv", ref)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("fv", ref), lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
+            key, lambda: self._function_value(ref), frozenset({("f", ref.path, ref.local)}))
         return result
 
     def _function_value(self, ref: SymbolRef) -> frozenset[Value]:
@@ -607,8 +624,12 @@ class Resolver(Memo):
         return frozenset(out)
 
     def apply(self, value: Value, op: str) -> frozenset[Value]:
-        result: frozenset[Value] = self._memoised(("ap", value, op),
-                                                  lambda: self._apply(value, op), _EMPTY)
+        key = ("ap", value, op)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: frozenset[Value] = self._memoised(key, lambda: self._apply(value, op), _EMPTY)
         return result
 
     def _apply(self, value: Value, op: str) -> frozenset[Value]:
@@ -671,8 +692,12 @@ class Resolver(Memo):
 
     def call_values(self, fn: SymbolRef) -> frozenset[Value]:
         """What calling the function gives: its return values, or its generator."""
-        result: frozenset[Value] = self._memoised(("call", fn), lambda: self._call_values(fn),
-                                                  _EMPTY)
+        key = ("call", fn)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
+        result: frozenset[Value] = self._memoised(key, lambda: self._call_values(fn), _EMPTY)
         return result
 
     def _call_values(self, fn: SymbolRef) -> frozenset[Value]:
@@ -758,7 +783,7 @@ class Resolver(Memo):
         `except E as e`), an attribute of an instance that one of those is assigned to. A
         method called on such a receiver also reaches its overrides in the subclasses (dispatch
         edges); a receiver built by a constructor (`Shape()`) is exactly its class."""
-        base, rest = split(expr)
+        base, rest = _split(expr)
         if not rest:
             if base[:3] in ("<i:", "<c:"):
                 return frozenset({SymbolRef(module.path, base[3:-1])})
@@ -794,28 +819,22 @@ class Resolver(Memo):
 
     def subclasses(self, cls: SymbolRef) -> tuple[tuple[SymbolRef, tuple[str, ...]], ...]:
         """Every class of the snapshot whose MRO holds `cls` after itself, with the methods it
-        defines itself: classes whose bases, as written, end in the name of a class known to
-        be a subclass (read as ("", "@sub:<name>"), one fact of the snapshot) and resolve to
-        it. A base written as another name for the class (an alias) is not followed."""
+        defines itself: classes with a base whose last name, as written or as what it is an
+        alias of in its file (`from m import Base as B`, `B = Base`), is the name of a class
+        known to be a subclass (read as ("", "@sub:<name>"), one fact of the snapshot) and
+        that resolve to it. A base renamed by another module's re-export (`from .m import
+        Base as B` in a package, then `class C(pkg.B)`) is not followed."""
         result: tuple[tuple[SymbolRef, tuple[str, ...]], ...] = self._memoised(
             ("subs", cls), lambda: self._subclasses(cls), ())
         return result
 
     def _subclasses(self, cls: SymbolRef) -> tuple[tuple[SymbolRef, tuple[str, ...]], ...]:
-        index = self._subclass_index
-        if index is None:  # every file's "@sub" facts, read (recorded) by the name asked for
-            index = self._subclass_index = {}
-            for path in sorted(self.modules):
-                for short, classes in self.by_path(path).subclass_facts().items():
-                    entries = index.setdefault(short, [])
-                    entries.extend((path, local, methods) for local, methods in classes)
         found: dict[SymbolRef, tuple[str, ...]] = {}
         frontier = [cls]
         while frontier:
             current = frontier.pop()
             short = current.local.rpartition(".")[2]
-            self._reads.top.add(("", f"@sub:{short}"))
-            for path, local, methods in index.get(short, ()):
+            for path, (local, methods) in self.snapshot_facts(f"@sub:{short}"):
                 sub = SymbolRef(path, local)
                 if sub not in found and sub != cls and current in self.bases(sub):
                     found[sub] = methods
@@ -848,7 +867,7 @@ class Resolver(Memo):
         """Higher-order calls: a function of this file called with a function (or class) as an
         argument, and calling that parameter, calls what was passed. The edge starts in the
         function called (at its call of the parameter), so this file holds it; calls from other
-        files are found through the snapshot facts "@pass:<name>" (see `passing_facts`)."""
+        files are found through the snapshot facts "@pass:<name>" (see `extract._index`)."""
         param_calls: dict[tuple[str, str], list[tuple[str, int]]] = {}
         params = module.values.params
         for call in module.ir.calls:
@@ -885,22 +904,14 @@ class Resolver(Memo):
                         for scope, line in sites:
                             out.add(Edge("calls", f"{module.name}.{scope}", module.path, dst,
                                          dst_path, line, kind))
-        index = self._pass_index
-        if index is None:  # every file's "@pass" facts, read (recorded) by the name asked for
-            index = self._pass_index = {}
-            for other in sorted(self.modules):
-                for short, passing in self.by_path(other).passing_facts().items():
-                    index.setdefault(short, []).extend((other, *call) for call in passing)
         for fn in sorted({fn for fn, _ in param_calls}):
-            short = fn.rpartition(".")[2]
-            self._reads.top.add(("", f"@pass:{short}"))
-            candidates = index.get(short, ())
+            candidates = self.snapshot_facts(f"@pass:{fn.rpartition('.')[2]}")
             if len(candidates) > MAX_PASSING:
                 continue
             ref = SymbolRef(module.path, fn)
             names = params[fn]
             offset = 1 if names[:1] in (("self",), ("cls",)) and "." in fn else 0
-            for other, scope, values, args in candidates:
+            for other, (scope, values, args) in candidates:
                 if other == module.path:
                     continue  # above
                 caller = self.by_path(other)
@@ -952,7 +963,7 @@ class Resolver(Memo):
         for call in module.ir.calls:
             # The scope matters only for names some function of the file binds.
             question = (call.scope if scoped and any(
-                split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
+                _split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
             targets = answers.get(question)
             if targets is None:
                 targets = answers[question] = self.call_targets(module, call.scope, call.py_values)

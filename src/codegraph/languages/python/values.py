@@ -203,8 +203,18 @@ class Collector:
                 continue
             if kind != "identifier" and kind != "attribute":
                 continue
-            for value in self.substituted(scope, self.values(arg, scope)) if scope.local else (
-                    self.values(arg, scope)):
+            text = arg.text or b""
+            if len(text) <= MAX_EXPR and (kind == "identifier" or (
+                    _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
+                # A name or plain dotted chain is its text (as `values` gives it); substituted,
+                # it is one expression's substitution: unique, within the limits already.
+                expr = text.decode("utf-8", "replace")
+                values: list[str] | tuple[str, ...] = (
+                    self.substitute(scope, expr) if scope.local else (expr,))
+            else:
+                values = (self.substituted(scope, self.values(arg, scope)) if scope.local
+                          else self.values(arg, scope))
+            for value in values:
                 if "()" not in value and not value.startswith("<a:"):
                     out.append(f"{slot}={value}")
         return tuple(out)
