@@ -17,9 +17,8 @@ from typing import Any
 
 from codegraph import lexical, vector_index
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
-from codegraph.languages import language_name
 from codegraph.lexical_index import LexicalIndex, LexicalSource
-from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
+from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4, language_name
 from codegraph.store import Store, bm25, open_store
 from codegraph.store.base import ChunkRow, FileRow, LexicalHit, SnapshotInfo, SymbolRow, text_ok
 from codegraph.units import window_body
