@@ -42,11 +42,14 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RUNTIMES = ("auto", "onnx", "torch")
-# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); or of some
-# of them (`_QUANTISED_PARTS`): the first feed-forward GEMM of each layer, and with it the
-# attention's QKV projection (ARCHITECTURE.md, "L4": what each costs in search quality).
-QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-qkv-ffn-in")
+# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); of some of
+# them (`_QUANTISED_PARTS`: each layer's first feed-forward GEMM, and with it the attention's
+# QKV projection); or of some of them with their inputs smoothed first (`_SMOOTHED`, `_smooth`).
+# ARCHITECTURE.md, "L4", has what each costs in search quality and gains in speed.
+QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-qkv-ffn-in", "int8-smooth-ffn-in",
+                 "int8-smooth-qkv-ffn-in")
 _QUANTISED_PARTS = {"int8-ffn-in": ("ffn-in",), "int8-qkv-ffn-in": ("qkv", "ffn-in")}
+_SMOOTHED = {"int8-smooth-ffn-in": ("ffn-in",), "int8-smooth-qkv-ffn-in": ("qkv", "ffn-in")}
 DEFAULT_RUNTIME = "auto"
 DEFAULT_QUANTISATION = "fp32"  # the one that holds the quality bar (ARCHITECTURE.md, "L4")
 EXPORT_VERSION = "export-2"  # the recipe below: wrapper, opset, optimisers, quantiser, file layout
@@ -488,11 +491,16 @@ def _metadata_version(dist: str) -> str:
 
 def export_key(prod: Producer) -> str:
     """Everything the exported file depends on: the model's files, the recipe, the versions of
-    the libraries that export, optimise and quantise it, and the quantisation."""
+    the libraries that export, optimise and quantise it, the quantisation (and its calibration
+    texts)."""
     import xxhash
 
     parts = [EXPORT_VERSION, str(OPSET), prod.quantisation, model_hash(prod.directory),
              *(f"{d}={_version(d)}" for d in _VERSIONED)]
+    if prod.quantisation in _SMOOTHED:  # and what it was calibrated on
+        from codegraph.embed_calibration import CALIBRATION_TEXTS
+
+        parts.append(xxhash.xxh3_128_hexdigest("\0".join(CALIBRATION_TEXTS).encode()))
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
 
 
@@ -562,9 +570,14 @@ def _export(prod: Producer, work: Path) -> Path:
     if prod.quantisation != "fp32":  # from the (cached) fp32 export
         fp32 = onnx_model(Producer(prod.model, "onnx", "fp32"))
         quantized = work / "quantized.onnx"
-        nodes = None if prod.quantisation == "int8" else _quantised_nodes(
-            fp32, _QUANTISED_PARTS[prod.quantisation], prod)
-        quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+        source, nodes = fp32, None  # "int8": every GEMM the quantiser knows, as it is
+        if prod.quantisation in _SMOOTHED:
+            source = work / "smoothed.onnx"
+            nodes = _smooth(fp32, prod, _SMOOTHED[prod.quantisation], source)
+        elif prod.quantisation in _QUANTISED_PARTS:
+            graph = onnx.load(str(fp32), load_external_data=False).graph
+            nodes = [n.name for n in _quantised_nodes(graph, _QUANTISED_PARTS[prod.quantisation], prod)]
+        quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_quantize=nodes,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         _loadable(quantized, final, weights)
@@ -606,26 +619,118 @@ def _export(prod: Producer, work: Path) -> Path:
 _GELU = ("BiasGelu", "Gelu", "FastGelu")
 
 
-def _quantised_nodes(fp32: Path, parts: tuple[str, ...], prod: Producer) -> list[str]:
+def _quantised_nodes(graph: Any, parts: tuple[str, ...], prod: Producer) -> list[Any]:
     """The nodes of the optimised fp32 graph that a partial quantisation quantises, found by the
-    graph's shape, not by the names the exporter gave them: "ffn-in" a MatMul whose output feeds
-    the GELU (each layer's 384 -> 1536 GEMM for MiniLM), "qkv" a fused `Attention` (its QKV
-    projection). A model without them cannot be quantised so: a one-line error."""
-    import onnx
-
-    graph = onnx.load(str(fp32), load_external_data=False).graph
+    graph's shape, not by the names the exporter gave them: "qkv" a fused `Attention` (its QKV
+    projection), "ffn-in" a MatMul whose output feeds the GELU (each layer's 384 -> 1536 GEMM
+    for MiniLM), "ffn-out" a MatMul whose input is the GELU's output (1536 -> 384),
+    "attention-out" any other MatMul of a layer (the attention's output projection, whose input
+    is the `Attention`'s). A model without them cannot be quantised so: a one-line error."""
+    producers = {out: node.op_type for node in graph.node for out in node.output}
     consumers: dict[str, list[str]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
-    found = {"qkv": [n.name for n in graph.node if n.op_type == "Attention"],
-             "ffn-in": [n.name for n in graph.node if n.op_type == "MatMul" and any(
-                 c in _GELU for out in n.output for c in consumers.get(out, ()))]}
+    found: dict[str, list[Any]] = {"qkv": [], "ffn-in": [], "ffn-out": [], "attention-out": []}
+    for node in graph.node:
+        if node.op_type == "Attention":
+            found["qkv"].append(node)
+        elif node.op_type == "MatMul":
+            if any(c in _GELU for out in node.output for c in consumers.get(out, ())):
+                found["ffn-in"].append(node)
+            elif producers.get(node.input[0]) in _GELU:
+                found["ffn-out"].append(node)
+            elif producers.get(node.input[0]) == "Attention":
+                found["attention-out"].append(node)
     missing = [part for part in parts if not found[part]]
     if missing:
         raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
                                    f"{prod.directory} has no {' or '.join(missing)} to quantise")
-    return [name for part in parts for name in found[part]]
+    return [node for part in parts for node in found[part]]
+
+
+def _smooth(fp32: Path, prod: Producer, parts: tuple[str, ...], out: Path) -> list[str]:
+    """Writes `out`: the fp32 graph with the inputs of its `parts` GEMMs *smoothed*, and returns
+    those GEMMs' names (for the quantiser).
+
+    A GEMM's input has outlier channels (MiniLM: channel 99 of every feed-forward input reaches
+    ~28 where the median channel stays under 2; the GELU outputs ~20 against ~1.7), and dynamic
+    quantisation scales an activation per tensor, so the outliers take the int8 range and the
+    other channels keep a few levels. SmoothQuant (Xiao et al., 2023): divide input channel j by
+    s_j = sqrt(max|x_j| / max|w_j|) (a `Mul` before the GEMM) and multiply the weights' row j by
+    it — the same product — so activation and weight ranges are balanced before both are
+    quantised. max|x_j| is measured on `embed_calibration`'s texts with the fp32 graph, and s_j
+    is rounded to a power of two: the rescaled fp32 graph then computes exactly what the
+    original does, and last-bit differences in the measured maxima (another CPU's kernels) do
+    not move it."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+    from tokenizers import Tokenizer
+
+    from codegraph.embed_calibration import CALIBRATION_TEXTS
+
+    model = onnx.load(str(fp32))  # with its weights (the data file beside it)
+    graph = model.graph
+    nodes = _quantised_nodes(graph, parts, prod)
+    weights = {init.name: init for init in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes = [n for n in nodes if n.input[1] in weights and uses[n.input[1]] == 1]  # its own weights
+    # The inputs' largest magnitude per channel, on the calibration texts.
+    probe = onnx.load(str(fp32), load_external_data=False)
+    inputs = sorted({n.input[0] for n in nodes})
+    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in inputs)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as saved
+    probe_path = fp32.with_name(f".probe-{os.getpid()}-{threading.get_ident()}.onnx")
+    try:
+        # Beside the fp32 file, so that its weights' relative location resolves.
+        probe_path.write_bytes(probe.SerializeToString())
+        session = ort.InferenceSession(str(probe_path), options, providers=["CPUExecutionProvider"])
+    finally:
+        probe_path.unlink(missing_ok=True)
+    feeds = {i.name for i in session.get_inputs()}
+    tokenizer = Tokenizer.from_file(str(prod.directory / "tokenizer.json"))
+    tokenizer.enable_truncation(256)
+    peak: dict[str, Any] = {}
+    for enc in tokenizer.encode_batch(list(CALIBRATION_TEXTS)):
+        ids = np.array([enc.ids], dtype=np.int64)
+        every = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
+        for name, value in zip(inputs, session.run(inputs, {k: v for k, v in every.items() if k in feeds}),
+                               strict=True):
+            top = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
+            peak[name] = np.maximum(peak[name], top) if name in peak else top
+    for k, node in enumerate(nodes):
+        w = numpy_helper.to_array(weights[node.input[1]])  # [in, out]
+        raw = np.sqrt(np.maximum(peak[node.input[0]], 1e-6) / np.maximum(np.abs(w).max(axis=1), 1e-6))
+        scale = np.exp2(np.clip(np.round(np.log2(raw)), -8, 8)).astype(np.float32)
+        weights[node.input[1]].CopyFrom(numpy_helper.from_array(w * scale[:, None], node.input[1]))
+        graph.initializer.append(numpy_helper.from_array(1 / scale, f"smooth_{k}_scale"))
+        graph.node.append(helper.make_node("Mul", [node.input[0], f"smooth_{k}_scale"],
+                                           [f"smooth_{k}_output"], name=f"Smooth_{k}"))
+        node.input[0] = f"smooth_{k}_output"
+    # Nodes in topological order again (each `Mul` before its GEMM).
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
+                                       f"{prod.directory} has a cycle")
+        for n in ready:
+            known.update(n.output)
+        ordered.extend(ready)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(model, str(out), save_as_external_data=True, location=out.name + ".data")
+    return [n.name for n in nodes]
 
 
 def _loadable(source: Path, final: Path, weights: str) -> None:
