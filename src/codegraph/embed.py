@@ -42,14 +42,13 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RUNTIMES = ("auto", "onnx", "torch")
-# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); of some of
-# them (`_QUANTISED_PARTS`: each layer's first feed-forward GEMM, and with it the attention's
-# QKV projection); or of some of them with their inputs smoothed first (`_SMOOTHED`, `_smooth`).
-# ARCHITECTURE.md, "L4", has what each costs in search quality and gains in speed.
-QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-qkv-ffn-in", "int8-smooth-ffn-in",
-                 "int8-smooth-qkv-ffn-in")
-_QUANTISED_PARTS = {"int8-ffn-in": ("ffn-in",), "int8-qkv-ffn-in": ("qkv", "ffn-in")}
-_SMOOTHED = {"int8-smooth-ffn-in": ("ffn-in",), "int8-smooth-qkv-ffn-in": ("qkv", "ffn-in")}
+# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); of each
+# layer's first feed-forward GEMM alone ("int8-ffn-in"); or of that GEMM with its input
+# smoothed first ("int8-smooth-ffn-in", `_smooth`). ARCHITECTURE.md, "L4", has what each costs
+# in search quality and gains in speed, and the variants tried and dropped.
+QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-smooth-ffn-in")
+_QUANTISED_PARTS = {"int8-ffn-in": ("ffn-in",)}
+_SMOOTHED = {"int8-smooth-ffn-in": ("ffn-in",)}
 DEFAULT_RUNTIME = "auto"
 DEFAULT_QUANTISATION = "fp32"  # the one that holds the quality bar (ARCHITECTURE.md, "L4")
 EXPORT_VERSION = "export-2"  # the recipe below: wrapper, opset, optimisers, quantiser, file layout
@@ -621,27 +620,16 @@ _GELU = ("BiasGelu", "Gelu", "FastGelu")
 
 def _quantised_nodes(graph: Any, parts: tuple[str, ...], prod: Producer) -> list[Any]:
     """The nodes of the optimised fp32 graph that a partial quantisation quantises, found by the
-    graph's shape, not by the names the exporter gave them: "qkv" a fused `Attention` (its QKV
-    projection), "ffn-in" a MatMul whose output feeds the GELU (each layer's 384 -> 1536 GEMM
-    for MiniLM), "ffn-out" a MatMul whose input is the GELU's output (1536 -> 384),
-    "attention-out" any other MatMul of a layer (the attention's output projection, whose input
-    is the `Attention`'s). A model without them cannot be quantised so: a one-line error."""
-    producers = {out: node.op_type for node in graph.node for out in node.output}
+    graph's shape, not by the names the exporter gave them: "ffn-in" a MatMul whose output feeds
+    the GELU (each layer's 384 -> 1536 GEMM for MiniLM). A model without them cannot be
+    quantised so: a one-line error."""
     consumers: dict[str, list[str]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
-    found: dict[str, list[Any]] = {"qkv": [], "ffn-in": [], "ffn-out": [], "attention-out": []}
-    for node in graph.node:
-        if node.op_type == "Attention":
-            found["qkv"].append(node)
-        elif node.op_type == "MatMul":
-            if any(c in _GELU for out in node.output for c in consumers.get(out, ())):
-                found["ffn-in"].append(node)
-            elif producers.get(node.input[0]) in _GELU:
-                found["ffn-out"].append(node)
-            elif producers.get(node.input[0]) == "Attention":
-                found["attention-out"].append(node)
+    found: dict[str, list[Any]] = {"ffn-in": [
+        node for node in graph.node if node.op_type == "MatMul"
+        and any(c in _GELU for out in node.output for c in consumers.get(out, ()))]}
     missing = [part for part in parts if not found[part]]
     if missing:
         raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
@@ -654,15 +642,17 @@ def _smooth(fp32: Path, prod: Producer, parts: tuple[str, ...], out: Path) -> li
     those GEMMs' names (for the quantiser).
 
     A GEMM's input has outlier channels (MiniLM: channel 99 of every feed-forward input reaches
-    ~28 where the median channel stays under 2; the GELU outputs ~20 against ~1.7), and dynamic
-    quantisation scales an activation per tensor, so the outliers take the int8 range and the
-    other channels keep a few levels. SmoothQuant (Xiao et al., 2023): divide input channel j by
-    s_j = sqrt(max|x_j| / max|w_j|) (a `Mul` before the GEMM) and multiply the weights' row j by
-    it — the same product — so activation and weight ranges are balanced before both are
-    quantised. max|x_j| is measured on `embed_calibration`'s texts with the fp32 graph, and s_j
-    is rounded to a power of two: the rescaled fp32 graph then computes exactly what the
-    original does, and last-bit differences in the measured maxima (another CPU's kernels) do
-    not move it."""
+    ~28 where the median channel stays under 2), and dynamic quantisation scales an activation
+    per tensor, so the outliers take the int8 range and the other channels keep a few levels.
+    SmoothQuant (Xiao et al., 2023): divide input channel j by s_j = sqrt(max|x_j| / max|w_j|)
+    (a `Mul` before the GEMM) and multiply the weights' row j by it — the same product — so
+    activation and weight ranges are balanced before both are quantised. max|x_j| is measured
+    on `embed_calibration`'s texts with the fp32 graph, and s_j is rounded to a power of two:
+    the rescaled fp32 graph then computes exactly what the original does, and last-bit
+    differences in the measured maxima (another CPU's kernels) do not move it. (Smoothed so,
+    the second feed-forward GEMM — its input the GELU's, outliers ~20 against ~1.7 — and the
+    QKV projection came out *worse* than unsmoothed: weights are quantised per output column,
+    and a row scaled up takes every column's range.)"""
     import numpy as np
     import onnx
     import onnxruntime as ort
