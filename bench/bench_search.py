@@ -340,7 +340,9 @@ def index_corpus(corpus: Corpus, cache: Path, config: IndexConfig) -> tuple[quer
     t0 = time.perf_counter()
     result = codegraph.index(str(corpus.root), db, options=IndexOptions(config))
     result["seconds"] = time.perf_counter() - t0
-    return codegraph.open(db), result
+    # This corpus's repository alone: a store copied with its cache also holds the corpus indexed
+    # at the old path, another repository, whose hits would come twice.
+    return codegraph.open(db, repo=str(Path(corpus.root).resolve())), result
 
 
 def spans(hits: list[query.Hit]) -> list[tuple[str, int, int]]:
