@@ -174,7 +174,7 @@ def test_switching_runtime_re_embeds_and_queries_use_the_index_producer(shop_rep
     assert fast["embedded"] == fast["vectors"] == slow["vectors"]  # none of torch's vectors reused
     again = codegraph.open(db).search("tax of an order", mode="vector", limit=1)[0]
     assert (again.path, again.start_line) == (hit.path, hit.start_line)
-    assert abs(again.score - hit.score) < 1e-3
+    assert abs(again.score - hit.score) < 1e-2  # the default's int8 GEMMs: cosine ~0.9996 to torch's
 
 
 def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path: Path) -> None:
