@@ -2,6 +2,7 @@
 modes against two baselines on the same queries in the same run.
 
     .venv/bin/python bench/bench_search.py [--cache DIR] [--tune] [--corpora stdlib,attrs,click]
+        [--runtime auto|onnx|torch] [--quantize Q] [--against RUNTIME[:Q]]
 
 Corpora: part of the standard library (the packages in STDLIB_PACKAGES) and two PyPI packages
 fetched as source (`pip download --no-deps --no-binary :all:`): attrs (tuning) and click (held
@@ -339,14 +340,72 @@ def index_corpus(corpus: Corpus, cache: Path, config: IndexConfig) -> tuple[quer
     t0 = time.perf_counter()
     result = codegraph.index(str(corpus.root), db, options=IndexOptions(config))
     result["seconds"] = time.perf_counter() - t0
-    return codegraph.open(db), result
+    # This corpus's repository alone: a store copied with its cache also holds the corpus indexed
+    # at the old path, another repository, whose hits would come twice.
+    return codegraph.open(db, repo=str(Path(corpus.root).resolve())), result
 
 
 def spans(hits: list[query.Hit]) -> list[tuple[str, int, int]]:
     return [(h.path, h.start_line, h.end_line) for h in hits]
 
 
-def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig) -> None:
+def codegraph_rankings(idx: query.Index, corpus: Corpus, qcache: VectorCache
+                       ) -> tuple[list[list[query.Hit]], list[list[query.Hit]], float, float]:
+    """Lexical and vector hits of every query (HYBRID_DEPTH deep) and the seconds each took."""
+    lex, vec = [], []
+    # Query vectors from the cache: the same function of the same text, so the same vector
+    # (embed.embed is per text, batch-independent); the timings then exclude the model.
+    qcache.vectors([t.query for t in corpus.targets])  # embedded (and cached) before timing
+    embed.embed = lambda texts, model_name=None, batch_size=32: qcache.vectors(list(texts))
+    try:
+        t0 = time.perf_counter()
+        for t in corpus.targets:
+            lex.append(idx.lexical(t.query, query.HYBRID_DEPTH))
+        t_lex = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for t in corpus.targets:
+            vec.append(idx.vector(t.query, query.HYBRID_DEPTH))
+        t_vec = time.perf_counter() - t0
+    finally:
+        embed.embed = _EMBED
+    return lex, vec, t_lex, t_vec
+
+
+def mrr(hits: list[list[tuple[str, int, int]]], targets: list[Target]) -> float:
+    return metrics([first_right(h, t) for h, t in zip(hits, targets, strict=True)])["MRR@10"]
+
+
+def compare(corpus: Corpus, cache: Path, reference: IndexConfig, config: IndexConfig,
+            lex: list[list[query.Hit]], vec: list[list[query.Hit]]) -> None:
+    """Vector and hybrid MRR@10 of codegraph with `reference`'s producer against `config`'s, on
+    the same queries, to four decimals, and the mean cosine of the two producers' vectors of
+    every query and definition text."""
+    ref_spec, spec = reference.producer().spec, config.producer().spec
+    idx, _ = index_corpus(corpus, cache, reference)
+    ref_cache = VectorCache(cache / "baseline-vectors", ref_spec)
+    ref_lex, ref_vec, _, _ = codegraph_rankings(idx, corpus, ref_cache)
+    texts = [t.query for t in corpus.targets] + [d.text for d in corpus.definitions]
+    ours = VectorCache(cache / "baseline-vectors", spec)
+    cosine = (ref_cache.vectors(texts) * ours.vectors(texts)).sum(axis=1)
+    targets = list(corpus.targets)
+
+    Spans = list[list[tuple[str, int, int]]]
+
+    def fused(lexical: list[list[query.Hit]], vector: list[list[query.Hit]]) -> Spans:
+        return [spans(query.fuse(x, y, K)) for x, y in zip(lexical, vector, strict=True)]
+
+    row = []
+    for mode, (a, b) in {"vector": ([spans(h[:K]) for h in ref_vec], [spans(h[:K]) for h in vec]),
+                         "hybrid": (fused(ref_lex, ref_vec), fused(lex, vec))}.items():
+        before, after = mrr(a, targets), mrr(b, targets)
+        row.append(f"{mode} {before:.4f} -> {after:.4f} ({after - before:+.4f})")
+    print(f"MRR@10 {ref_spec.rsplit(':', 1)[1]} -> {spec.rsplit(':', 1)[1]}: " + "; ".join(row)
+          + f"; cosine of their vectors (queries and definitions) mean {cosine.mean():.5f}, "
+          f"min {cosine.min():.5f}")
+
+
+def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
+        reference: IndexConfig | None = None) -> None:
     vcache = VectorCache(cache / "baseline-vectors")  # the baselines: the default producer
     qcache = VectorCache(cache / "baseline-vectors", config.producer().spec)  # codegraph's queries
     print(f"codegraph embeds with {config.producer().spec}; the MiniLM baseline with {vcache.spec}")
@@ -359,20 +418,7 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig) -> Non
               f"{len(corpus.targets)} queries; codegraph: {result['chunks']} unit windows, "
               f"indexed in {result['seconds']:.1f} s ({result['embedded']} texts embedded)")
         rankings = baseline_rankings(corpus, vcache)  # embeds (and caches) every query too
-        lex, vec = [], []
-        # Query vectors from the cache: the same function of the same text, so the same vector
-        # (embed.embed is per text, batch-independent); the timings then exclude the model.
-        qcache.vectors([t.query for t in corpus.targets])  # embedded (and cached) before timing
-        embed.embed = lambda texts, model_name=None, batch_size=32: qcache.vectors(list(texts))
-        t0 = time.perf_counter()
-        for t in corpus.targets:
-            lex.append(idx.lexical(t.query, query.HYBRID_DEPTH))
-        t_lex = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for t in corpus.targets:
-            vec.append(idx.vector(t.query, query.HYBRID_DEPTH))
-        t_vec = time.perf_counter() - t0
-        embed.embed = _EMBED
+        lex, vec, t_lex, t_vec = codegraph_rankings(idx, corpus, qcache)
         rankings["codegraph lexical"] = [spans(h[:K]) for h in lex]
         rankings["codegraph vector"] = [spans(h[:K]) for h in vec]
         rankings["codegraph hybrid"] = [spans(query.fuse(a, b, K)) for a, b in zip(lex, vec, strict=True)]
@@ -383,6 +429,8 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig) -> Non
         n = len(corpus.targets)
         print(f"(query time, the query's embedding excluded: lexical {1000 * t_lex / n:.1f} ms, "
               f"vector {1000 * t_vec / n:.1f} ms per query)")
+        if reference is not None:
+            compare(corpus, cache, reference, config, lex, vec)
         if tune and name in TUNING:
             tuning_lists[name] = (lex, vec, corpus.targets)
             head_weights(idx, corpus)
@@ -429,6 +477,9 @@ def main() -> None:
     parser.add_argument("--runtime", choices=embed.RUNTIMES, default=embed.DEFAULT_RUNTIME,
                         help="codegraph's embedding runtime (the baselines keep the default)")
     parser.add_argument("--quantize", choices=embed.QUANTISATIONS, default=embed.DEFAULT_QUANTISATION)
+    parser.add_argument("--against", metavar="RUNTIME[:QUANTISATION]",
+                        help="also print vector and hybrid MRR@10 (4 decimals) with this producer "
+                        "against the one measured, e.g. torch or onnx:fp32, and their vectors' cosine")
     args = parser.parse_args()
     names = args.corpora.split(",")
     unknown = [n for n in names if n != "stdlib" and n not in PACKAGES]
@@ -436,7 +487,14 @@ def main() -> None:
         parser.error(f"unknown corpus {unknown[0]!r}")
     print("search benchmark (machine shared with other work: timings are indicative only)")
     config = IndexConfig(embed_runtime=args.runtime, quantisation=args.quantize)
-    run(names, Path(args.cache), args.tune, config)
+    reference = None
+    if args.against:
+        runtime, _, quantisation = args.against.partition(":")
+        if runtime not in embed.RUNTIMES or (quantisation or "fp32") not in embed.QUANTISATIONS:
+            parser.error(f"--against {args.against}: a runtime ({', '.join(embed.RUNTIMES)}), then "
+                         f"optionally ':' and a quantisation ({', '.join(embed.QUANTISATIONS)})")
+        reference = IndexConfig(embed_runtime=runtime, quantisation=quantisation or "fp32")
+    run(names, Path(args.cache), args.tune, config, reference)
 
 
 if __name__ == "__main__":

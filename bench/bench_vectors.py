@@ -1,12 +1,13 @@
 """L4's embedding paths side by side in one run, on the same real chunk texts.
 
     .venv/bin/python bench/bench_vectors.py [--packages json,http,urllib] [--units 10000]
+        [--quantisations fp32,int8,int8-ffn-in,int8-qkv-ffn-in]
 
 Prints texts/s of: the torch path (sentence-transformers `model.encode`, batches of 32), the
-ONNX model called directly (onnxruntime, fp32 and int8, each text alone), the pipeline's L4
-stage (the default producer and int8, a fresh store each); the cosine of each fast path's
-vectors to torch's (min and mean); the time to load each; and the wall time of a CLI
-`search --mode vector` on an index of `--units` vectors. The paths are measured in rounds
+ONNX model called directly (onnxruntime, each of `--quantisations`, each text alone, in the
+pipeline's lanes), the pipeline's L4 stage (the default producer, a fresh store); the cosine of
+each fast path's vectors to torch's (min and mean); the time to load each; and the wall time of
+a CLI `search --mode vector` on an index of `--units` vectors. The paths are measured in rounds
 that alternate between them (a slice of texts each), so a busy machine slows them alike and
 the ratios stay comparable; absolute rates are only this run's.
 """
@@ -32,8 +33,6 @@ from codegraph.pipeline import IndexOptions
 from codegraph.stages import L2, IndexConfig
 
 TORCH = f"{embed.MODEL_NAME}:torch"
-FP32 = f"{embed.MODEL_NAME}:onnx-fp32"
-INT8 = f"{embed.MODEL_NAME}:onnx-int8"
 
 
 def chunk_texts(src: Path, db: str) -> list[str]:
@@ -48,7 +47,14 @@ def main() -> None:
     parser.add_argument("--packages", default="json,http,urllib")
     parser.add_argument("--units", type=int, default=10_000, help="vectors in the search index")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--quantisations", default=",".join(embed.QUANTISATIONS),
+                        help="the onnx models to call directly, beside torch")
     args = parser.parse_args()
+    quantisations = args.quantisations.split(",")
+    unknown = [q for q in quantisations if q not in embed.QUANTISATIONS]
+    if unknown:
+        parser.error(f"unknown quantisation {unknown[0]!r}: use {', '.join(embed.QUANTISATIONS)}")
+    onnx_specs = {q: f"{embed.MODEL_NAME}:onnx-{q}" for q in quantisations}
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
@@ -59,7 +65,7 @@ def main() -> None:
               f"onnxruntime threads {embed.embed_threads()}, load average {os.getloadavg()[0]:.1f}")
 
         loads: dict[str, float] = {}
-        for spec in (TORCH, FP32, INT8):
+        for spec in (TORCH, *onnx_specs.values()):
             embed.onnx_model(embed.parse(spec)) if spec != TORCH else None  # exported beforehand
             t0 = time.perf_counter()
             embed.embedder(spec)
@@ -68,9 +74,9 @@ def main() -> None:
 
         # Rounds: each path embeds the same slice in turn (rotating who goes first).
         paths = {"torch model.encode": lambda b: st.encode(b, batch_size=32, normalize_embeddings=True,
-                                                            show_progress_bar=False),
-                 "onnx fp32 direct": lambda b: embed.embedder(FP32).embed(b),
-                 "onnx int8 direct": lambda b: embed.embedder(INT8).embed(b)}
+                                                            show_progress_bar=False)}
+        for q, spec in onnx_specs.items():
+            paths[f"onnx {q} direct"] = lambda b, spec=spec: embed.embedder(spec).embed(b)
         seconds = dict.fromkeys(paths, 0.0)
         vectors: dict[str, list[np.ndarray]] = {name: [] for name in paths}
         order = sorted(range(len(texts)), key=lambda i: (i * 7919) % len(texts))  # mixed lengths
@@ -98,8 +104,7 @@ def main() -> None:
                 spent[0] += time.perf_counter() - t0
 
         embed.embed = timed  # type: ignore[assignment]  # what L4 spends outside the model
-        for label, config in (("L4 stage, default " + IndexConfig().producer().tag, IndexConfig()),
-                              ("L4 stage, onnx-int8", IndexConfig(quantisation="int8"))):
+        for label, config in (("L4 stage, default " + IndexConfig().producer().tag, IndexConfig()),):
             db = Path(tmp) / f"db-{len(pipeline)}"
             shutil.copytree(Path(tmp) / "texts", db)
             result = codegraph.index(str(src), str(db), options=IndexOptions(config))
@@ -110,8 +115,9 @@ def main() -> None:
         embed.embed = model_embed
         torch_rate = len(texts) / seconds["torch model.encode"]
 
-        print(f"model load: torch {loads[TORCH]:.2f} s, onnx fp32 {loads[FP32]:.2f} s, "
-              f"onnx int8 {loads[INT8]:.2f} s (once per process; the export itself is cached)")
+        print(f"model load: torch {loads[TORCH]:.2f} s, "
+              + ", ".join(f"onnx {q} {loads[spec]:.2f} s" for q, spec in onnx_specs.items())
+              + " (once per process; the export itself is cached)")
         print(f"{'path':30s} {'seconds':>8s} {'texts/s':>8s} {'vs torch':>8s}  cosine to torch (min / mean)")
         for name in names:
             got = np.vstack(vectors[name])
@@ -119,13 +125,13 @@ def main() -> None:
             rate = len(texts) / seconds[name]
             print(f"{name:30s} {seconds[name]:8.2f} {rate:8.1f} {rate / torch_rate:7.2f}x  "
                   f"{cos.min():.5f} / {cos.mean():.5f}")
-        direct = {"onnx-fp32": len(texts) / seconds["onnx fp32 direct"],
-                  "onnx-int8": len(texts) / seconds["onnx int8 direct"]}
+        direct = {f"onnx-{q}": len(texts) / seconds[f"onnx {q} direct"] for q in onnx_specs}
         for label, secs in pipeline.items():
             rate = len(texts) / secs
-            own = direct[label.rsplit(" ", 1)[1]]
+            own = direct.get(label.rsplit(" ", 1)[1])
+            versus = f"{100 * (rate / own - 1):+.1f}% vs direct" if own else "not called directly"
             print(f"{label:30s} {secs:8.2f} {rate:8.1f} {rate / torch_rate:7.2f}x  "
-                  f"(ran after the rounds: {100 * (rate / own - 1):+.1f}% vs direct; of its time "
+                  f"(ran after the rounds: {versus}; of its time "
                   f"{100 * (1 - inside[label] / secs):.1f}% outside the model)")
 
         search_wall(Path(tmp), texts, args.units)

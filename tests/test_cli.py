@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 CLI = [sys.executable, "-m", "codegraph.cli"]
 
@@ -79,3 +82,70 @@ def test_bad_command_lines_exit_2_without_traceback(tmp_path: Path) -> None:
         proc = cli(*args)
         assert proc.returncode == 2, args
         assert "Traceback" not in proc.stderr
+
+
+PLAIN_SEARCHES = (
+    ("search", "customer email"),
+    ("search", "q", "--json"),
+    ("search", "--mode", "vector", "the query", "--limit", "3", "--db", "/x/y", "--repo", "r", "--json",
+     "--debug"),
+    ("search", "q", "--mode=lexical", "--limit=12", "--db=some dir"),
+    ("search", "", "--limit", "1"),
+)
+NOT_PLAIN = (
+    ("search",), ("search", "--help"), ("search", "a", "b"), ("search", "q", "--limit", "0"),
+    ("search", "q", "--limit", "z"), ("search", "q", "--limit", "07"), ("search", "q", "--json", "--json"),
+    ("search", "--", "-q"), ("search", "-q"), ("search", "q", "--mode"), ("search", "q", "--mode", "--json"),
+    ("search", "q", "--frob"), ("search", "q", "--json=1"), ("search", "q", "--db="),
+    ("graph", "defs", "x"), (),
+)
+
+
+def test_a_plain_search_command_line_reads_as_typer_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`codegraph.cli` parses a plain `search` itself (no typer, no pydantic): to the same
+    arguments typer gives the command; anything else is left to typer."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from codegraph import cli as entry
+    from codegraph import commands
+
+    declared = {name for p in get_command(commands.app).commands["search"].params  # type: ignore[attr-defined]
+                for name in p.opts if name.startswith("--")}
+    assert declared == set(entry._SEARCH_VALUES) | set(entry._SEARCH_FLAGS)
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(commands, "run_search", lambda *args: calls.append(args))
+    for argv in PLAIN_SEARCHES:
+        result = CliRunner().invoke(commands.app, list(argv))
+        assert result.exit_code == 0, (argv, result.output)
+        assert entry.plain_search(list(argv)) == dict(zip(
+            ("query", "mode", "limit", "repo", "db", "as_json", "debug"), calls.pop(), strict=True)), argv
+    for argv in NOT_PLAIN:
+        assert entry.plain_search(list(argv)) is None, argv
+
+
+def test_a_search_imports_neither_typer_nor_the_language_plugins(shop_repo: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    assert cli("index", str(shop_repo), "--db", db, "--no-vectors", "--json").returncode == 0
+    probe = ("import json, sys\nfrom codegraph import cli\n"
+             f"sys.argv = ['codegraph', 'search', 'customer email', '--db', {db!r}, '--json']\n"
+             "cli.main()\n"
+             "print(json.dumps(sorted(m for m in ('typer', 'pydantic', 'click', 'codegraph.languages',"
+             " 'codegraph.commands') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer, modules = proc.stdout.splitlines()
+    assert json.loads(answer)["hits"][0]["path"] == "shop/models.py"
+    assert json.loads(answer)["hits"][0]["language"] == "python"
+    assert json.loads(modules) == []
+
+
+def test_the_language_table_of_queries_names_what_the_plugins_say() -> None:
+    from codegraph.languages import language_for
+    from codegraph.names import language_name
+
+    for path in ("a.py", "pkg/m.pyi", "x/tsconfig.json", "tsconfig.base.json", "a/package.json", "b.json",
+                 "go.mod", "x/go.mod", "a.go", "q.tsx", "m.mjs", "x.d.ts", "a.cjs", "README", "a.txt", ".py",
+                 "a.PY", "dir.py/file"):
+        lang = language_for(path)
+        assert language_name(path) == (lang.name if lang is not None else None), path

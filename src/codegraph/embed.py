@@ -42,9 +42,15 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RUNTIMES = ("auto", "onnx", "torch")
-QUANTISATIONS = ("fp32", "int8")
+# The onnx model's weights: fp32; int8 dynamic quantisation of every GEMM ("int8"); of each
+# layer's first feed-forward GEMM alone ("int8-ffn-in"); or of that GEMM with its input
+# smoothed first ("int8-smooth-ffn-in", `_smooth`). ARCHITECTURE.md, "L4", has what each costs
+# in search quality and gains in speed, and the variants tried and dropped.
+QUANTISATIONS = ("fp32", "int8", "int8-ffn-in", "int8-smooth-ffn-in")
+_QUANTISED_PARTS = {"int8-ffn-in": ("ffn-in",)}
+_SMOOTHED = {"int8-smooth-ffn-in": ("ffn-in",)}
 DEFAULT_RUNTIME = "auto"
-DEFAULT_QUANTISATION = "fp32"  # the one that holds the quality bar (ARCHITECTURE.md, "L4")
+DEFAULT_QUANTISATION = "int8-smooth-ffn-in"  # the fastest that holds the quality bar (ARCHITECTURE.md, "L4")
 EXPORT_VERSION = "export-2"  # the recipe below: wrapper, opset, optimisers, quantiser, file layout
 OPSET = 17
 _VERSIONED = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime")
@@ -64,7 +70,7 @@ class EmbeddingUnavailable(UserError):
 class Producer:
     model: str  # MODEL_NAME, or "<absolute path>#<content hash>" for a model directory
     runtime: str  # "onnx" | "torch"
-    quantisation: str = "fp32"  # "fp32" | "int8" (onnx only)
+    quantisation: str = "fp32"  # one of QUANTISATIONS (onnx only)
 
     @property
     def tag(self) -> str:
@@ -440,7 +446,40 @@ def models_dir() -> Path:
     return default_cache_dir() / "models"
 
 
+@cache
 def _version(dist: str) -> str:
+    """A distribution's installed version, as `importlib.metadata.version` gives it: the
+    `Version` of the first `<name>-<version>.dist-info` on `sys.path`, read directly, since
+    importing importlib.metadata (and the email package it parses with) cost a CLI search
+    ~0.03–0.07 s for the export's key alone. Anything else (an .egg-info first, no metadata
+    file, not installed) is importlib.metadata's answer."""
+    import re
+    import sys
+
+    wanted = re.sub(r"[-_.]+", "_", dist).lower()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, _, suffix = name.rpartition(".")
+            if suffix not in ("dist-info", "egg-info") or \
+                    re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower() != wanted:
+                continue
+            if suffix == "dist-info":
+                metadata = os.path.join(entry or ".", name, "METADATA")
+                with contextlib.suppress(OSError, UnicodeDecodeError), open(metadata, encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line[len("Version:"):].strip()
+                        if not line.strip():
+                            break
+            return _metadata_version(dist)
+    return _metadata_version(dist)
+
+
+def _metadata_version(dist: str) -> str:
     from importlib import metadata
 
     try:
@@ -451,11 +490,16 @@ def _version(dist: str) -> str:
 
 def export_key(prod: Producer) -> str:
     """Everything the exported file depends on: the model's files, the recipe, the versions of
-    the libraries that export, optimise and quantise it, and the quantisation."""
+    the libraries that export, optimise and quantise it, the quantisation (and its calibration
+    texts)."""
     import xxhash
 
     parts = [EXPORT_VERSION, str(OPSET), prod.quantisation, model_hash(prod.directory),
              *(f"{d}={_version(d)}" for d in _VERSIONED)]
+    if prod.quantisation in _SMOOTHED:  # and what it was calibrated on
+        from codegraph.embed_calibration import CALIBRATION_TEXTS
+
+        parts.append(xxhash.xxh3_128_hexdigest("\0".join(CALIBRATION_TEXTS).encode()))
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
 
 
@@ -509,8 +553,9 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _export(prod: Producer, work: Path) -> Path:
     """fp32: torch.onnx.export of the whole sentence-transformers module (transformer, pooling,
-    normalisation) with eager attention, which onnxruntime's optimiser fuses; int8: dynamic
-    per-channel quantisation of the fp32 export. Checked against torch before it is used."""
+    normalisation) with eager attention, which onnxruntime's optimiser fuses; int8*: dynamic
+    per-channel quantisation of the fp32 export (of all its GEMMs, or of `_quantised_nodes`).
+    Checked against torch before it is used."""
     try:
         import onnx
         import torch
@@ -521,10 +566,18 @@ def _export(prod: Producer, work: Path) -> Path:
     encoder = _sentence_transformer(prod.directory, attn_implementation="eager").eval()
     final = work / "model.onnx"
     weights = _weights_name(_target(prod))
-    if prod.quantisation == "int8":  # from the (cached) fp32 export
+    if prod.quantisation != "fp32":  # from the (cached) fp32 export
         fp32 = onnx_model(Producer(prod.model, "onnx", "fp32"))
         quantized = work / "quantized.onnx"
-        quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+        source, nodes = fp32, None  # "int8": every GEMM the quantiser knows, as it is
+        if prod.quantisation in _SMOOTHED:
+            source = work / "smoothed.onnx"
+            nodes = _smooth(fp32, prod, _SMOOTHED[prod.quantisation], source)
+        elif prod.quantisation in _QUANTISED_PARTS:
+            graph = onnx.load(str(fp32), load_external_data=False).graph
+            nodes = [n.name for n in _quantised_nodes(graph, _QUANTISED_PARTS[prod.quantisation], prod)]
+        quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_quantize=nodes,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         _loadable(quantized, final, weights)
         _verify(prod, final, encoder)
@@ -562,6 +615,114 @@ def _export(prod: Producer, work: Path) -> Path:
     return final
 
 
+_GELU = ("BiasGelu", "Gelu", "FastGelu")
+
+
+def _quantised_nodes(graph: Any, parts: tuple[str, ...], prod: Producer) -> list[Any]:
+    """The nodes of the optimised fp32 graph that a partial quantisation quantises, found by the
+    graph's shape, not by the names the exporter gave them: "ffn-in" a MatMul whose output feeds
+    the GELU (each layer's 384 -> 1536 GEMM for MiniLM). A model without them cannot be
+    quantised so: a one-line error."""
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    found: dict[str, list[Any]] = {"ffn-in": [
+        node for node in graph.node if node.op_type == "MatMul"
+        and any(c in _GELU for out in node.output for c in consumers.get(out, ()))]}
+    missing = [part for part in parts if not found[part]]
+    if missing:
+        raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
+                                   f"{prod.directory} has no {' or '.join(missing)} to quantise")
+    return [node for part in parts for node in found[part]]
+
+
+def _smooth(fp32: Path, prod: Producer, parts: tuple[str, ...], out: Path) -> list[str]:
+    """Writes `out`: the fp32 graph with the inputs of its `parts` GEMMs *smoothed*, and returns
+    those GEMMs' names (for the quantiser).
+
+    A GEMM's input has outlier channels (MiniLM: channel 99 of every feed-forward input reaches
+    ~28 where the median channel stays under 2), and dynamic quantisation scales an activation
+    per tensor, so the outliers take the int8 range and the other channels keep a few levels.
+    SmoothQuant (Xiao et al., 2023): divide input channel j by s_j = sqrt(max|x_j| / max|w_j|)
+    (a `Mul` before the GEMM) and multiply the weights' row j by it — the same product — so
+    activation and weight ranges are balanced before both are quantised. max|x_j| is measured
+    on `embed_calibration`'s texts with the fp32 graph, and s_j is rounded to a power of two:
+    the rescaled fp32 graph then computes exactly what the original does, and last-bit
+    differences in the measured maxima (another CPU's kernels) do not move it. (Smoothed so,
+    the second feed-forward GEMM — its input the GELU's, outliers ~20 against ~1.7 — and the
+    QKV projection came out *worse* than unsmoothed: weights are quantised per output column,
+    and a row scaled up takes every column's range.)"""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+    from tokenizers import Tokenizer
+
+    from codegraph.embed_calibration import CALIBRATION_TEXTS
+
+    model = onnx.load(str(fp32))  # with its weights (the data file beside it)
+    graph = model.graph
+    nodes = _quantised_nodes(graph, parts, prod)
+    weights = {init.name: init for init in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes = [n for n in nodes if n.input[1] in weights and uses[n.input[1]] == 1]  # its own weights
+    # The inputs' largest magnitude per channel, on the calibration texts.
+    probe = onnx.load(str(fp32), load_external_data=False)
+    inputs = sorted({n.input[0] for n in nodes})
+    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in inputs)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as saved
+    probe_path = fp32.with_name(f".probe-{os.getpid()}-{threading.get_ident()}.onnx")
+    try:
+        # Beside the fp32 file, so that its weights' relative location resolves.
+        probe_path.write_bytes(probe.SerializeToString())
+        session = ort.InferenceSession(str(probe_path), options, providers=["CPUExecutionProvider"])
+    finally:
+        probe_path.unlink(missing_ok=True)
+    feeds = {i.name for i in session.get_inputs()}
+    tokenizer = Tokenizer.from_file(str(prod.directory / "tokenizer.json"))
+    tokenizer.enable_truncation(256)
+    peak: dict[str, Any] = {}
+    for enc in tokenizer.encode_batch(list(CALIBRATION_TEXTS)):
+        ids = np.array([enc.ids], dtype=np.int64)
+        every = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
+        for name, value in zip(inputs, session.run(inputs, {k: v for k, v in every.items() if k in feeds}),
+                               strict=True):
+            top = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
+            peak[name] = np.maximum(peak[name], top) if name in peak else top
+    for k, node in enumerate(nodes):
+        w = numpy_helper.to_array(weights[node.input[1]])  # [in, out]
+        raw = np.sqrt(np.maximum(peak[node.input[0]], 1e-6) / np.maximum(np.abs(w).max(axis=1), 1e-6))
+        scale = np.exp2(np.clip(np.round(np.log2(raw)), -8, 8)).astype(np.float32)
+        weights[node.input[1]].CopyFrom(numpy_helper.from_array(w * scale[:, None], node.input[1]))
+        graph.initializer.append(numpy_helper.from_array(1 / scale, f"smooth_{k}_scale"))
+        graph.node.append(helper.make_node("Mul", [node.input[0], f"smooth_{k}_scale"],
+                                           [f"smooth_{k}_output"], name=f"Smooth_{k}"))
+        node.input[0] = f"smooth_{k}_output"
+    # Nodes in topological order again (each `Mul` before its GEMM).
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise EmbeddingUnavailable(f"--quantize {prod.quantisation}: the ONNX graph of "
+                                       f"{prod.directory} has a cycle")
+        for n in ready:
+            known.update(n.output)
+        ordered.extend(ready)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(model, str(out), save_as_external_data=True, location=out.name + ".data")
+    return [n.name for n in nodes]
+
+
 def _loadable(source: Path, final: Path, weights: str) -> None:
     """onnxruntime's own optimised graph of `source`, saved as `final` with its weights in the
     file `weights` beside it: a session then parses a 30 kB graph and maps the weights instead
@@ -583,7 +744,7 @@ _PROBES = ("def add(a, b):\n    return a + b\n", "open a network connection to a
 
 
 def _verify(prod: Producer, path: Path, encoder: Any) -> None:
-    """The export must give torch's vectors (int8: nearly) before it is put in place."""
+    """The export must give torch's vectors (quantised: nearly) before it is put in place."""
     import numpy as np
     import onnxruntime as ort
 
@@ -594,6 +755,6 @@ def _verify(prod: Producer, path: Path, encoder: Any) -> None:
         features = encoder.tokenizer([text], return_tensors="np")
         got = session.run(None, {k: np.asarray(v, dtype=np.int64) for k, v in features.items()
                                  if k in inputs})[0][0]
-        if float(got @ want) < (0.95 if prod.quantisation == "int8" else 0.9999):
+        if float(got @ want) < (0.9999 if prod.quantisation == "fp32" else 0.95):
             raise EmbeddingUnavailable(f"the ONNX export of {prod.directory} does not reproduce its "
                                        f"vectors (cosine {float(got @ want):.4f}): use --embed-runtime torch")

@@ -13,17 +13,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codegraph import lexical, vector_index
 from codegraph.chunk_map import ChunkMap, ChunkSource, Entry
 from codegraph.errors import DamagedIndexError, NoIndexError, UserError
-from codegraph.languages import language_name
-from codegraph.lexical_index import LexicalIndex, LexicalSource
-from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4
+from codegraph.names import DB_FILENAME, DEFAULT_DB_DIRNAME, L2, L3, L4, language_name
 from codegraph.store import Store, bm25, open_store
 from codegraph.store.base import ChunkRow, FileRow, LexicalHit, SnapshotInfo, SymbolRow, text_ok
 from codegraph.units import window_body
+
+if TYPE_CHECKING:  # imported on use: a CLI search, one query, asks the store's full-text index
+    from codegraph.lexical_index import LexicalIndex
 
 # Hybrid search (see `fuse`): the lexical ranking's weight against the vector's cosine, and how
 # deep each ranking is read. Both chosen on bench/bench_search.py (ARCHITECTURE.md, "Search").
@@ -706,6 +707,8 @@ class Index(LiveQueries):
     def _held_lexical(self, match: str, limit: int) -> list[tuple[int, LexicalHit]] | None:
         """The held documents' ranking (`lexical_index`), synced to the current snapshots; None
         where the store must answer (a phrase of several tokens)."""
+        from codegraph.lexical_index import LexicalIndex, LexicalSource
+
         if self._lexical is None:
             self._lexical = LexicalIndex()
         self._lexical.sync(self.store, [LexicalSource(s.id, s.stage_keys[L3]) for s in self.snapshots])

@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from codegraph.model import FileIR, FileResolution
+from codegraph.names import LANGUAGE_EXTENSIONS, LANGUAGE_FILENAMES, language_name  # noqa: F401
 from codegraph.units import Unit, definition_units
 
 # Every file's `FileIR.index`: path -> "@" key -> the file's entries for it.
@@ -101,6 +102,10 @@ _LANGUAGES: list[Language] = _load()
 _BY_EXTENSION = {ext: lang for lang in _LANGUAGES for ext in lang.extensions}
 _BY_FILENAME = [(pattern, lang) for lang in _LANGUAGES for pattern in lang.filenames]
 _FILENAME_EXTENSIONS = {pattern[pattern.rfind("."):] for pattern, _ in _BY_FILENAME}
+if (tuple((pattern, lang.name) for pattern, lang in _BY_FILENAME) != LANGUAGE_FILENAMES
+        or {ext: lang.name for ext, lang in _BY_EXTENSION.items()} != LANGUAGE_EXTENSIONS):
+    raise RuntimeError("codegraph.names.LANGUAGE_FILENAMES/LANGUAGE_EXTENSIONS must list what the "
+                       "language plug-ins declare (a query reads them without loading a plug-in)")
 
 
 def language_for(path: str) -> Language | None:
@@ -116,10 +121,6 @@ def language_for(path: str) -> Language | None:
     return _BY_EXTENSION.get(extension)
 
 
-def language_name(path: str) -> str | None:
-    """The language a file is reported in (None: a file no plug-in understands)."""
-    lang = language_for(path)
-    return lang.name if lang is not None else None
 
 
 def family_of(lang: Language) -> Language:

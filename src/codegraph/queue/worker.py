@@ -30,7 +30,7 @@ Runner = Callable[[JobRun], dict[str, Any] | None]
 
 def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | None = None,
                     model: str | None = None, embed_runtime: str = "auto",
-                    quantisation: str = "fp32") -> Runner:
+                    quantisation: str | None = None) -> Runner:
     """The real thing: index the job's repository into the store at the worker's --db, embedding
     with `model` (None: the bundled one), `embed_runtime` and `quantisation` as `index` does.
     Those are checked here, once: a bad one raises `UserError` before any job is claimed.
@@ -43,12 +43,12 @@ def pipeline_runner(vectors: bool = True, workers: int = 2, cache: str | Path | 
     import dataclasses
     import json
 
-    from codegraph.embed import MODEL_NAME
+    from codegraph.embed import DEFAULT_QUANTISATION, MODEL_NAME
     from codegraph.pipeline import IndexOptions
     from codegraph.stages import IndexConfig
 
     config = IndexConfig(vectors=vectors, workers=workers, model_name=model or MODEL_NAME,
-                         embed_runtime=embed_runtime, quantisation=quantisation)
+                         embed_runtime=embed_runtime, quantisation=quantisation or DEFAULT_QUANTISATION)
     if vectors:
         config.producer()  # the same checks `index` makes (a model directory is hashed once)
 

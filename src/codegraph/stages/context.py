@@ -41,7 +41,7 @@ class IndexConfig:
     model_name: str = embed.MODEL_NAME  # or a sentence-transformers model directory (--model)
     vectors: bool = True
     embed_runtime: str = embed.DEFAULT_RUNTIME  # "auto" (onnx where it runs, else torch), "onnx", "torch"
-    quantisation: str = embed.DEFAULT_QUANTISATION  # onnx: "fp32" or "int8"
+    quantisation: str = embed.DEFAULT_QUANTISATION  # onnx: one of embed.QUANTISATIONS
     workers: int = 2
     batch_files: int = 32
 
