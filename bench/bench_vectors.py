@@ -142,8 +142,11 @@ def search_wall(tmp: Path, texts: list[str], units: int) -> None:
     the wall time of `codegraph search --mode vector` as a user runs it."""
     src = tmp / "many"
     per_file = 10
-    body = "\n\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(per_file))
+    # Every function distinct, as in a real repository: a text held by many files makes a hit
+    # read every file's chunk row (a thousand copies of one function are not what is measured).
     for n in range(units // per_file):
+        body = "\n\n".join(f"def f{i}(x):\n    return x + {n * per_file + i}\n"
+                             for i in range(per_file))
         (src / f"p{n // 100}").mkdir(parents=True, exist_ok=True)
         (src / f"p{n // 100}" / f"m{n}.py").write_text(f"# module {n}\n{body}\n")
     db = tmp / "search-db"
