@@ -406,7 +406,9 @@ def compare(corpus: Corpus, cache: Path, reference: IndexConfig, config: IndexCo
 
 def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
         reference: IndexConfig | None = None) -> None:
-    vcache = VectorCache(cache / "baseline-vectors")  # the baselines: the default producer
+    # The MiniLM baseline: the plain model at full precision (onnx fp32 gives torch's vectors),
+    # whatever producer codegraph is measured with.
+    vcache = VectorCache(cache / "baseline-vectors", embed.producer(quantisation="fp32").spec)
     qcache = VectorCache(cache / "baseline-vectors", config.producer().spec)  # codegraph's queries
     print(f"codegraph embeds with {config.producer().spec}; the MiniLM baseline with {vcache.spec}")
     tuning_lists: dict[str, tuple[list[list[query.Hit]], list[list[query.Hit]], list[Target]]] = {}
