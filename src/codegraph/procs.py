@@ -13,9 +13,15 @@ signal, SIGKILL included — and so never write anything after it. Three kinds o
   the pool's initializer watches the owner's pid and also sets `PR_SET_PDEATHSIG` (SIGKILL) —
   safe here, as the forking thread is the forkserver's main one — so they end with the owner
   or with the forkserver, whichever goes first.
-- **Subprocesses** (git): `run()` starts them with `PR_SET_PDEATHSIG` (SIGKILL) set between fork
-  and exec. Relative to the thread that started them, which is right: `run` waits for the
-  child on that thread, so the thread outlives the child unless the whole owner dies.
+- **Subprocesses** (git): `run()` starts them through util-linux's `setpriv --pdeathsig KILL`,
+  which sets `PR_SET_PDEATHSIG` and execs the command (same pid, so the signal stays relative
+  to the thread that started it, which is right: `run` waits for the child on that thread, so
+  the thread outlives the child unless the whole owner dies). Not a `preexec_fn`: Python code
+  between fork and exec in a process with threads (a worker's heartbeat, the owner watch, the
+  WAL checkpointer) can block forever on a lock another thread held at the fork — seen here
+  as a forked worker copy, one thread, in a futex wait, holding the store's files open. Where
+  `setpriv` is missing the child gets no death signal (git ends on its own); a child whose
+  owner dies in the instant before `setpriv` arms the signal is not caught either.
 
 `watch_owner` is a daemon thread blocked on `poll()` of a pidfd of the owner (Linux ≥ 5.3): it
 wakes the moment the owner is gone — no polling interval, and no dependence on which thread
@@ -29,9 +35,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import multiprocessing
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,20 +74,22 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     return _PRCTL is not None and _PRCTL(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    def preexec() -> None:  # in the child, between fork and exec: nothing that allocates much
-        set_parent_death_signal()
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(ORPHAN_EXIT)
-
-    return preexec
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
 def run(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-    """`subprocess.run`, the child killed if this process dies first (see module doc)."""
-    if _PRCTL is not None:
-        kwargs.setdefault("preexec_fn", _die_with(os.getpid()))
-    return subprocess.run(list(cmd), **kwargs)
+    """`subprocess.run`, the child killed if this process dies first (see module doc). A
+    program that is not found raises FileNotFoundError, as `subprocess.run` does."""
+    argv = list(cmd)
+    if _SETPRIV is None:
+        return subprocess.run(argv, **kwargs)
+    env = kwargs.get("env")
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=search)
+    if program is None or not os.access(program, os.X_OK):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    # setpriv looks the program up in the same PATH (execvp): the child's argv stays as given.
+    return subprocess.run([_SETPRIV, "--pdeathsig", "KILL", "--", *argv], **kwargs)
 
 
 def watch_owner(owner: int) -> None:
