@@ -9,9 +9,11 @@ import textwrap
 from codegraph.languages import Language, all_languages
 from codegraph.languages.python import PYTHON
 from codegraph.model import FileIR
+from codegraph.snapshot import content_hash
 from codegraph.units import (
     definition_units,
     lexical_head,
+    path_words,
     plain_units,
     text_hash,
     unit_chunks,
@@ -114,6 +116,28 @@ def test_a_units_texts_depend_on_that_unit_alone() -> None:
     assert [c for c in ca if c.symbol == "f"] == [c for c in cb if c.symbol == "f"]
     ga, gb = [c.text for c in ca if c.symbol == "g"], [c.text for c in cb if c.symbol == "g"]
     assert len(ga) == len(gb) == 2 and ga[0] != gb[0] and ga[1] == gb[1] == "g: def g(y)"
+
+
+def test_every_text_is_placed_by_its_files_path() -> None:
+    assert path_words("click/termui.py") == "click termui"
+    assert path_words("json/__init__.py") == "json"
+    assert path_words("src/lib/httpClient.ts") == "http client"
+    assert path_words("net/http/server.go") == "net http server"
+    assert path_words("Makefile") == "makefile" and path_words("") == ""
+    text = "def f(x):\n    return x + 1\n\n\nx = f(1)\n"
+    chunks = unit_chunks(definition_units(text, PYTHON.extract(text)), 600, 100, "pkg/tools.py")
+    # The windows are placed by the path; the name text is the unit's name and signature alone.
+    assert [c.text.split("\n")[0] for c in chunks] == ["pkg tools f", "f: def f(x)",
+                                                         "pkg tools module-level code"]
+    # Equal bytes under two paths: two contents, each unit's windows embedded with its own path;
+    # the lines, names and windows are the same.
+    other = unit_chunks(definition_units(text, PYTHON.extract(text)), 600, 100, "app/main.py")
+    assert [window_body(c.text) for c in other] == [window_body(c.text) for c in chunks]
+    windows = [c for c in chunks if "\n" in c.text]
+    assert not {c.text_hash for c in other} & {c.text_hash for c in windows}
+    data = text.encode()
+    assert content_hash(data, "pkg/tools.py") != content_hash(data, "app/main.py")
+    assert content_hash(data, "pkg/tools.py") == content_hash(data, "pkg/tools.py")
 
 
 def test_the_lexical_head_holds_name_qualified_name_and_signature_whole_and_split() -> None:

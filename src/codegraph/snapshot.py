@@ -16,7 +16,7 @@ import time
 import tokenize
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
 
@@ -68,27 +68,26 @@ class UndecodableError(ValueError):
 
 # How content hashes are made: part of L1's key, so a store whose hashes were made otherwise is
 # never trusted for them (the pipeline takes size/mtime hints only from a base with L1's key).
-CONTENT_HASH_SCHEME = "xxh3-128+language"
+CONTENT_HASH_SCHEME = "xxh3-128+language+path"
 
 
 def content_hash(data: bytes, path: str) -> str:
-    """The key of a file's content: xxh3-128 of its bytes, seeded by the language its path is
-    indexed in (`languages.language_for`; plain text: no seed). Every per-file output is keyed
-    by it, so equal bytes in two languages (`a.js` renamed `a.ts`, a `.ts` copy of a `.js`) are
-    parsed, cut and indexed as each language does, never one sharing the other's IR."""
-    return xxhash.xxh3_128_hexdigest(data, _language_seed(path))
+    """The key of a file's content at its path: xxh3-128 of its bytes, seeded by the path and by
+    the language the path is indexed in (`languages.language_for`; plain text: none). Every
+    per-file output is keyed by it, and every per-file output may depend on where the file is:
+    a unit's embedded texts carry its file's path (`units.path_words`), and equal bytes in two
+    languages (`a.js` renamed `a.ts`) are parsed as each language does. So equal bytes under two
+    paths are two contents (each is cut and embedded with its own path, as a search must see
+    it); a renamed file is parsed again (~1 ms), as its texts must be embedded again."""
+    return xxhash.xxh3_128_hexdigest(data, _path_seed(path))
 
 
-def _language_seed(path: str) -> int:
+def _path_seed(path: str) -> int:
     from codegraph.languages import language_for  # imported on use: it loads the plug-ins
 
     lang = language_for(path)
-    return 0 if lang is None else _name_seed(lang.name)
-
-
-@lru_cache(maxsize=64)
-def _name_seed(name: str) -> int:
-    return xxhash.xxh3_64_intdigest(name.encode("utf-8"))
+    return xxhash.xxh3_64_intdigest(f"{'' if lang is None else lang.name}\0{path}".encode(
+        "utf-8", "surrogateescape"))
 
 
 def decode(path: str, data: bytes) -> str:

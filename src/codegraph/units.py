@@ -9,9 +9,10 @@ included (which are units of their own too). So no unit spans two sibling defini
 
 A unit whose text is longer than the embedding model's window is cut into *windows* (consecutive
 runs of its own lines); each window is embedded after a one-line context header built from the
-unit alone (qualified name as words; the signature on windows after the first); a named unit
-also has its name text (qualified name as words and signature, one line) embedded beside its
-windows. So what is embedded for a unit is a function of that unit alone. A unit's lexical document weighs its
+unit and its file's path (the path as words, the qualified name as words; the signature on
+windows after the first); a named unit also has its name text (qualified name as words and
+signature, one line) embedded beside its windows. So what is embedded for a unit is a function
+of that unit and where it is alone. A unit's lexical document weighs its
 head (`lexical_head`: name, qualified name, signature) above its body.
 
 Languages provide units through `Language.units(text, ir)`; `definition_units` is the shared
@@ -49,12 +50,12 @@ class Unit:
     def text(self) -> str:
         return "".join(line for _, line in self.lines)
 
-    def header(self, first: bool) -> str:
-        """The one line of context embedded before each window: the qualified name as words,
-        and on windows after the first (which starts with it) the signature. A function of
-        the unit alone: the file's path is not part of it (per-file outputs never depend on
-        where the file is)."""
+    def header(self, first: bool, place: str = "") -> str:
+        """The one line of context embedded before each window: `place` (its file's path as
+        words, `path_words`), the qualified name as words, and on windows after the first
+        (which starts with it) the signature. A function of the unit and its path alone."""
         words = " ".join(_name_words(self.name)) if self.name else "module-level code"
+        words = f"{place} {words}" if place else words
         signature = "" if first else " ".join(self.signature.split())
         return f"{words}: {signature}\n" if signature else f"{words}\n"
 
@@ -62,13 +63,32 @@ class Unit:
         """The unit's second representation, embedded beside its windows: one line, its
         qualified name as words and its signature (`TextWrapper._split` -> `text wrapper split:
         def _split(self, text)`), none for module-level code. What a definition is for is
-        often said best by its name; a long body's windows drown it. No newline: a chunk text
-        without one has no window lines (`window_body` is empty)."""
+        often said best by its name; a long body's windows drown it. Not placed by its path
+        (the windows are): measured worse with it (ARCHITECTURE "Search"). No newline: a chunk
+        text without one has no window lines (`window_body` is empty)."""
         if not self.name:
             return None
         words = " ".join(_name_words(self.name))
         signature = " ".join(self.signature.split())
         return f"{words}: {signature}" if signature else words
+
+
+# Path components that say nothing of what a file holds (a package's own module, the usual
+# source roots): left out of `path_words`.
+_PLACELESS = frozenset(("__init__", "__main__", "index", "mod", "src", "lib"))
+
+
+def path_words(path: str) -> str:
+    """Where a file is, as words: its path's directories and stem, split as identifiers are
+    (`click/termui.py` -> `click termui`, `json/__init__.py` -> `json`, `src/lib/httpClient.ts`
+    -> `http client`). The place part of every text embedded for the file's units."""
+    parts = path.replace("\\", "/").split("/")
+    stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1][1:] else parts[-1]
+    out: list[str] = []
+    for part in [*parts[:-1], stem]:
+        if part and part not in _PLACELESS:
+            out.extend(lexical.words(part))
+    return " ".join(out)
 
 
 def text_hash(text: str) -> str:
@@ -190,18 +210,20 @@ def windows(unit: Unit, max_chars: int, min_chars: int) -> list[tuple[int, int]]
     return cuts
 
 
-def unit_chunks(units: list[Unit], max_chars: int, min_chars: int) -> list[Chunk]:
+def unit_chunks(units: list[Unit], max_chars: int, min_chars: int, path: str = "") -> list[Chunk]:
     """L2's output: every window of every unit, in order, then (for a named unit) its name
     text (`Unit.name_text`). A chunk carries its unit's range and name (the texts of one unit
-    share them) and the embedded text: header + window lines, or the name text. A unit scores
-    its best text (`query._unit_hits`), so the name text is one more window."""
+    share them) and the embedded text: header (placed by `path`, the file's, as words) + window
+    lines, or the name text. A unit scores its best text (`query._unit_hits`), so the name text
+    is one more window."""
     chunks: list[Chunk] = []
+    place = path_words(path)
     for unit in units:
         for n, (a, b) in enumerate(windows(unit, max_chars, min_chars)):
             body = "".join(line for _, line in unit.lines[a:b])
             if not body.strip():
                 continue
-            text = unit.header(n == 0) + body
+            text = unit.header(n == 0, place) + body
             chunks.append(Chunk(len(chunks), unit.start_line, unit.end_line, unit.name, text,
                                 text_hash(text)))
         name = unit.name_text()

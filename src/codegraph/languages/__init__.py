@@ -10,11 +10,10 @@ interface; adding one means writing one package whose `Language` class subclasse
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from codegraph.model import FileIR, FileResolution
-from codegraph.names import LANGUAGE_EXTENSIONS, LANGUAGE_FILENAMES, language_name  # noqa: F401
+from codegraph.names import LANGUAGE_EXTENSIONS, LANGUAGE_FILENAMES, language_name
 from codegraph.units import Unit, definition_units
 
 # Every file's `FileIR.index`: path -> "@" key -> the file's entries for it.
@@ -101,7 +100,7 @@ def _load() -> list[Language]:
 _LANGUAGES: list[Language] = _load()
 _BY_EXTENSION = {ext: lang for lang in _LANGUAGES for ext in lang.extensions}
 _BY_FILENAME = [(pattern, lang) for lang in _LANGUAGES for pattern in lang.filenames]
-_FILENAME_EXTENSIONS = {pattern[pattern.rfind("."):] for pattern, _ in _BY_FILENAME}
+_BY_NAME = {lang.name: lang for lang in _LANGUAGES}
 if (tuple((pattern, lang.name) for pattern, lang in _BY_FILENAME) != LANGUAGE_FILENAMES
         or {ext: lang.name for ext, lang in _BY_EXTENSION.items()} != LANGUAGE_EXTENSIONS):
     raise RuntimeError("codegraph.names.LANGUAGE_FILENAMES/LANGUAGE_EXTENSIONS must list what the "
@@ -109,18 +108,10 @@ if (tuple((pattern, lang.name) for pattern, lang in _BY_FILENAME) != LANGUAGE_FI
 
 
 def language_for(path: str) -> Language | None:
-    dot = path.rfind(".")
-    if dot < 0:
-        return None
-    extension = path[dot:]
-    if extension in _FILENAME_EXTENSIONS:
-        name = path.rpartition("/")[2]
-        for pattern, lang in _BY_FILENAME:
-            if fnmatchcase(name, pattern):
-                return lang
-    return _BY_EXTENSION.get(extension)
-
-
+    """The plug-in a file is indexed with: the one `names.language_name` names (one lookup for
+    the indexer and the query layer; the check above keeps the table and the plug-ins equal)."""
+    name = language_name(path)
+    return None if name is None else _BY_NAME[name]
 
 
 def family_of(lang: Language) -> Language:

@@ -49,7 +49,7 @@ def file_units(root: Path, path: str, content_hash: str, payload: bytes | None,
 
 def units_work_batch(store: Store, root: str, l1_key: str, batch: Sequence[tuple[str, str]],
                      work: Callable[..., Any], args: tuple[Any, ...]) -> WorkResult:
-    """`work(units, *args)` for each (path, content hash) of `batch`: its units cut from its text
+    """`work(path, units, *args)` for each (path, content hash) of `batch`: its units cut from its text
     and stored IR. Errors that are facts of the content are returned as such (output None);
     unreadable files carry the `_UNREADABLE` prefix (reported for this run only)."""
     tree = open_root(root)  # None: the root is gone, and each read says so
@@ -60,7 +60,7 @@ def units_work_batch(store: Store, root: str, l1_key: str, batch: Sequence[tuple
             payload = irs.get(content_hash, (None, None, None))[0]
             try:
                 units = file_units(Path(root), path, content_hash, payload, tree)
-                out.append((path, content_hash, work(units, *args), None))
+                out.append((path, content_hash, work(path, units, *args), None))
             except msgspec.DecodeError as exc:
                 out.append((path, content_hash, None, f"undecodable L1 output: {exc}"))
             except (OSError, ValueError) as exc:
@@ -80,7 +80,7 @@ def _units_work_in_worker(store_url: str, root: str, l1_key: str, batch: list[tu
 
 def units_work(ctx: RunContext, todo: Sequence[tuple[str, str]], work: Callable[..., Any],
                *args: Any) -> Iterator[WorkResult]:
-    """`work(units, *args)` (a module-level function: it runs in worker processes) for every
+    """`work(path, units, *args)` (a module-level function: it runs in worker processes) for every
     (path, content hash) of `todo`, a batch at a time, as batches complete. A few files (a
     typical update) are done in this process: starting workers costs more."""
     key = ctx.keys[L1]
@@ -102,9 +102,10 @@ def units_work(ctx: RunContext, todo: Sequence[tuple[str, str]], work: Callable[
             future.cancel()
 
 
-def chunks_of(units: list[Unit], max_chars: int, min_chars: int) -> list[Chunk]:
-    """L2's output for one file content: its units' windows (a worker-side `work`)."""
-    return unit_chunks(units, max_chars, min_chars)
+def chunks_of(path: str, units: list[Unit], max_chars: int, min_chars: int) -> list[Chunk]:
+    """L2's output for one file content: its units' windows, placed by its path (a worker-side
+    `work`)."""
+    return unit_chunks(units, max_chars, min_chars, path)
 
 
 # ----- L2 -----------------------------------------------------------------------------------

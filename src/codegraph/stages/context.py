@@ -27,7 +27,8 @@ from codegraph.store.base import (
 )
 
 LEXICAL_VERSION = "lex-2"  # 2: one document per unit, head/body/subtokens columns
-CHUNKER_VERSION = "chunk-3"  # 2: the windows of units (codegraph.units) instead of chunks; 3: + name texts
+# 2: the windows of units (codegraph.units) instead of chunks; 3: + name texts; 4: + path words
+CHUNKER_VERSION = "chunk-4"
 INLINE_MAX_FILES = 24  # at most this many files to parse or chunk: no worker processes
 EMBED_BATCH = 32  # texts per transaction: the most a kill can cost L4 (~2 s)
 WRITE_GROUP_SECONDS = 2.0  # the longest a stage's transaction stays open (see _WriteGroups)

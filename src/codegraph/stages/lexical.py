@@ -11,8 +11,10 @@ from codegraph.store.base import LexicalDoc, LexicalUnit
 from codegraph.units import Unit, lexical_head
 
 
-def lexical_units(units: list[Unit]) -> list[LexicalUnit]:
-    """L3's output for one file content: a document per unit (a worker-side `work`)."""
+def lexical_units(path: str, units: list[Unit]) -> list[LexicalUnit]:
+    """L3's output for one file content: a document per unit (a worker-side `work`). The path
+    is not in it: a lexical query names what a unit is, and path words in every head measured
+    no better (ARCHITECTURE "Search")."""
     out = []
     for ordinal, unit in enumerate(units):
         body = unit.text
