@@ -190,8 +190,8 @@ class LexicalIndex:
 
     def _build(self, sources: tuple[LexicalSource, ...],
                files_of: list[list[tuple[str, str | None, str]]]) -> None:
-        """Postings over content units (equal contents are one document: every path holding it
-        ranks alike, as in the store), and entries per (snapshot, path, unit)."""
+        """Postings over content units (a content is one document, however many snapshots
+        hold it, as in the store), and entries per (snapshot, path, unit)."""
         import numpy as np
 
         first_unit: dict[tuple[str, str], int] = {}

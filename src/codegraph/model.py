@@ -1,8 +1,9 @@
 """The values that flow between stages: per-file IR, chunks, graph edges.
 
-Per-file values (`FileIR`, `Chunk`) depend only on a file's bytes, the stage version and its
-configuration — never on the file's path — so they can be stored once per content hash and
-reused by every snapshot (and every path) that contains those bytes. Names inside them are
+Per-file values (`FileIR`, `Chunk`) depend only on a file's bytes, its path (the embedded
+windows carry it), the stage version and its configuration, so they can be stored once per
+content hash (`snapshot.content_hash`: the bytes seeded by the path) and reused by every
+snapshot that holds those bytes at that path. Names inside them are
 *local* (``Class.method``); the module prefix is added per snapshot, where the path is known.
 
 The structs hold only strings, numbers and other such structs, so they cannot be part of a
