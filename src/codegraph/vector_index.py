@@ -321,15 +321,21 @@ class VectorIndex:
             candidates = candidates[self._live[candidates]]
         return self._rank(candidates, q, k)
 
-    def _rank(self, rows: Iterable[int], q: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def _rank(self, rows: np.ndarray, q: np.ndarray, k: int) -> list[tuple[str, float]]:
         import numpy as np
 
-        rows = np.asarray(list(rows), dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[self._live[rows]]
         if not len(rows):
             return []
         exact = np.einsum("ij,j->i", self._matrix[rows].astype(np.float64), q.astype(np.float64))
-        hashes = self._hashes
+        # Only the best k rows (and any tied with the k-th) are ordered in Python: the graph
+        # proposes 2k candidates, and a tuple built and sorted per candidate was ~5% of a query
+        # (cProfile, 100,000 units).
+        order = np.argsort(-exact, kind="stable")
+        if len(order) > k:
+            order = order[exact[order] >= exact[order[k - 1]]]
+        hashes = map(self._hashes.__getitem__, rows[order].tolist())
         # Best first, ties by text hash: (-score, hash) pairs sort so without a key function.
-        ranked = sorted((-s, h) for s, h in zip(exact.tolist(), map(hashes.__getitem__, rows.tolist()),
-                                                 strict=True) if h is not None)
+        ranked = sorted((-s, h) for s, h in zip(exact[order].tolist(), hashes, strict=True))
         return [(h, -s) for s, h in ranked[:k]]
