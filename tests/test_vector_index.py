@@ -180,9 +180,12 @@ def test_rows_tied_with_the_kth_score_are_ordered_by_text_hash_on_both_paths() -
     assert answers[0] == answers[1]
 
 
-def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From LARGE_GRAPH vectors the HNSW graph is built with more links per node (recall at
-    1,000,000 vectors); an index growing past it is rebuilt once, and never back."""
+def test_an_index_that_outgrows_the_int8_graph_is_rebuilt_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below LARGE_GRAPH vectors the HNSW graph holds its vectors in int8, from it in float32
+    (what was measured at 1,000,000 vectors); an index growing past it is rebuilt once, and
+    never back."""
+    from usearch.index import ScalarKind
+
     monkeypatch.setattr(vector_index, "LARGE_GRAPH", 800)
     names = [f"t{i}" for i in range(1000)]
     ann = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=100)
@@ -190,13 +193,16 @@ def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: p
     vectors = unit(1000, 7)
     for index in (ann, exact):
         index.add(names[:500], vectors[:500])
-    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.CONNECTIVITY
+    assert ann.update_ann() == "built" and ann._ann.dtype == ScalarKind.I8
+    assert ann._ann.connectivity == vector_index.CONNECTIVITY
+    agree(ann, exact, unit(20, 8))
     for index in (ann, exact):
         index.add(names[500:], vectors[500:])
-    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+    assert ann.update_ann() == "built" and ann._ann.dtype == ScalarKind.F32
+    assert ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
     agree(ann, exact, unit(20, 8))
-    ann.remove(names[:300])  # smaller again: the dense graph stays, updated
-    assert ann.update_ann() == "updated" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+    ann.remove(names[:300])  # smaller again: the float32 graph stays, updated
+    assert ann.update_ann() == "updated" and ann._ann.dtype == ScalarKind.F32
 
 
 def hits_of(idx: Index, limit: int) -> list[list[tuple[Any, ...]]]:
