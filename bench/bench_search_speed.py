@@ -250,6 +250,48 @@ def ef_sweep(idx: Any, exact: Any, queries: list[Any]) -> list[tuple[int, float,
     return out
 
 
+def graph_variants(idx: Any, exact: Any, queries: list[Any], variants: list[str],
+                   efs: tuple[int, ...] = (128, 200, 256, 400)) -> list[str]:
+    """Other HNSW graphs over the held vectors ("M:ef_add:dtype", e.g. "16:64:f16"), each built
+    here and swapped into the held index, the index's own graph among them: per ef, top-10 units
+    equal to the exact scan's and queries/s through the API, the graphs timed in turns (two
+    rounds, the better of each), so their ratios are of one machine state."""
+    from usearch.index import Index as Hnsw
+
+    held = idx.vector_index()
+    own, chosen = held._ann, held.expansion_search
+    rows = np.flatnonzero(held._live[: len(held._hashes)])
+    graphs: dict[str, Any] = {"default": own}
+    lines = []
+    for v in variants:
+        m, ef_add, dtype = v.split(":")
+        graph = Hnsw(ndim=held.dimensions, metric="ip", dtype=dtype, connectivity=int(m),
+                     expansion_add=int(ef_add))
+        t = time.perf_counter()
+        graph.add(rows.astype(np.uint64), held._matrix[rows], threads=0)
+        lines.append(f"graph {v}: built in {time.perf_counter() - t:.1f} s ({load()})")
+        graphs[v] = graph
+    truth = [{(h.path, h.start_line) for h in exact.vector("", 10, query_vector=qv)} for qv in queries]
+    try:
+        for ef in efs:
+            same: dict[str, float] = {}
+            qps: dict[str, float] = {}
+            for turn in range(2):
+                for label, graph in graphs.items():
+                    held._ann, held.expansion_search = graph, ef
+                    if not turn:
+                        same[label] = statistics.mean(
+                            len({(h.path, h.start_line) for h in idx.vector("", 10, query_vector=qv)} & want)
+                            / 10 for qv, want in zip(queries, truth, strict=True))
+                    qps[label] = max(qps.get(label, 0.0),
+                                     rate(lambda qv: idx.vector("", 10, query_vector=qv), queries, 1.0))
+            lines.append(f"ef {ef:>4}: " + "; ".join(f"{label} {same[label]:.3f} / {qps[label]:,.0f} q/s"
+                                                    for label in graphs) + f" ({load()})")
+    finally:
+        held._ann, held.expansion_search = own, chosen
+    return lines
+
+
 def rate(fn: Any, queries: list[Any], min_seconds: float = 2.0) -> float:
     done, t = 0, time.perf_counter()
     while True:
@@ -261,7 +303,7 @@ def rate(fn: Any, queries: list[Any], min_seconds: float = 2.0) -> float:
             return done / elapsed
 
 
-def vector_section(tmp: Path, sizes: list[int]) -> None:
+def vector_section(tmp: Path, sizes: list[int], variants: list[str]) -> None:
     print("\n== vector search through codegraph.open(): queries/s, query embedding excluded ==")
     embed.embed = fake_embed  # type: ignore[assignment]
     queries = list(embedding_like(100, 5))
@@ -287,6 +329,7 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
                 row["ann_recall"] = same
                 row["ef"] = vector_index.search_depth(len(idx.vector_index()))
                 row["sweep"] = ef_sweep(idx, exact, queries)
+                row["variants"] = graph_variants(idx, exact, queries, variants) if variants else []
                 # A new snapshot that changed 10 files: the held index follows it incrementally
                 # (every function's constant changed; back again in the next run of a --cache).
                 for path in sorted(repo.rglob("*.py"))[:10]:
@@ -313,6 +356,12 @@ def vector_section(tmp: Path, sizes: list[int]) -> None:
         for ef, same, qps in r["sweep"]:
             mark = "  <- chosen" if ef == r["ef"] else ""
             print(f"           ef {ef:>4}: ANN = exact@10 {same:.3f}, {qps:,.0f} queries/s{mark}")
+        if r["variants"]:
+            g = vector_index
+            print(f"         graphs side by side (default: M {g.CONNECTIVITY}, ef_add {g.EXPANSION_ADD}, "
+                  f"{g.DTYPE}; ANN = exact@10 / queries/s):")
+            for line in r["variants"]:
+                print(f"           {line}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"growth {b['units'] / a['units']:.0f}x the units: exact query cost "
@@ -455,6 +504,9 @@ def main() -> None:
     parser.add_argument("--ann-dtypes", default="",
                         help="also compare the graph's vector types on --ann-size vectors, e.g. f32,f16,i8")
     parser.add_argument("--vector-sizes", default="10000,100000")
+    parser.add_argument("--graph-variants", default="",
+                        help="also compare other HNSW graphs through the API, side by side with the "
+                             "default one, e.g. 16:64:f16,24:96:i8 (M:ef_add:dtype)")
     parser.add_argument("--stdlib-db", help="an existing index of the whole stdlib (else built here)")
     parser.add_argument("--small-db", help="an existing index of an eighth of the stdlib (else built here)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: ann,vector,lexical,cli")
@@ -475,7 +527,8 @@ def main() -> None:
                 cli_section({f"an eighth of the stdlib ({units(small):,} units)": small,
                              f"whole stdlib ({units(full):,} units)": full})
         if "vector" not in skip:
-            vector_section(vector_tmp, [int(s) for s in args.vector_sizes.split(",")])
+            vector_section(vector_tmp, [int(s) for s in args.vector_sizes.split(",")],
+                           [v for v in args.graph_variants.split(",") if v])
         if "ann" not in skip:
             if args.ann_connectivity or args.ann_expansion_add:  # one graph, these parameters
                 vector_index.LARGE_GRAPH = 1 << 62

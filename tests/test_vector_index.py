@@ -160,9 +160,32 @@ def test_the_ann_graph_is_maintained_incrementally_and_agrees_with_exact_search(
     assert ann.update_ann() == "exact" and not ann.uses_ann
 
 
-def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From LARGE_GRAPH vectors the HNSW graph is built with more links per node (recall at
-    1,000,000 vectors); an index growing past it is rebuilt once, and never back."""
+def test_rows_tied_with_the_kth_score_are_ordered_by_text_hash_on_both_paths() -> None:
+    """Equal scores break by text hash, whichever rows the scan or the graph proposed first:
+    of five texts with one vector, the three smallest hashes are returned at k 3."""
+    others = unit(600, 11)
+    same = np.repeat(unit(1, 12), 5, axis=0)
+    tied = ["e5", "d4", "c3", "b2", "a1"]
+    names = [f"x{i:03d}" for i in range(600)]
+    answers = []
+    for threshold in (None, 100):
+        index = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=threshold)
+        index.add(names[:300] + tied + names[300:], np.concatenate([others[:300], same, others[300:]]))
+        index.update_ann()
+        assert index.uses_ann == (threshold is not None)
+        got = index.search(same[0], 3)
+        assert [h for h, _ in got] == ["a1", "b2", "c3"]
+        assert len({s for _, s in got}) == 1
+        answers.append(got)
+    assert answers[0] == answers[1]
+
+
+def test_an_index_that_outgrows_the_int8_graph_is_rebuilt_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below LARGE_GRAPH vectors the HNSW graph holds its vectors in int8, from it in float32
+    (what was measured at 1,000,000 vectors); an index growing past it is rebuilt once, and
+    never back."""
+    from usearch.index import ScalarKind
+
     monkeypatch.setattr(vector_index, "LARGE_GRAPH", 800)
     names = [f"t{i}" for i in range(1000)]
     ann = vector_index.VectorIndex(embed.DIMENSIONS, ann_threshold=100)
@@ -170,13 +193,16 @@ def test_an_index_that_outgrows_the_small_graph_is_rebuilt_denser(monkeypatch: p
     vectors = unit(1000, 7)
     for index in (ann, exact):
         index.add(names[:500], vectors[:500])
-    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.CONNECTIVITY
+    assert ann.update_ann() == "built" and ann._ann.dtype == ScalarKind.I8
+    assert ann._ann.connectivity == vector_index.CONNECTIVITY
+    agree(ann, exact, unit(20, 8))
     for index in (ann, exact):
         index.add(names[500:], vectors[500:])
-    assert ann.update_ann() == "built" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+    assert ann.update_ann() == "built" and ann._ann.dtype == ScalarKind.F32
+    assert ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
     agree(ann, exact, unit(20, 8))
-    ann.remove(names[:300])  # smaller again: the dense graph stays, updated
-    assert ann.update_ann() == "updated" and ann._ann.connectivity == vector_index.LARGE_CONNECTIVITY
+    ann.remove(names[:300])  # smaller again: the float32 graph stays, updated
+    assert ann.update_ann() == "updated" and ann._ann.dtype == ScalarKind.F32
 
 
 def hits_of(idx: Index, limit: int) -> list[list[tuple[Any, ...]]]:

@@ -18,8 +18,8 @@ business (`query.py` maps text hashes to its hits).
   row is reused by the next new text. Up to `ann_threshold` vectors, a query is one matrix-vector
   product. Above it, a usearch HNSW graph over the same rows (key = row) proposes candidates,
   which are then rescored exactly from the matrix: scores are exact either way, only which
-  candidates are looked at is approximate (so the graph may hold its copy of the vectors in half
-  precision, `DTYPE`, and is searched as deep as its size needs, `search_depth`). The graph is
+  candidates are looked at is approximate (so the graph may hold its copy of the vectors in int8,
+  `DTYPE`, and is searched as deep as its size needs, `search_depth`). The graph is
   built when the threshold is first crossed and then maintained with the matrix (removed rows
   removed, new rows added), never rebuilt for a small change. A process that asks one query
   (the CLI) passes `ann_threshold=None`: building a graph costs more than one exact scan.
@@ -42,32 +42,37 @@ if TYPE_CHECKING:
 
 ANN_THRESHOLD = 20_000  # vectors: above this a long-running process searches through HNSW (an exact
 # scan reads the whole matrix per query: ~60 queries/s per core at 100,000 vectors, memory-bound)
-# HNSW parameters, from bench/bench_search_speed.py on 100,000 embedding-like vectors: recall@10
-# 0.902 at ef_search 64, 0.960 at 128, 0.976 at 200, 0.983 at 256, 0.991 at 400 (1M not measured).
-CONNECTIVITY = 16
-EXPANSION_ADD = 64
-# From this many vectors the graph is built denser: on 1,000,000 embedding-like vectors M 16 /
-# ef_add 64 reach recall@10 0.943 at ef_search 400, M 32 / ef_add 128 reach 0.988 (2.8x the
-# build time, which below this size buys nothing: 0.991 at 100,000 with M 16).
+# HNSW parameters below LARGE_GRAPH: M 32 / ef_add 128, the graph's copy of the vectors in int8
+# (usearch scales each to unit length x 127: ours are unit length, so only rounding differs;
+# candidates are rescored from the float32 matrix, so int8 changes which rows are proposed, never
+# a score). The denser graph reaches the same agreement with the exact scan at half the depth,
+# and int8 makes each step cheaper and the build as fast as the sparse half-precision graph's.
+# `bench_search_speed.py --vector-sizes 10000,100000 --graph-variants 16:64:f16` (through the API,
+# the two graphs timed in turns; load 5-7 on 2 cores): on 200,000 vectors (100,000 units) the
+# top 10 units equal the exact scan's 0.968 / 0.983 / 0.987 / 0.996 of the time at ef 128 / 200 /
+# 256 / 400 against 0.916 / 0.955 / 0.965 / 0.980 for M 16 / ef_add 64 / f16 (the previous
+# default), so ef 200 here does what ef 400 did there, at 155 against 95 queries/s in that run;
+# builds 406 s (first query, load ~6) and 217 s (load ~5). Two earlier builds of this graph
+# (a scratch copy of the comparison, load 2.5-4) gave 0.984 and 0.982 at ef 200. On 20,000
+# vectors: 0.989 / 0.998 at ef 64 / 128 (M 16, f16: 0.982 at 128).
+CONNECTIVITY = 32
+EXPANSION_ADD = 128
+DTYPE = "i8"
+# From this many vectors the graph is float32, as measured on 1,000,000 embedding-like vectors
+# (int8 was not measured there): M 16 / ef_add 64 reach recall@10 0.943 at ef_search 400, M 32 /
+# ef_add 128 0.988 (2.8x the build time). An index growing past it is rebuilt once.
 LARGE_GRAPH = 400_000
 LARGE_CONNECTIVITY = 32
 LARGE_EXPANSION_ADD = 128
-# The graph's own copy of the vectors: half precision below LARGE_GRAPH (candidates are rescored
-# from the float32 matrix, so only which rows are proposed can change). bench_search_speed.py
-# --ann-dtypes on 50,000 embedding-like vectors (M 16, ef_add 64, timed in turns): f16 recall@10
-# 0.979 / 0.994 / 0.996 against f32's 0.972 / 0.992 / 0.996 at ef 128 / 256 / 400, in 1.18x /
-# 0.76x / 0.87x f32's time, half the graph's memory; int8 lost recall (0.989 at ef 256). The
-# dense graph stays float32, as it was measured at 1,000,000 vectors.
-DTYPE = "f16"
 LARGE_DTYPE = "f32"
 # How deep the graph is searched (ef_search), by how many vectors it holds: the least depth of
-# those measured whose top 10 units stay >= 0.98 equal to the exact scan's, through the API
-# (bench/bench_search_speed.py, load ~10): on 20,000 vectors (10,000 units) 0.972 / 0.975 /
-# 0.983 / 0.990 / 0.996 at ef 64 / 100 / 128 / 200 / 400; on 200,000 (100,000 units) 0.945 /
-# 0.957 / 0.980 at ef 200 / 256 / 400, so 400 from there on (0.988 at 1,000,000 with the dense
-# graph). Sizes in between were not measured: they get the deeper search.
+# those measured whose top 10 units stay >= 0.98 equal to the exact scan's through the API
+# (bench/bench_search_speed.py, the int8 graph above): 128 on 20,000 vectors (0.998; 0.989 at 64),
+# 200 on 200,000 (0.981-0.984 in five builds; 0.967 at 128, 0.974 at 160). Up to 250,000 vectors
+# the depth measured at 200,000; beyond, and for the float32 graph from LARGE_GRAPH, 400 (0.988
+# at 1,000,000). Sizes in between were not measured: they get the deeper search.
 EXPANSION_SEARCH = 400  # beyond the last size below
-SEARCH_DEPTHS = ((50_000, 128),)  # (up to this many vectors, ef_search)
+SEARCH_DEPTHS = ((50_000, 128), (250_000, 200))  # (up to this many vectors, ef_search)
 
 
 def search_depth(n: int) -> int:
@@ -321,15 +326,21 @@ class VectorIndex:
             candidates = candidates[self._live[candidates]]
         return self._rank(candidates, q, k)
 
-    def _rank(self, rows: Iterable[int], q: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def _rank(self, rows: np.ndarray, q: np.ndarray, k: int) -> list[tuple[str, float]]:
         import numpy as np
 
-        rows = np.asarray(list(rows), dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[self._live[rows]]
         if not len(rows):
             return []
         exact = np.einsum("ij,j->i", self._matrix[rows].astype(np.float64), q.astype(np.float64))
-        hashes = self._hashes
+        # Only the best k rows (and any tied with the k-th) are ordered in Python: the graph
+        # proposes 2k candidates, and a tuple built and sorted per candidate was ~5% of a query
+        # (cProfile, 100,000 units).
+        order = np.argsort(-exact, kind="stable")
+        if len(order) > k:
+            order = order[exact[order] >= exact[order[k - 1]]]
+        hashes = map(self._hashes.__getitem__, rows[order].tolist())
         # Best first, ties by text hash: (-score, hash) pairs sort so without a key function.
-        ranked = sorted((-s, h) for s, h in zip(exact.tolist(), map(hashes.__getitem__, rows.tolist()),
-                                                 strict=True) if h is not None)
+        ranked = sorted((-s, h) for s, h in zip(exact[order].tolist(), hashes, strict=True))
         return [(h, -s) for s, h in ranked[:k]]
