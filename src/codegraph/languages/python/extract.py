@@ -31,7 +31,7 @@ _FACTS = ts.Query(
     (function_definition name: (identifier)) @def
     (class_definition name: (identifier)) @def
     [(import_statement) (import_from_statement)] @imp
-    (call function: (_) @callee)
+    (call) @call
     [(assignment) (augmented_assignment) (named_expression) (for_statement) (for_in_clause)
      (with_item) (return_statement) (yield) (except_clause)] @flow
     """,
@@ -181,6 +181,7 @@ def extract(text: str) -> FileIR:
 
     # Definitions, in document order; a stack of open definitions gives each one its scope.
     defs: list[_Def] = []
+    decorations: list[ts.Node | None] = []  # per definition: its decorated_definition, if any
     stack: list[_Def] = []
     facts = ts.QueryCursor(_FACTS).captures(root)
     def_nodes = facts.get("def", [])
@@ -207,6 +208,7 @@ def extract(text: str) -> FileIR:
         parent_node = node.parent
         decorated = parent_node is not None and parent_node.type == "decorated_definition"
         outer = parent_node if decorated and parent_node is not None else node
+        decorations.append(parent_node if decorated else None)
         symbols.append(
             Symbol(
                 local,
@@ -258,7 +260,7 @@ def extract(text: str) -> FileIR:
     for node in import_nodes:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
-    calls = _flow(defs, facts.get("callee", []), facts.get("flow", []))
+    calls = _flow(defs, decorations, facts.get("call", []), facts.get("flow", []))
     errors = count_errors(root, _ERRORS)
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
     return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1],
@@ -355,8 +357,8 @@ _HANDLERS = {
 }
 
 
-def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
-          ) -> tuple[list[CallSite], _values.PyValues]:
+def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[ts.Node],
+          flow_nodes: list[ts.Node]) -> tuple[list[CallSite], _values.PyValues]:
     """Call sites with the values of what they call, and the file's value facts: one pass over
     the definitions and statements in document order (each with its scope), then one over the
     calls (every local's values are known by then)."""
@@ -379,7 +381,8 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
         scope = open_scopes[-1] if open_scopes else module_scope
         if order == 0:
             d = defs[i]
-            def_scopes[i] = own = collector.definition(d.node, d.local, d.kind, scope)
+            def_scopes[i] = own = collector.definition(d.node, d.local, d.kind, scope,
+                                                       decorations[i])
             stack.append(d)
             open_scopes.append(own)
         else:
@@ -387,7 +390,11 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
             handlers[node.type](collector, node, scope)
     # Calls by start, then end: nested callees can start at one byte (`super` in `super().m()`),
     # and the order tree-sitter captures them in is not always the same for the same tree.
-    order_of = sorted((n.start_byte, n.end_byte, i) for i, n in enumerate(call_nodes))
+    # The call nodes are captured (not their callees): a callee's `parent` costs a walk down from
+    # the root, its call's `function` one child lookup.
+    callees = [c.child_by_field_name("function") for c in call_nodes]
+    order_of = sorted((n.start_byte, n.end_byte, i) for i, n in enumerate(callees)
+                      if n is not None and n.is_named)  # as `function: (_)` matched
     calls: list[CallSite] = []
     dotted, dotted_name = _DOTTED_BYTES.fullmatch, _DOTTED_NAME.fullmatch
     values_of, substituted, arguments = collector.values, collector.substituted, collector.arguments
@@ -407,7 +414,7 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
             while open_defs and defs[open_defs[-1]].end <= start:
                 open_defs.pop()
             scope = def_scopes[open_defs[-1]] if open_defs else module_scope
-        node = call_nodes[i]
+        node = callees[i]
         kind = node.type
         text = node.text if kind == "identifier" or kind == "attribute" else None
         if text is not None and dotted(text) and not text.startswith(_CONSTANTS):
@@ -429,5 +436,5 @@ def _flow(defs: list[_Def], call_nodes: list[ts.Node], flow_nodes: list[ts.Node]
         else:
             values = substituted(scope, raw)
         calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
-                              arguments(node.parent, scope) if values else ()))
+                              arguments(call_nodes[i], scope) if values else ()))
     return calls, collector.facts()

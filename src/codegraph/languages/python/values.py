@@ -40,6 +40,9 @@ _KEY = re.compile(r"\w+")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _WRAPPERS = frozenset({"Optional", "Union", "Annotated", "Final", "ClassVar"})
 _CONTAINERS = ("list", "tuple", "set", "dictionary", "expression_list")
+# The kinds of expression `Collector.values` gives values of (any other kind has none).
+_VALUED = frozenset({"identifier", "attribute", "call", "subscript", "parenthesized_expression",
+                     "await", "conditional_expression", "boolean_operator", "named_expression"})
 _SAME_ELEMENTS = frozenset({b"list", b"tuple", b"sorted", b"reversed", b"set", b"frozenset",
                             b"iter"})
 # Annotations of collections whose elements (or, for mappings, values) are the last argument's.
@@ -50,6 +53,7 @@ _COLLECTIONS = frozenset({"List", "list", "Sequence", "MutableSequence", "Iterab
                           "OrderedDict"})
 _FIRST_IS_CLASS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 _BASE = re.compile(r"<[^>]*>|\w+")
+_WORD = re.compile(r"\w+")
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _CONSTANTS = (b"True.", b"False.", b"None.")  # not identifiers: `True.x` has no value
 
@@ -73,6 +77,7 @@ def _string_content(node: ts.Node) -> str | None:
 class Scope:
     __slots__ = (
         "_busy",
+        "_chain",
         "_done",
         "_subs",
         "boxes",
@@ -101,6 +106,21 @@ class Scope:
         self._done: dict[str, list[str]] = {}
         self._subs: dict[str, list[str]] = {}
         self._busy: set[str] = set()
+        self._chain: list[Scope] | None = None  # the scopes a local's name is looked up in
+
+    def chain(self) -> list[Scope]:
+        """This scope (unless the module's) and the functions around it, innermost first: where a
+        name may be a local (a class's body is not looked in from its methods)."""
+        chain = self._chain
+        if chain is None:
+            chain = self._chain = []
+            current: Scope | None = self
+            while current is not None and current.kind != "module":
+                chain.append(current)
+                current = current.parent
+                while current is not None and current.kind == "class":
+                    current = current.parent
+        return chain
 
 
 def _add(out: list[str], values: list[str]) -> None:
@@ -119,6 +139,7 @@ class Collector:
         self.attrs: dict[str, list[tuple[str, str]]] = {}  # "C:x" -> (scope, value as written)
         self.decorators: dict[str, list[str]] = {}
         self._substituting = 0  # local_values computations under way
+        self._chained: set[ts.Node] = set()  # inner assignments of chains, bound by the outer
 
     # ----- expressions ----------------------------------------------------------------
 
@@ -127,6 +148,8 @@ class Collector:
         if node is None:
             return []
         kind = node.type
+        if kind not in _VALUED:
+            return []
         if kind == "identifier":
             return [_text(node)]
         if kind == "attribute":
@@ -142,15 +165,20 @@ class Collector:
             return [v + suffix for v in self.values(obj, scope)]
         if kind == "call":
             fn = node.child_by_field_name("function")
-            if fn is not None and fn.type == "identifier":
-                if fn.text == b"super":
+            if fn is None:
+                return []
+            fn_kind = fn.type
+            if fn_kind == "identifier":
+                fn_text = fn.text or b""
+                if fn_text == b"super":
                     return [f"<s:{scope.cls}>"] if scope.cls is not None else []
-                if fn.text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
+                if fn_text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
                     args = node.child_by_field_name("arguments")
                     if args is not None and args.named_child_count == 1 and (
                             args.named_children[0].type != "keyword_argument"):
                         return [v for v in self.values(args.named_children[0], scope)
                                 if v.endswith("]") or v.startswith("<b:") or v.endswith("*")]
+                return [fn_text.decode("utf-8", "replace") + "()"]  # `values` of the name
             return [v + "()" for v in self.values(fn, scope)]
         if kind == "subscript":
             key = node.child_by_field_name("subscript")
@@ -188,20 +216,24 @@ class Collector:
         if args is None or not args.named_child_count or args.type != "argument_list":
             return ()
         out: list[str] = []
-        for i, arg in enumerate(args.named_children[:MAX_ARGS]):
+        local = scope.local
+        i = -1
+        for arg in args.named_children[:MAX_ARGS]:
+            i += 1
             kind = arg.type
-            if kind == "keyword_argument":
-                name = arg.child_by_field_name("name")
-                slot = _text(name) if name is not None else "?"
+            if kind == "identifier" or kind == "attribute":
+                slot = str(i)
+            elif kind == "keyword_argument":
                 value_node = arg.child_by_field_name("value")
                 if value_node is None:
                     continue
-                arg, kind = value_node, value_node.type
-            elif kind == "identifier" or kind == "attribute":
-                slot = str(i)
+                kind = value_node.type
+                if kind != "identifier" and kind != "attribute":
+                    continue
+                name = arg.child_by_field_name("name")
+                slot = _text(name) if name is not None else "?"
+                arg = value_node
             else:
-                continue
-            if kind != "identifier" and kind != "attribute":
                 continue
             text = arg.text or b""
             if len(text) <= MAX_EXPR and (kind == "identifier" or (
@@ -209,10 +241,13 @@ class Collector:
                 # A name or plain dotted chain is its text (as `values` gives it); substituted,
                 # it is one expression's substitution: unique, within the limits already.
                 expr = text.decode("utf-8", "replace")
-                values: list[str] | tuple[str, ...] = (
-                    self.substitute(scope, expr) if scope.local else (expr,))
+                if not local:
+                    if "()" not in expr and expr[:3] != "<a:":
+                        out.append(f"{slot}={expr}")
+                    continue
+                values: list[str] | tuple[str, ...] = self.substitute(scope, expr)
             else:
-                values = (self.substituted(scope, self.values(arg, scope)) if scope.local
+                values = (self.substituted(scope, self.values(arg, scope)) if local
                           else self.values(arg, scope))
             for value in values:
                 if "()" not in value and not value.startswith("<a:"):
@@ -351,6 +386,8 @@ class Collector:
             _add(scope.boxes.setdefault(box_id, {}).setdefault(slot, []), values)
 
     def assignment(self, node: ts.Node, scope: Scope) -> None:
+        if node in self._chained:  # `b = value` of `a = b = value`: bound with `a` already
+            return
         left = node.child_by_field_name("left")
         right = node.child_by_field_name("right")
         targets = [left] if left is not None else []
@@ -358,6 +395,12 @@ class Collector:
             inner = right.child_by_field_name("left")
             if inner is not None:
                 targets.append(inner)
+            if right.child_by_field_name("type") is None:
+                # Its own statement (captured too, after this one, in this scope) would bind
+                # its targets to the same values again: a no-op (`_add` keeps each value once;
+                # a slot that dropped a value is full and stays so). A chain of n names binds
+                # n names once, not n²/2 times.
+                self._chained.add(right)
             right = right.child_by_field_name("right")
         values = self.values(right, scope)
         annotated = self.annotation(node.child_by_field_name("type"))
@@ -445,35 +488,42 @@ class Collector:
         if node.named_child_count and not (node.child_count > 1 and node.children[1].type == "from"):
             _add(scope.yields, self.values(node.named_children[0], scope))
 
-    def definition(self, node: ts.Node, local: str, kind: str, parent: Scope) -> Scope:
-        """A def or class: its scope, parameters, return annotation and decorators."""
-        cls = local if kind == "class" else (
-            parent.local if parent.kind == "class" else parent.cls)
-        scope = Scope(local, "class" if kind == "class" else "function", parent,
-                      cls if kind != "class" else None)
+    def definition(self, node: ts.Node, local: str, kind: str, parent: Scope,
+                   decorated: ts.Node | None = None) -> Scope:
+        """A def or class: its scope, parameters, return annotation and decorators
+        (`decorated`: the `decorated_definition` around it, if it has decorators)."""
         if kind == "class":
-            scope.cls = None
+            scope = Scope(local, "class", parent, None)
+        else:
+            cls = parent.local if parent.kind == "class" else parent.cls
+            scope = Scope(local, "function", parent, cls)
         self.scopes[local] = scope
-        outer = node.parent
         decorators: list[str] = []
-        if outer is not None and outer.type == "decorated_definition":
-            for child in outer.named_children:
+        if decorated is not None:
+            for child in decorated.named_children:
                 if child.type == "decorator" and child.named_child_count:
                     _add(decorators, self.values(child.named_children[0], parent) or ["?"])
             if decorators:
                 self.decorators[local] = decorators
         if kind == "class":
             return scope
-        scope.cls = cls
         params = node.child_by_field_name("parameters")
         is_method = parent.kind == "class"
         static = "staticmethod" in decorators
         first_is_class = "classmethod" in decorators or local.rpartition(".")[2] in _FIRST_IS_CLASS
-        for child in params.named_children if params is not None else []:
+        raw, names = scope.raw, scope.params
+        for child in params.named_children if params is not None else ():
             kind_ = child.type
             if kind_ == "identifier":
-                name_node, type_node, default = child, None, None
-            elif kind_ == "typed_parameter":
+                name = _text(child)
+                if is_method and not static and not names and cls is not None:
+                    scope.first = name
+                    raw[name] = [f"<c:{cls}>" if first_is_class else f"<i:{cls}>"]
+                else:
+                    raw[name] = [f"<a:{name}>"]
+                names.append(name)
+                continue
+            if kind_ == "typed_parameter":
                 name_node = child.named_children[0] if child.named_child_count else None
                 type_node, default = child.child_by_field_name("type"), None
             elif kind_ in ("default_parameter", "typed_default_parameter"):
@@ -527,19 +577,21 @@ class Collector:
         return done
 
     def _substitute(self, scope: Scope, expr: str) -> list[str]:
-        base, rest = split(expr)
-        if not base or base[0] == "<":
+        chain = scope.chain()
+        if not chain or expr[:1] == "<":  # at module level, or a marker: nothing to replace
             return [expr]
-        current: Scope | None = scope
-        while current is not None and current.kind != "module":
+        m = _WORD.match(expr)  # the head (`split`'s base, as the expression is no marker)
+        if m is None:
+            return [expr]
+        end = m.end()
+        base = expr[:end]
+        for current in chain:
             if base in current.raw:
-                if not rest:
+                if end == len(expr):
                     return self.local_values(current, base)
-                return [v + rest for v in self.local_values(current, base) if len(v) + len(rest)
-                        <= MAX_EXPR]
-            current = current.parent
-            while current is not None and current.kind == "class":
-                current = current.parent
+                rest = expr[end:]
+                limit = MAX_EXPR - len(rest)
+                return [v + rest for v in self.local_values(current, base) if len(v) <= limit]
         return [expr]
 
     def substituted(self, scope: Scope, exprs: list[str]) -> tuple[str, ...]:
