@@ -78,7 +78,8 @@ def content_hash(data: bytes, path: str) -> str:
     a unit's embedded texts carry its file's path (`units.path_words`), and equal bytes in two
     languages (`a.js` renamed `a.ts`) are parsed as each language does. So equal bytes under two
     paths are two contents (each is cut and embedded with its own path, as a search must see
-    it); a renamed file is parsed again (~1 ms), as its texts must be embedded again."""
+    it); a renamed file is parsed again, a small part of embedding its texts again (ARCHITECTURE
+    "Ground state")."""
     return xxhash.xxh3_128_hexdigest(data, _path_seed(path))
 
 

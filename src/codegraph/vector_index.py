@@ -18,8 +18,8 @@ business (`query.py` maps text hashes to its hits).
   row is reused by the next new text. Up to `ann_threshold` vectors, a query is one matrix-vector
   product. Above it, a usearch HNSW graph over the same rows (key = row) proposes candidates,
   which are then rescored exactly from the matrix: scores are exact either way, only which
-  candidates are looked at is approximate (so the graph may hold its copy of the vectors in int8,
-  `DTYPE`, and is searched as deep as its size needs, `search_depth`). The graph is
+  candidates are looked at is approximate (so the graph may hold its copy of the vectors in half
+  precision, `DTYPE`, and is searched as deep as its size needs, `search_depth`). The graph is
   built when the threshold is first crossed and then maintained with the matrix (removed rows
   removed, new rows added), never rebuilt for a small change. A process that asks one query
   (the CLI) passes `ann_threshold=None`: building a graph costs more than one exact scan.
@@ -70,12 +70,12 @@ LARGE_EXPANSION_ADD = 128
 LARGE_DTYPE = "f32"
 # How deep the graph is searched (ef_search), by how many vectors it holds: the least depth of
 # those measured whose top 10 units stay >= 0.98 equal to the exact scan's through the API
-# (bench/bench_search_speed.py, the int8 graph above): 128 on 20,000 vectors (0.998; 0.989 at 64),
-# 256 on 200,000 (0.987 in a sixth build, on an idle machine, where ef 200 gave 0.975: the five
-# builds before gave 0.981-0.984 at 200, so 200 sits on the line and 256 above it; 272 queries/s
-# idle at 256). Up to 250,000 vectors the depth measured at 200,000; beyond, and for the float32
-# graph from LARGE_GRAPH, 400 (0.988 at 1,000,000). Sizes in between were not measured: they get
-# the deeper search.
+# (bench/bench_search_speed.py): 128 on 20,000 vectors (the int8 graph: 0.998, 0.989 at 64; half
+# precision is not less exact), 256 on 200,000 (this graph, idle: 0.979 at ef 200, 0.987 at 256
+# with 208 queries/s, 0.994 at 400; the int8 graph gave 0.975-0.984 at 200 over six builds, so
+# 200 sits on the line). Up to 250,000 vectors the depth measured at 200,000; beyond, and for the
+# float32 graph from LARGE_GRAPH, 400 (0.988 at 1,000,000). Sizes in between were not measured:
+# they get the deeper search.
 EXPANSION_SEARCH = 400  # beyond the last size below
 SEARCH_DEPTHS = ((50_000, 128), (250_000, 256))  # (up to this many vectors, ef_search)
 
@@ -327,8 +327,7 @@ class VectorIndex:
             top = np.argpartition(-scores, n - 1)[:n] if n < used else np.arange(used)
             # Rows tied with the k-th score also compete: ties then break by text hash.
             cutoff = scores[top].min()
-            candidates = np.flatnonzero(scores >= cutoff)
-            candidates = candidates[self._live[candidates]]
+            candidates = np.flatnonzero(scores >= cutoff)  # `_rank` drops the free rows
         return self._rank(candidates, q, k)
 
     def _rank(self, rows: np.ndarray, q: np.ndarray, k: int) -> list[tuple[str, float]]:
