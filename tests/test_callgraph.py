@@ -38,6 +38,19 @@ def calls(db: str) -> set[tuple[str, str, str]]:
     return {(row[2], row[4], row[7]) for row in export(db) if row[0] == "edge" and row[1] == "calls"}
 
 
+def edit_and_compare(repo: Path, db: str, scratch: Path, path: str, old: str, new: str) -> list[str]:
+    """Replace `old` by `new` in one file, update `db`, check its export equals a full build's
+    (in `scratch`) and give the files the update re-resolved."""
+    text = (repo / path).read_text()
+    assert old in text
+    (repo / path).write_text(text.replace(old, new))
+    result = update(repo, db)
+    shutil.rmtree(scratch, ignore_errors=True)
+    update(repo, str(scratch), full=True)
+    assert export(db) == export(str(scratch))
+    return result["affected_files"]
+
+
 def test_every_micro_program_gives_its_expected_call_graph(tmp_path: Path) -> None:
     results = bench_callgraph.micro(tmp_path)
     assert len(results) >= 16
@@ -98,12 +111,6 @@ USERS = {
 }
 
 
-def edit(repo: Path, old: str, new: str) -> None:
-    text = (repo / "lib.py").read_text()
-    assert old in text
-    (repo / "lib.py").write_text(text.replace(old, new))
-
-
 def test_value_facts_re_resolve_exactly_their_readers(tmp_path: Path, store_url: str) -> None:
     repo = write_tree(tmp_path / "repo", {"lib.py": LIB, **USERS})
     db = store_url
@@ -112,13 +119,8 @@ def test_value_facts_re_resolve_exactly_their_readers(tmp_path: Path, store_url:
     assert ("child", "lib.A.run", "direct") in calls(db)
 
     def step(old: str, new: str, readers: list[str]) -> set[tuple[str, str, str]]:
-        edit(repo, old, new)
-        result = update(repo, db)
-        assert result["affected_files"] == sorted(["lib.py", *readers]), (old, new)
-        scratch = tmp_path / "full"
-        shutil.rmtree(scratch, ignore_errors=True)
-        update(repo, str(scratch), full=True)
-        assert export(db) == export(str(scratch))
+        affected = edit_and_compare(repo, db, tmp_path / "full", "lib.py", old, new)
+        assert affected == sorted(["lib.py", *readers]), (old, new)
         return calls(db)
 
     # A body edit that changes no fact another file reads: no other file.
@@ -161,15 +163,7 @@ def test_dispatch_edges_are_held_by_the_calling_file(tmp_path: Path, store_url: 
                                                   for r in idx.graph("callees", "base.py")}
 
     def step(path: str, old: str, new: str) -> list[str]:
-        text = (repo / path).read_text()
-        assert old in text
-        (repo / path).write_text(text.replace(old, new))
-        result = update(repo, db)
-        scratch = tmp_path / "full"
-        shutil.rmtree(scratch, ignore_errors=True)
-        update(repo, str(scratch), full=True)
-        assert export(db) == export(str(scratch))
-        return result["affected_files"]
+        return edit_and_compare(repo, db, tmp_path / "full", path, old, new)
 
     # Moving the self-call changes the dispatch edge's line; base.py holds the edge: no other
     # file is re-resolved (the overriding subclass's file reads nothing of base.py's calls).
@@ -222,15 +216,7 @@ def test_aliased_bases_and_callees_incrementally(tmp_path: Path, store_url: str)
     assert callees("base.apply") == {("user.ping", "direct")}
 
     def step(path: str, old: str, new: str) -> list[str]:
-        text = (repo / path).read_text()
-        assert old in text
-        (repo / path).write_text(text.replace(old, new))
-        result = update(repo, db)
-        scratch = tmp_path / "full"
-        shutil.rmtree(scratch, ignore_errors=True)
-        update(repo, str(scratch), full=True)
-        assert export(db) == export(str(scratch))
-        return result["affected_files"]
+        return edit_and_compare(repo, db, tmp_path / "full", path, old, new)
 
     # The alias now names another class: base.py's self-call loses Square's override.
     assert step("square.py", "import Shape as S", "import Other as S") == ["base.py", "square.py"]
@@ -289,15 +275,7 @@ def test_higher_order_calls_across_files(tmp_path: Path, store_url: str) -> None
     assert not any(dst == "user.triple" for _, dst, _, _ in edges)
 
     def step(path: str, old: str, new: str) -> list[str]:
-        text = (repo / path).read_text()
-        assert old in text
-        (repo / path).write_text(text.replace(old, new))
-        result = update(repo, db)
-        scratch = tmp_path / "full"
-        shutil.rmtree(scratch, ignore_errors=True)
-        update(repo, str(scratch), full=True)
-        assert export(db) == export(str(scratch))
-        return result["affected_files"]
+        return edit_and_compare(repo, db, tmp_path / "full", path, old, new)
 
     # Body edits that change no call passing a function: no other file.
     assert step("user.py", "return x * 2", "y = x\n    return y * 2") == ["user.py"]
