@@ -310,6 +310,46 @@ def test_the_cli_shows_call_kinds(tmp_path: Path) -> None:
     assert ["edge", "calls", "m.f", "m.py", "m.K", "m.py", 7, "constructor"] in export(db)
 
 
+def test_a_schema_5_sqlite_store_keeps_its_reads_through_the_upgrade(tmp_path: Path) -> None:
+    """Schema 6 clusters resolution_reads by key: a schema-5 store (rowid table, two indexes)
+    is converted on opening with every row kept, and its next update still finds the readers
+    of a changed fact through them (and equals a full build)."""
+    import sqlite3
+
+    repo = write_tree(tmp_path / "repo", {"lib.py": LIB, **USERS})
+    db = str(tmp_path / "db")
+    update(repo, db)
+    path = tmp_path / "db" / "index.sqlite"
+    conn = sqlite3.connect(path)
+    before = sorted(conn.execute("SELECT res_id, read_key FROM resolution_reads"))
+    (first,), = conn.execute("SELECT count(*) FROM resolutions")
+    conn.executescript(
+        "CREATE TABLE old_reads (res_id INTEGER NOT NULL, read_key INTEGER NOT NULL);"
+        " INSERT INTO old_reads SELECT res_id, read_key FROM resolution_reads;"
+        " DROP TABLE resolution_reads; ALTER TABLE old_reads RENAME TO resolution_reads;"
+        " CREATE INDEX resolution_reads_by_key ON resolution_reads(read_key);"
+        " CREATE INDEX resolution_reads_by_res ON resolution_reads(res_id);"
+        " UPDATE meta SET value='5' WHERE key='schema_version';")
+    conn.close()
+    codegraph.open(db).graph("callees", "chain")  # opening upgrades it
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("6",)
+    assert sorted(conn.execute("SELECT res_id, read_key FROM resolution_reads")) == before
+    assert "WITHOUT ROWID" in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name='resolution_reads'").fetchone()[0]
+    conn.close()
+    affected = edit_and_compare(repo, db, tmp_path / "full", "lib.py", "def make():\n    return A()",
+                                "def make():\n    return B()")
+    assert affected == ["chain.py", "lib.py"]
+    # Two snapshots are kept: the next update drops the first one's resolutions, reads included.
+    edit_and_compare(repo, db, tmp_path / "full", "lib.py", "return B()", "return A()")
+    conn = sqlite3.connect(path)
+    live = {r for (r,) in conn.execute("SELECT res_id FROM resolutions")}
+    assert {r for (r,) in conn.execute("SELECT DISTINCT res_id FROM resolution_reads")} <= live
+    assert len(live) == first + 2  # two new ones per update, the first snapshot's two gone
+    conn.close()
+
+
 def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     import sqlite3
 
@@ -325,7 +365,7 @@ def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     rows = codegraph.open(db).graph("callees", "m.f")  # opening upgrades it
     assert [(r["dst"], r["call_kind"]) for r in rows] == [("m.K", "")]
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("6",)
     conn.close()
     update(repo, db, full=True)
     assert [(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "m.f")] == [

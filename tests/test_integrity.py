@@ -306,7 +306,7 @@ def test_an_older_sqlite_store_is_refused_with_one_line_saying_what_to_do(tmp_pa
     db = str(tmp_path / "db")
     open_store(db).close()
     sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(UserError, match=r"version 2; this codegraph needs 5: delete .* and index again"):
+    with pytest.raises(UserError, match=r"version 2; this codegraph needs 6: delete .* and index again"):
         open_store(db)
 
 
@@ -330,7 +330,7 @@ def test_a_version_3_sqlite_store_is_upgraded_and_only_its_lexical_documents_reb
     sql(db, "ALTER TABLE edges DROP COLUMN call_kind")
     sql(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     again = full(shop_repo, db, NO_VECTORS)
-    assert sql(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert sql(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     assert [stage(again, s)[k] for s, k in (("L1_ir", "files_parsed"), ("L2_chunk", "files_chunked"),
                                              ("L3_lexical", "documents_written"))] == [0, 0, 5]
     assert export(db) == before

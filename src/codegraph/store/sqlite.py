@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +46,8 @@ from codegraph.store.base import (
 if TYPE_CHECKING:
     from codegraph.snapshot import Snapshot
 
-SCHEMA_VERSION = "5"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind; 5: lexical
-# documents per unit of retrieval
+SCHEMA_VERSION = "6"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind; 5: lexical
+# documents per unit of retrieval; 6: resolution_reads clustered by key, no index by resolution
 # In-place upgrades from an older released schema version: SQL run in one transaction.
 _UPGRADES = {
     "3": "ALTER TABLE edges ADD COLUMN call_kind TEXT NOT NULL DEFAULT '';"
@@ -57,8 +58,15 @@ _UPGRADES = {
     # 5 changed only L3's tables, whose documents (per file) the new lexical version recomputes
     # anyway (per unit): drop them; the schema (all IF NOT EXISTS) then creates the new ones.
     "4": "DROP TABLE IF EXISTS lexical_fts; DROP TABLE IF EXISTS lexical_docs; {schema}",
+    # 6: the same rows, in a table clustered by key (its two indexes go with the old table).
+    "5": "CREATE TABLE resolution_reads_6 (res_id INTEGER NOT NULL, read_key INTEGER NOT NULL,"
+         " PRIMARY KEY (read_key, res_id)) WITHOUT ROWID;"
+         " INSERT OR IGNORE INTO resolution_reads_6 SELECT res_id, read_key FROM resolution_reads;"
+         " DROP TABLE resolution_reads;"
+         " ALTER TABLE resolution_reads_6 RENAME TO resolution_reads;",
 }
 ABANDONED_AFTER_S = 3600
+_second = itemgetter(1)
 
 
 def _statements(script: str) -> list[str]:
@@ -350,8 +358,10 @@ class SqliteStore(Store):
             dead = [r for (r,) in conn.execute(
                 "SELECT res_id FROM resolutions WHERE res_id NOT IN"
                 " (SELECT res_id FROM snapshot_files WHERE res_id IS NOT NULL)")]
-            for table in ("symbols", "edges", "file_deps", "resolution_reads", "resolutions"):
+            for table in ("symbols", "edges", "file_deps", "resolutions"):
                 conn.executemany(f"DELETE FROM {table} WHERE res_id=?", ((r,) for r in dead))
+            if dead:  # not indexed by resolution: one scan for them all
+                self._delete_reads_of(conn, dead)
 
     def last_full_duration(self, repo: str) -> float | None:
         row = self._conn().execute("SELECT full_build_ms FROM repos WHERE root=?", (repo,)).fetchone()
@@ -454,10 +464,17 @@ class SqliteStore(Store):
             conn.executemany("INSERT INTO file_deps VALUES (?, ?, ?, ?)",
                              [(i, r.path, dep, name) for i, r in zip(ids, rows, strict=True)
                               for dep, name in r.deps])
+            # In key order: the table is clustered by key, so inserts walk its B-tree forwards.
             conn.executemany("INSERT INTO resolution_reads VALUES (?, ?)",
-                             [(i, k) for i, r in zip(ids, rows, strict=True) for k in r.read_keys])
+                             sorted(((i, k) for i, r in zip(ids, rows, strict=True) for k in r.read_keys),
+                                    key=_second))
             conn.executemany("UPDATE snapshot_files SET res_id=? WHERE snapshot_id=? AND path=?",
                              [(i, snapshot_id, r.path) for i, r in zip(ids, rows, strict=True)])
+
+    @staticmethod
+    def _delete_reads_of(conn: sqlite3.Connection, res_ids: Sequence[int]) -> None:
+        conn.execute("DELETE FROM resolution_reads WHERE res_id IN (SELECT value FROM json_each(?))",
+                     (json.dumps(list(res_ids)),))
 
     def readers(self, snapshot_id: int, read_keys: Iterable[int]) -> set[str]:
         return {p for (p,) in self._rows_in(
