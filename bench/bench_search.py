@@ -19,6 +19,11 @@ defaults: Lucene BM25, k1=1.5, b=0.75) over identifiers whole and split plus wor
 on disk by text hash (`--cache`), and the codegraph stores are kept there too: a re-run with
 nothing changed embeds nothing.
 
+codegraph's queries are mapped by its query adapter (`embed.query_adapter`, trained by
+`bench/train_query_adapter.py` on code in none of these corpora); each corpus also prints its
+vector and hybrid MRR@10 without it, and `--no-query-adapter` prints the whole table without it.
+The MiniLM baseline's queries are always the plain model's.
+
 `--tune` also prints the hybrid's MRR@10 for a range of lexical weights (`query.fuse`), and the
 lexical mode's for a range of head weights and without stop words, on the tuning corpora.
 """
@@ -219,9 +224,10 @@ class Corpus:
     lines: int
 
 
-def build_corpus(name: str, cache: Path) -> Corpus:
+def build_corpus(name: str, cache: Path, texts: dict[str, str] | None = None) -> Corpus:
+    """`texts`: path -> text of another corpus's files (default: `sources(name)`)."""
     root = cache / "stripped" / name
-    texts = sources(name, cache)
+    texts = sources(name, cache) if texts is None else texts
     targets: list[Target] = []
     defs: list[Definition] = []
     wanted: dict[str, str] = {}
@@ -404,6 +410,26 @@ def compare(corpus: Corpus, cache: Path, reference: IndexConfig, config: IndexCo
           f"min {cosine.min():.5f}")
 
 
+def adapter_effect(idx: query.Index, corpus: Corpus, qcache: VectorCache, lex: list[list[query.Hit]],
+                   vec: list[list[query.Hit]]) -> None:
+    """Vector and hybrid MRR@10 without the query adapter (`embed.query_adapter`) against with
+    it (`vec`), to four decimals: the same stores and lexical rankings, only the queries change."""
+    embed.QUERY_ADAPTER = False
+    try:
+        _, plain, _, _ = codegraph_rankings(idx, corpus, qcache)
+    finally:
+        embed.QUERY_ADAPTER = True
+    targets = list(corpus.targets)
+    row = []
+    for mode, (a, b) in {"vector": ([spans(h[:K]) for h in plain], [spans(h[:K]) for h in vec]),
+                         "hybrid": ([spans(query.fuse(x, y, K)) for x, y in zip(lex, plain, strict=True)],
+                                    [spans(query.fuse(x, y, K)) for x, y in zip(lex, vec, strict=True)])
+                         }.items():
+        before, after = mrr(a, targets), mrr(b, targets)
+        row.append(f"{mode} {before:.4f} -> {after:.4f} ({after - before:+.4f})")
+    print("MRR@10 without -> with the query adapter: " + "; ".join(row))
+
+
 def targets_line(mrr10: dict[str, float]) -> str:
     """Issue 12's targets on one corpus, MRR@10 to four decimals: lexical against BM25, vector
     against MiniLM, hybrid against the better baseline + 0.04 (met: the margin is >= 0)."""
@@ -423,7 +449,10 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
     # whatever producer codegraph is measured with.
     vcache = VectorCache(cache / "baseline-vectors", embed.producer(quantisation="fp32").spec)
     qcache = VectorCache(cache / "baseline-vectors", config.producer().spec)  # codegraph's queries
-    print(f"codegraph embeds with {config.producer().spec}; the MiniLM baseline with {vcache.spec}")
+    adapter = "with its query adapter" if embed.query_adapter(config.producer().spec) is not None \
+        else "no query adapter"
+    print(f"codegraph embeds with {config.producer().spec} ({adapter}); the MiniLM baseline with "
+          f"{vcache.spec} (plain)")
     tuning_lists: dict[str, tuple[list[list[query.Hit]], list[list[query.Hit]], list[Target]]] = {}
     for name in corpora:
         corpus = build_corpus(name, cache)
@@ -449,6 +478,8 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
               f"vector {1000 * t_vec / n:.1f} ms per query)")
         if reference is not None:
             compare(corpus, cache, reference, config, lex, vec)
+        if embed.QUERY_ADAPTER and embed.query_adapter(config.producer().spec) is not None:
+            adapter_effect(idx, corpus, qcache, lex, vec)
         if tune and name in TUNING:
             tuning_lists[name] = (lex, vec, corpus.targets)
             head_weights(idx, corpus)
@@ -498,7 +529,10 @@ def main() -> None:
     parser.add_argument("--against", metavar="RUNTIME[:QUANTISATION]",
                         help="also print vector and hybrid MRR@10 (4 decimals) with this producer "
                         "against the one measured, e.g. torch or onnx:fp32, and their vectors' cosine")
+    parser.add_argument("--no-query-adapter", action="store_true",
+                        help="codegraph's queries as the plain model embeds them (no `embed.query_adapter`)")
     args = parser.parse_args()
+    embed.QUERY_ADAPTER = not args.no_query_adapter
     names = args.corpora.split(",")
     unknown = [n for n in names if n != "stdlib" and n not in PACKAGES]
     if unknown:

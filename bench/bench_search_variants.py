@@ -71,10 +71,11 @@ def load(name: str, cache: Path, qcache: bs.VectorCache) -> Data:
     chunks = store.chunks_of_files(snap.id, snap.stage_keys[L2], sorted(idx.files(snap)))
     vectors = {h: np.frombuffer(bytes(v), dtype=np.float32) for h, v, _ in
                store.embeddings_of(snap.stage_keys[L4], sorted({c.text_hash for c in chunks}))}
-    qv = qcache.vectors([t.query for t in corpus.targets])
     matrix = np.stack([vectors[c.text_hash] for c in chunks])
     embed.embed = lambda texts, model_name=None, batch_size=32: qcache.vectors(list(texts))
     try:
+        # The queries as the Index embeds them (its query adapter applied, `embed.embed_query`).
+        qv = embed.embed_query([t.query for t in corpus.targets], qcache.spec)
         lex = [idx.lexical(t.query, DEPTH) for t in corpus.targets]
         vec = [idx.vector(t.query, DEPTH) for t in corpus.targets]
     finally:

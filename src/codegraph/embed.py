@@ -433,6 +433,46 @@ def embed(texts: list[str], model_name: str | None = None, batch_size: int = 32)
     return embedder(spec).embed(texts, batch_size)
 
 
+# ----- the query adapter ----------------------------------------------------------------------
+
+# A query's vector is mapped by W (q -> q W, re-normalised) before it is compared with stored
+# vectors, which W never touches: trained on docstring -> function pairs from standard-library
+# code outside the search benchmark's corpora (`bench/train_query_adapter.py`; ARCHITECTURE.md,
+# "Search"). One file per model it was trained for; another model's queries go unchanged.
+ADAPTERS_DIR = Path(__file__).parent / "adapters"
+QUERY_ADAPTER = True  # False: queries are the plain model's vectors (benchmarks compare both)
+
+
+@cache
+def _adapter_file(model: str) -> np.ndarray | None:
+    import numpy as np
+
+    path = ADAPTERS_DIR / f"{model}.query.npy"
+    if "/" in model or "#" in model or not path.is_file():
+        return None
+    return np.load(path).astype(np.float32)
+
+
+def query_adapter(spec: str) -> np.ndarray | None:
+    """The matrix applied to the queries of a producer (`<model>:<tag>`), or None: only the
+    bundled model has one (whatever its runtime), and only while `QUERY_ADAPTER` holds."""
+    return _adapter_file(parse(spec).model) if QUERY_ADAPTER else None
+
+
+def embed_query(texts: list[str], model_name: str | None = None) -> np.ndarray:
+    """Query vectors: `embed`'s, mapped by the producer's query adapter (if any) and
+    L2-normalised again. Stored texts are embedded by `embed` alone."""
+    import numpy as np
+
+    spec = model_name or default_spec()
+    vectors = embed(texts, spec)
+    adapter = query_adapter(spec)
+    if adapter is None or not len(vectors) or vectors.shape[1] != len(adapter):
+        return vectors  # (another length: a stand-in for the model, as tests use)
+    mapped = np.asarray(vectors, dtype=np.float32) @ adapter
+    return (mapped / np.linalg.norm(mapped, axis=1, keepdims=True)).astype(np.float32)
+
+
 # ----- the export and its cache -------------------------------------------------------------
 
 

@@ -718,11 +718,12 @@ class Index(LiveQueries):
     def vector(self, query: str, limit: int, query_vector: Any = None) -> list[Hit]:
         """Cosine similarity to each unit window's vector (its context header and lines); a
         unit scores its best window, which is its snippet. One hit per unit. (`query_vector`:
-        the query already embedded, e.g. by a caller that measures search without the model.)"""
+        the query already embedded, e.g. by a caller that measures search without the model;
+        otherwise `embed.embed_query`'s vector, the model's query adapter applied.)"""
         from codegraph import embed
 
         if query_vector is None:
-            query_vector = embed.embed([query], self._model_key().split(":", 1)[1])[0]
+            query_vector = embed.embed_query([query], self._model_key().split(":", 1)[1])[0]
         # Stored vectors must have the query vector's length (the model's dimensions).
         index = self.vector_index(len(query_vector))
         chunks = self.chunk_map() if self.hold_chunks else None
