@@ -2,7 +2,8 @@
 modes against two baselines on the same queries in the same run.
 
     .venv/bin/python bench/bench_search.py [--cache DIR] [--tune] [--corpora stdlib,attrs,click]
-        [--runtime auto|onnx|torch] [--quantize Q] [--against RUNTIME[:Q]]
+        [--runtime auto|onnx|torch] [--quantize Q] [--against RUNTIME[:Q]] [--no-query-adapter]
+        [--query-words N]
 
 Corpora: part of the standard library (the packages in STDLIB_PACKAGES) and two PyPI packages
 fetched as source (`pip download --no-deps --no-binary :all:`): attrs (tuning) and click (held
@@ -42,7 +43,7 @@ import sysconfig
 import tarfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -444,7 +445,7 @@ def targets_line(mrr10: dict[str, float]) -> str:
 
 
 def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
-        reference: IndexConfig | None = None) -> None:
+        reference: IndexConfig | None = None, query_words: int = 0) -> None:
     # The MiniLM baseline: the plain model at full precision (onnx fp32 gives torch's vectors),
     # whatever producer codegraph is measured with.
     vcache = VectorCache(cache / "baseline-vectors", embed.producer(quantisation="fp32").spec)
@@ -456,6 +457,9 @@ def run(corpora: list[str], cache: Path, tune: bool, config: IndexConfig,
     tuning_lists: dict[str, tuple[list[list[query.Hit]], list[list[query.Hit]], list[Target]]] = {}
     for name in corpora:
         corpus = build_corpus(name, cache)
+        if query_words:  # shorter questions than a docstring's paragraph; the same answers
+            corpus.targets = [replace(t, query=" ".join(t.query.split()[:query_words]))
+                              for t in corpus.targets]
         idx, result = index_corpus(corpus, cache, config)
         print(f"\n== {name}{' (held out: tuned on nothing)' if name not in TUNING else ' (tuning)'}: "
               f"{corpus.files} files, {corpus.lines} lines, {len(corpus.definitions)} definitions, "
@@ -531,6 +535,9 @@ def main() -> None:
                         "against the one measured, e.g. torch or onnx:fp32, and their vectors' cosine")
     parser.add_argument("--no-query-adapter", action="store_true",
                         help="codegraph's queries as the plain model embeds them (no `embed.query_adapter`)")
+    parser.add_argument("--query-words", type=int, default=0, metavar="N",
+                        help="each query cut to its first N words (a robustness check: the targets "
+                        "are set for whole first paragraphs)")
     args = parser.parse_args()
     embed.QUERY_ADAPTER = not args.no_query_adapter
     names = args.corpora.split(",")
@@ -546,7 +553,7 @@ def main() -> None:
             parser.error(f"--against {args.against}: a runtime ({', '.join(embed.RUNTIMES)}), then "
                          f"optionally ':' and a quantisation ({', '.join(embed.QUANTISATIONS)})")
         reference = IndexConfig(embed_runtime=runtime, quantisation=quantisation or "fp32")
-    run(names, Path(args.cache), args.tune, config, reference)
+    run(names, Path(args.cache), args.tune, config, reference, max(0, args.query_words))
 
 
 if __name__ == "__main__":
