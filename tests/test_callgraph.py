@@ -370,3 +370,69 @@ def test_a_schema_3_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     update(repo, db, full=True)
     assert [(r["dst"], r["call_kind"]) for r in codegraph.open(db).graph("callees", "m.f")] == [
         ("m.K", "constructor")]
+
+
+def _shapes(n: int) -> dict[str, str]:
+    """A base class whose method calls an override that `n` subclasses, one file each, define."""
+    files = {"base.py": "class Shape:\n    def describe(self):\n        self.area()\n\n"
+                        "    def area(self):\n        return 0\n"}
+    for i in range(n):
+        files[f"s{i}.py"] = (f"from base import Shape\n\n\nclass S{i}(Shape):\n    def area(self):\n"
+                             f"        return {i}\n")
+    return files
+
+
+def test_an_update_reads_the_snapshot_facts_it_asks_by_key_not_every_files_ir(
+        tmp_path: Path, store_url: str, monkeypatch: Any) -> None:
+    """base.py's self-call needs "which files define subclasses of Shape" (an "@" fact every
+    file contributes to): an update of base.py reads that key's rows — s0.py's — and not the
+    IR of the twelve files of other classes, and still equals a full build."""
+    from codegraph.store import base as store_base
+
+    others = {f"o{i}.py": f"class O{i}:\n    def area(self):\n        return {i}\n" for i in range(12)}
+    repo = write_tree(tmp_path / "repo", {**_shapes(1), **others})
+    db = store_url
+    update(repo, db)
+    fetched: list[str] = []
+    with monkeypatch.context() as patch:
+        for cls in store_base.Store.__subclasses__():
+            original = cls.ir_rows
+
+            def spy(self: Any, stage_key: str, hashes: Any, _original: Any = original) -> Any:
+                fetched.extend(hashes)
+                return _original(self, stage_key, hashes)
+
+            patch.setattr(cls, "ir_rows", spy)
+        (repo / "base.py").write_text((repo / "base.py").read_text().replace(
+            "return 0", "x = 0\n        return x"))
+        assert update(repo, db)["affected_files"] == ["base.py"]
+    assert 0 < len(set(fetched)) <= 3  # base.py's (old and new) and s0.py's: no o*.py's
+    update(repo, str(tmp_path / "full"), full=True)
+    assert export(db) == export(str(tmp_path / "full"))
+    dispatch = {r["dst"] for r in codegraph.open(db).graph("callees", "base.Shape.describe")
+                if r["call_kind"] == "dispatch"}
+    assert dispatch == {"s0.S0.area"}
+
+
+def test_snapshot_facts_missing_or_damaged_in_the_store_come_from_the_ir(tmp_path: Path) -> None:
+    """A store written before `ir_facts` (no rows) or with a damaged entries blob: the update
+    reads those contents' facts from their (verified) IR, and still equals a full build."""
+    import sqlite3
+
+    repo = write_tree(tmp_path / "repo", _shapes(4))
+    db = str(tmp_path / "db")
+    update(repo, db)
+    conn = sqlite3.connect(tmp_path / "db" / "index.sqlite")
+    # s0's facts as if stored before the table; s1's entries damaged.
+    (h0,), (h1,) = (conn.execute("SELECT content_hash FROM snapshot_files WHERE path=?", (p,)).fetchone()
+                    for p in ("s0.py", "s1.py"))
+    assert conn.execute("SELECT count(*) FROM ir_facts WHERE content_hash=?", (h0,)).fetchone()[0] > 1
+    conn.execute("DELETE FROM ir_facts WHERE content_hash=?", (h0,))
+    assert conn.execute("UPDATE ir_facts SET entries=x'c1' WHERE content_hash=? AND fact_key<>''",
+                        (h1,)).rowcount > 0
+    conn.commit()
+    conn.close()
+    edit_and_compare(repo, db, tmp_path / "full", "base.py", "return 0", "x = 0\n        return x")
+    dispatch = {r["dst"] for r in codegraph.open(db).graph("callees", "base.Shape.describe")
+                if r["call_kind"] == "dispatch"}
+    assert dispatch == {f"s{i}.S{i}.area" for i in range(4)}

@@ -264,7 +264,7 @@ def test_a_damaged_text_is_chunked_again_before_it_is_embedded(
         assert export(db) == export(reference)
 
 
-def test_postgres_migrations_3_to_5_keep_stored_outputs_usable(shop_repo: Path) -> None:
+def test_postgres_migrations_3_to_6_keep_stored_outputs_usable(shop_repo: Path) -> None:
     """A version-2 database's outputs have no checksums: migration 3 computes them from what is
     stored, so they are used as before (nothing is reported damaged, nothing recomputed).
     Migration 5 replaces the per-file lexical tables by per-unit ones: only L3 is recomputed."""
@@ -278,6 +278,7 @@ def test_postgres_migrations_3_to_5_keep_stored_outputs_usable(shop_repo: Path) 
         sql(db, "ALTER TABLE chunk_sets DROP COLUMN checksum")
         sql(db, "ALTER TABLE embeddings DROP COLUMN checksum")
         sql(db, "ALTER TABLE edges DROP COLUMN call_kind")  # and migration 4's column
+        sql(db, "DROP TABLE ir_facts")  # and migration 6's table
         sql(db, "DROP TABLE lexical_docs, lexical_units, lexical_terms, lexical_stats")
         sql(db, "CREATE TABLE lexical_docs (doc_id bigserial PRIMARY KEY, content_hash text NOT NULL,"
                 " stage_key text NOT NULL, body bytea NOT NULL, subtokens bytea NOT NULL,"
@@ -288,8 +289,8 @@ def test_postgres_migrations_3_to_5_keep_stored_outputs_usable(shop_repo: Path) 
                 " VALUES ('h', 'L3_lexical:lex-1', 'x', '', 1, 0)")
         sql(db, "INSERT INTO lexical_terms VALUES (1, 'x', 1, 0)")
         sql(db, "DELETE FROM schema_migrations WHERE version >= 3")
-        open_store(db).close()  # applies migrations 3, 4 and 5
-        assert sql(db, "SELECT max(version) FROM schema_migrations") == [(5,)]
+        open_store(db).close()  # applies migrations 3, 4, 5 and 6
+        assert sql(db, "SELECT max(version) FROM schema_migrations") == [(6,)]
         again = full(shop_repo, db)
         assert again["warnings"] == []
         assert [stage(again, s)[k] for s, k in (("L2_chunk", "files_chunked"),

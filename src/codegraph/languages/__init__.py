@@ -9,15 +9,16 @@ interface; adding one means writing one package whose `Language` class subclasse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
 from codegraph.model import FileIR, FileResolution
 from codegraph.names import LANGUAGE_EXTENSIONS, LANGUAGE_FILENAMES, language_name
 from codegraph.units import Unit, definition_units
 
-# Every file's `FileIR.index`: path -> "@" key -> the file's entries for it.
-LoadIndex = Callable[[], Mapping[str, Mapping[str, tuple[Any, ...]]]]
+# One "@" key's entries in every file's `FileIR.index`: (path, entry), in path order (a file's
+# entries in its own order).
+LoadFacts = Callable[[str], Sequence[tuple[str, tuple[Any, ...]]]]
 
 
 class Resolver(Protocol):
@@ -68,10 +69,10 @@ class Language(Protocol):
         ...
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
-                 load_index: LoadIndex | None = None) -> Resolver:
+                 load_facts: LoadFacts | None = None) -> Resolver:
         """Cross-file resolution within a snapshot whose files of this language are `modules`
         (path -> module name). `load_ir` is called only for files a lookup reaches;
-        `load_index`, when given, gives every file's `FileIR.index` at once (path -> facts),
+        `load_facts`, when given, gives one "@" key's entries across the snapshot's files,
         without the rest of their IR (for a resolver that looks "@" facts up across the
         snapshot; without it, such a resolver loads every file's IR)."""
         ...

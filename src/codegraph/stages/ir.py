@@ -49,6 +49,19 @@ class _IndexOnly(msgspec.Struct, frozen=True, gc=False):
 
 
 _DECODE_INDEX = msgspec.msgpack.Decoder(_IndexOnly)
+_DECODE_ENTRIES = msgspec.msgpack.Decoder(tuple[tuple[str | tuple[str, ...], ...], ...])
+
+
+def _fact_rows(rows: list[tuple[str, bytes | None, str | None]]) -> list[tuple[str, str, bytes]]:
+    """The "@" facts of new IR rows as the store keeps them by key (`Store.put_ir`), with the
+    row that says each content's facts are all there (a failed file has none)."""
+    out: list[tuple[str, str, bytes]] = []
+    for content_hash, payload, _ in rows:
+        if payload is not None:
+            index = _DECODE_INDEX.decode(payload).index
+            out.extend((content_hash, key, _ENCODE_IR.encode(entries)) for key, entries in index.items())
+        out.append((content_hash, "", b""))
+    return out
 
 
 def _extract_batch(root: str, batch: list[tuple[str, str]]) -> BatchResult:
@@ -112,7 +125,7 @@ class IRStage:
         # One transaction per batch, not write groups: L3 runs beside this loop and writes too.
         for results in _run_batches(ctx, self.name, _extract_batch, todo):
             rows = [(h, payload, error) for _, h, payload, error in ctx.stored_results(L1, results)]
-            ctx.store.put_ir(key, rows)
+            ctx.store.put_ir(key, rows, _fact_rows(rows))
             resolution.parsed(rows)  # the first call also reads the base IR: the workers are busy
         ctx.check_cancelled()
         resolved = resolution.run()
@@ -179,6 +192,55 @@ class _IRSource:
         return ir
 
 
+class _SnapshotFacts:
+    """`LoadFacts` over one snapshot's files (path -> content hash): one "@" key's entries, as
+    (path, entry) in path order. `per_key`: each key is read from the store's `ir_facts` (an
+    update asks a few keys: it reads those, not every file's IR); otherwise (a full build asks
+    most of them) every file's index is decoded from its IR at the first ask. Contents whose
+    facts the store does not hold (stored before `ir_facts`) are read from their IR either way,
+    and so is a content whose stored entries do not decode."""
+
+    def __init__(self, source: _IRSource, hashes: Mapping[str, str], per_key: bool) -> None:
+        self.source = source
+        self.hashes = hashes
+        self.per_key = per_key
+        self._held: dict[str, str] | None = None  # content hash -> path: facts in `ir_facts`
+        self._from_ir: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+
+    def __call__(self, key: str) -> list[tuple[str, tuple[Any, ...]]]:
+        if self._held is None:
+            self._prepare()
+        assert self._held is not None
+        out = list(self._from_ir.get(key, ()))
+        if self._held:
+            source = self.source
+            for content_hash, blob in source.store.ir_facts(source.key, key):
+                path = self._held.get(content_hash)
+                if path is None:
+                    continue  # another snapshot's content
+                try:
+                    entries = _DECODE_ENTRIES.decode(blob)
+                except msgspec.DecodeError:
+                    entries = source.ir(path, content_hash).index.get(key, ())  # verified
+                out.extend((path, entry) for entry in entries)
+            out.sort(key=_path_of)  # stable: a file's entries keep their order
+        return out
+
+    def _prepare(self) -> None:
+        source, hashes = self.source, self.hashes
+        held = source.store.with_ir_facts(source.key, hashes.values()) if self.per_key else set()
+        self._held = {h: p for p, h in hashes.items() if h in held}
+        rest = {p: h for p, h in hashes.items() if h not in held}
+        files = source.indexes(rest) if rest else {}
+        for path in sorted(files):
+            for name, entries in files[path].items():
+                self._from_ir.setdefault(name, []).extend((path, entry) for entry in entries)
+
+
+def _path_of(fact: tuple[str, tuple[Any, ...]]) -> str:
+    return fact[0]
+
+
 def _resolve_paths(source: _IRSource, resolver: Resolver, hashes: dict[str, str],
                    modules: Mapping[str, str], paths: list[str]) -> tuple[list[ResolvedFile], int]:
     """Resolve `paths`; their results as stored rows, and how many had syntax errors."""
@@ -228,7 +290,7 @@ def _resolve_batch(root: str, store_url: str, key: str, snapshot_id: int, lang_n
         _WORKER_RESOLVER.clear()
         source = _IRSource(Path(root), store, key)
         resolver = get_language(lang_name).resolver(
-            modules, lambda p: source.ir(p, hashes[p]), lambda: source.indexes(hashes))
+            modules, lambda p: source.ir(p, hashes[p]), _SnapshotFacts(source, hashes, per_key=False))
         _WORKER_RESOLVER[cache_key] = source, resolver
     source, resolver = _WORKER_RESOLVER[cache_key]
     source.prefetch(hashes[p] for p in paths)
@@ -306,12 +368,6 @@ class _Resolution:
         self.source.repairs, self.source.warnings = {}, []
         return ir
 
-    def _indexes(self, hashes: Mapping[str, str]) -> dict[str, Mapping[str, tuple[Any, ...]]]:
-        out = self.source.indexes(hashes)
-        self._record_repairs(self.source.repairs, self.source.warnings)
-        self.source.repairs, self.source.warnings = {}, []
-        return out
-
     def _record_repairs(self, repairs: dict[str, tuple[bytes | None, str | None]],
                         warnings: list[str]) -> None:
         fresh = {h: row for h, row in repairs.items() if h not in self.repaired}
@@ -356,8 +412,9 @@ class _Resolution:
         wanted = set(todo) if ctx.base is None else (
             set(todo) | (ctx.store.dependencies(ctx.base.id, todo) & set(modules)))
         self.source.prefetch(hashes[p] for p in wanted)
-        resolver = lang.resolver(modules, lambda p: self.ir(p, hashes[p]),
-                                 lambda: self._indexes({p: hashes[p] for p in modules}))
+        # An update reads the "@" facts it asks by key; a full build decodes every file's.
+        facts = _SnapshotFacts(self.source, {p: hashes[p] for p in modules}, per_key=ctx.base is not None)
+        resolver = lang.resolver(modules, lambda p: self.ir(p, hashes[p]), facts)
         for i in range(0, len(todo), RESOLVE_BATCH):
             ctx.check_cancelled()
             rows, syntax_errors = _resolve_paths(self.source, resolver, hashes, modules,

@@ -328,8 +328,20 @@ class Store(ABC):
         ...
 
     @abstractmethod
-    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
-        ...
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]],
+               facts: Sequence[tuple[str, str, bytes]] = ()) -> None:
+        """Store L1 outputs and, in the same transaction, `facts`: (content hash, "@" fact key,
+        its entries as msgpack) rows, with a (hash, "", b"") row for each content whose facts
+        are all given (see `with_ir_facts`)."""
+
+    @abstractmethod
+    def ir_facts(self, stage_key: str, fact_key: str) -> list[tuple[str, bytes]]:
+        """(content hash, entries) of every stored content that has the "@" fact `fact_key`."""
+
+    @abstractmethod
+    def with_ir_facts(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        """The contents among `hashes` whose "@" facts are all in `ir_facts` (the others, stored
+        before it, have theirs in their IR alone)."""
 
     @abstractmethod
     def ir_rows(

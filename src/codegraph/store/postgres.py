@@ -382,7 +382,8 @@ class PostgresStore(Store):
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("ir_outputs", stage_key, hashes)
 
-    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]],
+               facts: Sequence[tuple[str, str, bytes]] = ()) -> None:
         # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
         with self._tx() as conn, conn.cursor() as cur:
             cur.executemany(
@@ -392,6 +393,23 @@ class PostgresStore(Store):
                 [(h, stage_key, payload, error, payload_checksum(payload))
                  for h, payload, error in sorted(rows, key=lambda r: r[0])],
             )
+            if facts:  # a content's facts are a function of it: equal rows, whoever wrote first
+                cur.executemany(
+                    "INSERT INTO ir_facts(stage_key, fact_key, content_hash, entries)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(stage_key, key, h, entries) for h, key, entries in sorted(facts, key=lambda r: r[:2])])
+
+    def ir_facts(self, stage_key: str, fact_key: str) -> list[tuple[str, bytes]]:
+        rows = self._conn().execute(
+            "SELECT content_hash, entries FROM ir_facts WHERE stage_key=%s AND fact_key=%s",
+            (stage_key, fact_key))
+        return [(h, bytes(entries)) for h, entries in rows]
+
+    def with_ir_facts(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        rows = self._conn().execute(
+            "SELECT content_hash FROM ir_facts WHERE stage_key=%s AND fact_key='' AND"
+            " content_hash = ANY(%s)", (stage_key, sorted(set(hashes))))
+        return {h for (h,) in rows}
 
     def ir_rows(
         self, stage_key: str, hashes: Sequence[str]
@@ -534,6 +552,9 @@ class PostgresStore(Store):
                 if kind == "L2_chunk":
                     conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
                                  f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
+                if kind == "L1_ir":
+                    conn.execute(f"DELETE FROM ir_facts WHERE (content_hash, stage_key) IN"
+                                 f" (SELECT content_hash, stage_key FROM ir_outputs t WHERE NOT ({used}))")
                 if kind == "resolutions":
                     for child in ("symbols", "edges", "file_deps", "resolution_reads"):
                         conn.execute(f"DELETE FROM {child} WHERE res_id IN"

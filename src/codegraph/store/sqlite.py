@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from codegraph.snapshot import Snapshot
 
 SCHEMA_VERSION = "6"  # 3: checksums on L2, L3 and L4 outputs; 4: edges.call_kind; 5: lexical
-# documents per unit of retrieval; 6: resolution_reads clustered by key, no index by resolution
+# documents per unit of retrieval; 6: resolution_reads clustered by key, no index by resolution;
+# ir_facts, the "@" facts by key
 # In-place upgrades from an older released schema version: SQL run in one transaction.
 _UPGRADES = {
     "3": "ALTER TABLE edges ADD COLUMN call_kind TEXT NOT NULL DEFAULT '';"
@@ -58,12 +59,13 @@ _UPGRADES = {
     # 5 changed only L3's tables, whose documents (per file) the new lexical version recomputes
     # anyway (per unit): drop them; the schema (all IF NOT EXISTS) then creates the new ones.
     "4": "DROP TABLE IF EXISTS lexical_fts; DROP TABLE IF EXISTS lexical_docs; {schema}",
-    # 6: the same rows, in a table clustered by key (its two indexes go with the old table).
+    # 6: the same rows, in a table clustered by key (its two indexes go with the old table);
+    # the schema then adds ir_facts (empty: the stored contents' "@" facts come from their IR).
     "5": "CREATE TABLE resolution_reads_6 (res_id INTEGER NOT NULL, read_key INTEGER NOT NULL,"
          " PRIMARY KEY (read_key, res_id)) WITHOUT ROWID;"
          " INSERT OR IGNORE INTO resolution_reads_6 SELECT res_id, read_key FROM resolution_reads;"
          " DROP TABLE resolution_reads;"
-         " ALTER TABLE resolution_reads_6 RENAME TO resolution_reads;",
+         " ALTER TABLE resolution_reads_6 RENAME TO resolution_reads; {schema}",
 }
 ABANDONED_AFTER_S = 3600
 _second = itemgetter(1)
@@ -416,12 +418,25 @@ class SqliteStore(Store):
     def existing_ir(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
         return self._existing("ir_outputs", stage_key, hashes)
 
-    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]]) -> None:
+    def put_ir(self, stage_key: str, rows: Sequence[tuple[str, bytes | None, str | None]],
+               facts: Sequence[tuple[str, str, bytes]] = ()) -> None:
         with self._tx() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO ir_outputs VALUES (?, ?, ?, ?, ?)",
                 ((h, stage_key, payload, error, payload_checksum(payload)) for h, payload, error in rows),
             )
+            conn.executemany("INSERT OR REPLACE INTO ir_facts VALUES (?, ?, ?, ?)",
+                             ((stage_key, key, h, entries) for h, key, entries in facts))
+
+    def ir_facts(self, stage_key: str, fact_key: str) -> list[tuple[str, bytes]]:
+        return self._conn().execute(
+            "SELECT content_hash, entries FROM ir_facts WHERE stage_key=? AND fact_key=?",
+            (stage_key, fact_key)).fetchall()
+
+    def with_ir_facts(self, stage_key: str, hashes: Iterable[str]) -> set[str]:
+        return {h for (h,) in self._rows_in(
+            "SELECT content_hash FROM ir_facts WHERE stage_key=? AND fact_key='' AND content_hash IN"
+            " ({marks})", (stage_key,), hashes)}
 
     def ir_rows(
         self, stage_key: str, hashes: Sequence[str]
@@ -518,6 +533,9 @@ class SqliteStore(Store):
                 if kind == "L2_chunk":
                     conn.execute(f"DELETE FROM chunks WHERE (content_hash, stage_key) IN"
                                  f" (SELECT content_hash, stage_key FROM chunk_sets t WHERE NOT ({used}))")
+                if kind == "L1_ir":
+                    conn.execute(f"DELETE FROM ir_facts WHERE (content_hash, stage_key) IN"
+                                 f" (SELECT content_hash, stage_key FROM ir_outputs t WHERE NOT ({used}))")
                 if kind == "resolutions":
                     for child in ("symbols", "edges", "file_deps", "resolution_reads"):
                         conn.execute(f"DELETE FROM {child} WHERE res_id IN"

@@ -1,5 +1,5 @@
 -- codegraph embedded store, schema version 6 (3: checksums on every per-file output; 4: edges.call_kind;
--- 5: lexical documents per unit of retrieval; 6: resolution_reads clustered by key).
+-- 5: lexical documents per unit of retrieval; 6: resolution_reads clustered by key, ir_facts).
 -- Ground state: repos, snapshots, snapshot_files.
 -- Per-file derived state, keyed by (content_hash, stage_key): ir_outputs, chunk_sets/chunks,
 --   lexical_docs/lexical_units/lexical_fts; per text: texts, embeddings. Shared by every snapshot.
@@ -67,6 +67,18 @@ CREATE TABLE IF NOT EXISTS ir_outputs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ir_outputs_failed ON ir_outputs(stage_key, content_hash)
     WHERE error IS NOT NULL;
+
+-- L1's "@" facts (`FileIR.index`: facts of the snapshot many files contribute to), by key, so
+-- an update reads the keys it asks about instead of every file's IR. Written with the IR, in
+-- its transaction; a row with fact_key '' (and no entries) says a content's facts are all here
+-- (a content without it, stored before this table, has its facts read from its IR).
+CREATE TABLE IF NOT EXISTS ir_facts (
+    stage_key TEXT NOT NULL,
+    fact_key TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    entries BLOB NOT NULL,               -- msgpack of the fact's entries in that content
+    PRIMARY KEY (stage_key, fact_key, content_hash)
+) WITHOUT ROWID;
 
 -- L2: chunk_sets says a file's chunks are all recorded (written in the same transaction).
 CREATE TABLE IF NOT EXISTS chunk_sets (

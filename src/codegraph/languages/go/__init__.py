@@ -14,7 +14,7 @@ from codegraph.languages.go import resolve as _resolve
 from codegraph.model import FileIR
 
 if TYPE_CHECKING:
-    from codegraph.languages import LoadIndex, Resolver
+    from codegraph.languages import LoadFacts, Resolver
 
 
 class Go(Language):
@@ -33,7 +33,7 @@ class Go(Language):
         return _resolve.module_names(paths, root_name, read)
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
-                 load_index: LoadIndex | None = None) -> Resolver:
+                 load_facts: LoadFacts | None = None) -> Resolver:
         return _resolve.Resolver(modules, load_ir)  # its "@" facts come from each file's IR
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:

@@ -11,7 +11,7 @@ from codegraph.languages.python import resolve as _resolve
 from codegraph.model import FileIR
 
 if TYPE_CHECKING:
-    from codegraph.languages import LoadIndex, Resolver
+    from codegraph.languages import LoadFacts, Resolver
 
 
 class Python(Language):
@@ -29,8 +29,8 @@ class Python(Language):
         return _resolve.module_names(paths, root_name)
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
-                 load_index: LoadIndex | None = None) -> Resolver:
-        return _resolve.Resolver(modules, load_ir, load_index)
+                 load_facts: LoadFacts | None = None) -> Resolver:
+        return _resolve.Resolver(modules, load_ir, load_facts)
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
         return {f"mod:{name}": path for name, path in _resolve.module_table(modules).items()}

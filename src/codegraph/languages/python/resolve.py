@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from codegraph.languages.common import Memo
@@ -33,7 +33,7 @@ from codegraph.languages.python.values import split
 from codegraph.model import Edge, FileIR, FileResolution, PyValues, Symbol, SymbolKind
 
 if TYPE_CHECKING:
-    from codegraph.languages import LoadIndex
+    from codegraph.languages import LoadFacts
 
 # Read keys (see `Read`): "name" (the file's module name), "sym:<local>" (a definition's kind
 # and bases), "bind:<scope>:<name>" (an import binding), "stars", "all" (`__all__`), and for the
@@ -246,29 +246,38 @@ class Resolver(Memo):
     of answers is kept from one file to the next."""
 
     def __init__(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
-                 load_index: LoadIndex | None = None) -> None:
+                 load_facts: LoadFacts | None = None) -> None:
         self.modules = modules
         self.load_ir = load_ir
-        self.load_index = load_index
+        self.load_facts = load_facts
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
-        # The "@" facts of every file (`FileIR.index`): key -> (path, entry) in path order.
-        self._index: dict[str, list[tuple[str, tuple[Any, ...]]]] | None = None
+        # The "@" facts of the snapshot's files (`FileIR.index`) asked so far: key -> (path,
+        # entry) in path order; without `load_facts`, every file's, built at the first ask.
+        self._index: dict[str, Sequence[tuple[str, tuple[Any, ...]]]] = {}
+        self._index_complete = False
 
-    def snapshot_facts(self, key: str) -> list[tuple[str, tuple[Any, ...]]]:
+    def snapshot_facts(self, key: str) -> Sequence[tuple[str, tuple[Any, ...]]]:
         """Every file's entries of the "@" fact `key` (read as ("", key)), as (path, entry)."""
         self._reads.top.add(("", key))
         index = self._index
-        if index is None:
-            index = self._index = {}
-            files = self.load_index() if self.load_index is not None else {
-                path: self.by_path(path).ir.index for path in self.modules}
-            for path in sorted(files):
-                for name, entries in files[path].items():
-                    index.setdefault(name, []).extend((path, entry) for entry in entries)
-        return index.get(key, [])
+        found = index.get(key)
+        if found is None:
+            if self.load_facts is not None:
+                found = index[key] = self.load_facts(key)
+            elif not self._index_complete:
+                self._index_complete = True
+                every: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+                for path in sorted(self.modules):
+                    for name, entries in self.by_path(path).ir.index.items():
+                        every.setdefault(name, []).extend((path, entry) for entry in entries)
+                index.update(every)
+                found = index.get(key, ())
+            else:
+                found = ()
+        return found
 
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)

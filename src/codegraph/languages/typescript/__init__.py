@@ -15,7 +15,7 @@ from codegraph.languages.typescript import resolve as _resolve
 from codegraph.model import FileIR
 
 if TYPE_CHECKING:
-    from codegraph.languages import LoadIndex, Resolver
+    from codegraph.languages import LoadFacts, Resolver
 
 FAMILY = "typescript"
 VERSION = "ts-7"  # of extract + resolve + the IR format: part of L1's cache key
@@ -35,7 +35,7 @@ class _Family(Language):
         return _resolve.module_names(paths, root_name)
 
     def resolver(self, modules: Mapping[str, str], load_ir: Callable[[str], FileIR],
-                 load_index: LoadIndex | None = None) -> Resolver:
+                 load_facts: LoadFacts | None = None) -> Resolver:
         return _resolve.Resolver(modules, load_ir)  # its "@" facts come from each file's IR
 
     def namespace(self, modules: Mapping[str, str]) -> Mapping[str, Hashable]:
