@@ -280,6 +280,7 @@ class SqliteStore(Store):
 
     def settle(self) -> None:
         self._checkpointer.wait_idle()
+        self._checkpointer.truncate_if_large()
 
     def close(self) -> None:
         self._local.conn = None  # its Owned closes it
