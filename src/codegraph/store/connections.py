@@ -35,6 +35,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from codegraph.errors import StoreError
@@ -88,9 +89,7 @@ class WalCheckpointer:
             return
         if size <= limit:
             return
-        with self._lock:
-            self._busy = True
-        try:
+        with self._checkpointing():
             conn = self._pinned_connection()
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -100,6 +99,15 @@ class WalCheckpointer:
                         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                     finally:
                         conn.execute("PRAGMA busy_timeout=60000")
+
+    @contextlib.contextmanager
+    def _checkpointing(self) -> Iterator[None]:
+        """A checkpoint in progress: `wait_idle` waits for it; the next one is due MIN_INTERVAL
+        after it ends."""
+        with self._lock:
+            self._busy = True
+        try:
+            yield
         finally:
             self._last = time.monotonic()
             with self._idle:
@@ -123,16 +131,9 @@ class WalCheckpointer:
             delay = self._last + MIN_INTERVAL - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            with self._lock:
-                self._poked.clear()
-                self._busy = True
-            try:
+            self._poked.clear()
+            with self._checkpointing():
                 self._checkpoint()
-            finally:
-                self._last = time.monotonic()
-                with self._idle:
-                    self._busy = False
-                    self._idle.notify_all()
 
     def _checkpoint(self) -> None:
         conn = self._pinned_connection()
