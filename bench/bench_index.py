@@ -50,23 +50,31 @@ def peak_mb() -> tuple[float, float]:
     return own, children
 
 
-def build(src: Path, db: Path) -> dict[str, Any]:
-    """One full build of `src` into a fresh `db`, with the codegraph on sys.path."""
+def build(src: Path, db: Path, l1_only: bool = False) -> dict[str, Any]:
+    """One full build of `src` into a fresh `db`, with the codegraph on sys.path. `l1_only`: the
+    IR stage alone (at the base of issue 13 L1 ran beside L3; here it runs before it), so that
+    two trees' L1 compare without the other stages sharing the cores."""
     import codegraph
+    from codegraph import pipeline
     from codegraph.pipeline import IndexOptions
     from codegraph.stages import IndexConfig
+
+    if l1_only:
+        every = pipeline.pipeline_stages
+        pipeline.pipeline_stages = lambda config: [s for s in every(config) if s.name == "L1_ir"]  # type: ignore[assignment]
 
     shutil.rmtree(db, ignore_errors=True)
     t0 = time.perf_counter()
     result = codegraph.index(str(src), str(db), options=IndexOptions(IndexConfig(vectors=False)))
     wall = time.perf_counter() - t0
     assert result["state"] == "completed", result.get("error")
-    stages = {s["name"]: s["duration_ms"] / 1000 for s in result["stages"]}
+    stages = dict.fromkeys(("L1_ir", "L2_chunk", "L3_lexical"), 0.0)
+    stages.update({s["name"]: s["duration_ms"] / 1000 for s in result["stages"]})
     return {"wall": wall, "stages": stages, "symbols": result["symbols"],
             "edges": result["edges"], "chunks": result["chunks"]}
 
 
-def compare(other: Path, fraction: float, rounds: int) -> None:
+def compare(other: Path, fraction: float, rounds: int, l1_only: bool = False) -> None:
     """Builds from this tree and from `other` in turn, each in a fresh process."""
     trees = {"other": other.resolve(), "this": ROOT}
     runs: dict[str, list[dict[str, Any]]] = {"other": [], "this": []}
@@ -78,20 +86,22 @@ def compare(other: Path, fraction: float, rounds: int) -> None:
                 env = {**os.environ, "PYTHONPATH": str(trees[label] / "src")}
                 proc = subprocess.run(
                     [sys.executable, str(Path(__file__).resolve()), "--build", str(src),
-                     str(Path(tmp) / f"db-{label}")],
+                     str(Path(tmp) / f"db-{label}"), *(["--l1-only"] if l1_only else [])],
                     env=env, capture_output=True, text=True, check=True)
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs[label].append(row)
                 print(f"round {i + 1} {label:>5}: total {row['wall']:6.2f} s  L1 "
                       f"{row['stages']['L1_ir']:6.2f}  L2 {row['stages']['L2_chunk']:6.2f}  L3 "
                       f"{row['stages']['L3_lexical']:6.2f}  edges {row['edges']}", flush=True)
-    print(f"{n} files ({fraction:.2f} of the stdlib), {rounds} rounds; this = {ROOT}, "
-          f"other = {trees['other']}")
+    print(f"{n} files ({fraction:.2f} of the stdlib), {rounds} rounds"
+          f"{', L1 alone' if l1_only else ''}; this = {ROOT}, other = {trees['other']}")
     for name, get in (("total", lambda r: r["wall"]), ("L1", lambda r: r["stages"]["L1_ir"]),
                       ("L2", lambda r: r["stages"]["L2_chunk"]),
                       ("L3", lambda r: r["stages"]["L3_lexical"])):
         a = statistics.median(get(r) for r in runs["other"])
         b = statistics.median(get(r) for r in runs["this"])
+        if not a:  # a stage not run (--l1-only)
+            continue
         print(f"{name:>5}: other {a:6.2f} s, this {b:6.2f} s (medians): {b / a:.2f}x")
 
 
@@ -101,13 +111,15 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REV_DIR", type=Path, default=None,
                         help="a checkout of another revision to build side by side with this one")
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: builds per tree")
+    parser.add_argument("--l1-only", action="store_true",
+                        help="with --compare: run the IR stage (L1) alone in both trees")
     parser.add_argument("--build", nargs=2, metavar=("SRC", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:  # one build, in a process of `compare`: its result as JSON
-        print(json.dumps(build(Path(args.build[0]), Path(args.build[1]))))
+        print(json.dumps(build(Path(args.build[0]), Path(args.build[1]), args.l1_only)))
         return
     if args.compare is not None:
-        compare(args.compare, float(args.fractions.split(",")[-1]), args.rounds)
+        compare(args.compare, float(args.fractions.split(",")[-1]), args.rounds, args.l1_only)
         return
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     rows = []
