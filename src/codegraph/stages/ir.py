@@ -147,13 +147,33 @@ class _IRSource:
         self.warnings: list[str] = []
         # The last IR decoded: a file's rows and its resolution both ask for it, one after the other.
         self._recent: tuple[str, FileIR] | None = None
+        # Once this source feeds a resolver (`keep_decoded`): every IR decoded, by content hash.
+        self._kept: dict[str, FileIR] | None = None
 
     def prefetch(self, content_hashes: Iterable[str]) -> None:
         missing = sorted({h for h in content_hashes if h not in self.rows})
         if missing:
             self.rows.update(self.store.ir_rows(self.key, missing))
 
+    def keep_decoded(self) -> None:
+        """Keep every IR decoded from now on. For resolution: a resolver keeps every file it
+        loads, so keeping them here too costs no memory, and a file it loaded as a dependency
+        of an earlier one is not decoded again for its own rows (a full build of the stdlib
+        decoded 3144 IRs for 1789 files without this)."""
+        if self._kept is None:
+            self._kept = dict([self._recent]) if self._recent is not None else {}
+
+    def release_decoded(self) -> None:
+        """The resolver is done: keep no more than the last IR again."""
+        self._kept = None
+
     def ir(self, path: str, content_hash: str) -> FileIR:
+        kept = self._kept
+        if kept is not None:
+            ir = kept.get(content_hash)
+            if ir is None:
+                ir = kept[content_hash] = self._decoded(path, content_hash)
+            return ir
         if self._recent is not None and self._recent[0] == content_hash:
             return self._recent[1]
         ir = self._decoded(path, content_hash)
@@ -244,6 +264,7 @@ def _path_of(fact: tuple[str, tuple[Any, ...]]) -> str:
 def _resolve_paths(source: _IRSource, resolver: Resolver, hashes: dict[str, str],
                    modules: Mapping[str, str], paths: list[str]) -> tuple[list[ResolvedFile], int]:
     """Resolve `paths`; their results as stored rows, and how many had syntax errors."""
+    source.keep_decoded()
     collecting = gc.isenabled()
     # The resolver's memo only grows, and holds no cycles: each collection of the oldest
     # generation would walk all of it again (a third of the resolution time on the stdlib).
@@ -421,6 +442,7 @@ class _Resolution:
                                                  todo[i : i + RESOLVE_BATCH])
             self._record_repairs(self.source.repairs, self.source.warnings)
             self._record(rows, syntax_errors, group)
+        self.source.release_decoded()  # with `resolver`, which held them too
         return todo
 
     def _resolve_in_workers(self, lang_name: str, modules: dict[str, str], hashes: dict[str, str],
