@@ -843,12 +843,39 @@ class Resolver(Memo):
         while frontier:
             current = frontier.pop()
             short = current.local.rpartition(".")[2]
-            for path, (local, methods) in self.snapshot_facts(f"@sub:{short}"):
-                sub = SymbolRef(path, local)
-                if sub not in found and sub != cls and current in self.bases(sub):
+            candidates = self.named_subclasses(short)
+            if any(sub == cls for sub, _, _ in candidates):
+                # `cls` itself is no candidate (`class TestCase(unittest.TestCase)`): its bases
+                # are not looked at, and neither are their reads recorded (`named_subclasses`
+                # records those of every candidate's bases).
+                for path, (local, methods) in self.snapshot_facts(f"@sub:{short}"):
+                    sub = SymbolRef(path, local)
+                    if sub not in found and sub != cls and current in self.bases(sub):
+                        found[sub] = methods
+                        frontier.append(sub)
+                continue
+            for sub, methods, bases in candidates:
+                if sub not in found and current in bases:
                     found[sub] = methods
                     frontier.append(sub)
         return tuple(sorted(found.items()))
+
+    def named_subclasses(self, short: str) -> tuple[tuple[SymbolRef, tuple[str, ...],
+                                                          tuple[SymbolRef, ...]], ...]:
+        """The classes with a base of this last name (the "@sub:<short>" fact), each with its
+        methods and resolved bases (and the reads of them all): every class of one name asks
+        the same, and a common name (`TestCase`) has thousands."""
+        result: tuple[tuple[SymbolRef, tuple[str, ...], tuple[SymbolRef, ...]], ...] = (
+            self._memoised(("named", short), lambda: self._named_subclasses(short), ()))
+        return result
+
+    def _named_subclasses(self, short: str) -> tuple[tuple[SymbolRef, tuple[str, ...],
+                                                           tuple[SymbolRef, ...]], ...]:
+        out = []
+        for path, (local, methods) in self.snapshot_facts(f"@sub:{short}"):
+            sub = SymbolRef(path, local)
+            out.append((sub, methods, tuple(self.bases(sub))))
+        return tuple(out)
 
     def _value_targets(self, value: Value) -> tuple[tuple[str, SymbolRef], ...]:
         """Calling a class: the class, its `__init__` and `__new__`; an instance: `__call__`."""
