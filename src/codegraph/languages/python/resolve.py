@@ -23,6 +23,7 @@ that replace functions, and names that come from outside the snapshot (they stay
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -77,6 +78,9 @@ _EMPTY_REFS: frozenset[SymbolRef] = frozenset()
 # at most: a name that common (`get`, `run`) gives no cross-file higher-order edges.
 MAX_PASSING = 64
 
+
+# The order of a file's edges (ties, which differ in call kind alone, in no particular order).
+_EDGE_ORDER = operator.attrgetter("line", "kind", "src", "dst", "dst_path")
 
 # (base, ops) of a value expression: the same few expressions are split again and again.
 _split = functools.lru_cache(maxsize=1 << 16)(split)
@@ -995,21 +999,36 @@ class Resolver(Memo):
         # A file asks the same question many times (`self.assertEqual` in every test method):
         # the answer and its reads are those of the first time, and the reads are recorded.
         answers: dict[tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]] = {}
+        # The same answers qualified, (call kind, dst, dst path): `qualified` once per question
+        # (its read recorded once, as every other time would record it again).
+        qualified: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str]]] = {}
         scoped = module.scoped_names
+        names_scoped: dict[tuple[str, ...], bool] = {}  # called values -> one names a scoped name
+        sources: dict[str, str] = {}  # scope -> the edges' src
         for call in module.ir.calls:
+            values = call.py_values
             # The scope matters only for names some function of the file binds.
-            question = (call.scope if scoped and any(
-                _split(v)[0] in scoped for v in call.py_values) else "", call.py_values)
-            targets = answers.get(question)
-            if targets is None:
-                targets = answers[question] = self.call_targets(module, call.scope, call.py_values)
-            if not targets:
+            if scoped:
+                named = names_scoped.get(values)
+                if named is None:
+                    named = names_scoped[values] = any(_split(v)[0] in scoped for v in values)
+                question = (call.scope if named else "", values)
+            else:
+                question = ("", values)
+            found = qualified.get(question)
+            if found is None:
+                targets = answers[question] = self.call_targets(module, call.scope, values)
+                found = qualified[question] = [(kind, *self.qualified(target))
+                                               for kind, target in targets]
+            if not found:
                 unresolved += 1
                 continue
-            src = f"{module.name}.{call.scope}" if call.scope else module.name
-            for call_kind, target in targets:
-                dst, dst_path = self.qualified(target)
-                edges.add(Edge("calls", src, module.path, dst, dst_path, call.line, call_kind))
+            src = sources.get(call.scope)
+            if src is None:
+                src = sources[call.scope] = (f"{module.name}.{call.scope}" if call.scope
+                                             else module.name)
+            for call_kind, dst, dst_path in found:
+                edges.add(Edge("calls", src, path, dst, dst_path, call.line, call_kind))
         edges.update(self.argument_edges(module, answers))
         for symbol in module.ir.symbols:
             if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
@@ -1020,7 +1039,7 @@ class Resolver(Memo):
                 edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
                                dst_path, symbol.start_line))
         deps.discard((module.path, ""))
-        ordered = sorted(edges, key=lambda e: (e.line, e.kind, e.src, e.dst, e.dst_path))
+        ordered = sorted(edges, key=_EDGE_ORDER)
         return FileResolution(path, ordered, deps, self.file_reads(path), unresolved)
 
 
