@@ -9,6 +9,7 @@ Language-neutral: nothing here knows a grammar's node types beyond what it is gi
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import tree_sitter as ts
@@ -191,7 +192,8 @@ class Memo:
         self._reads = reads if reads is not None else Reads()
         self._active: dict[Hashable, int] = {}
         self._cut = NO_CUT
-        self._memo: dict[Hashable, tuple[Any, frozenset[Read]]] = {}
+        # key -> (answer, its reads): the reads a set, which nothing changes once it is here.
+        self._memo: dict[Hashable, tuple[Any, AbstractSet[Read]]] = {}
 
     def start_file(self) -> None:
         self._reads.reset()
@@ -213,19 +215,25 @@ class Memo:
         if active is not None:
             self._cut = min(self._cut, active)
             return on_cycle
-        depth = len(self._reads.stack)
+        # `Reads.push` and `pop`, inlined: this runs for every answer not yet remembered.
+        stack = self._reads.stack
+        depth = len(stack)
         self._active[key] = depth
-        self._reads.push()
+        reads: set[Read] = set()
+        stack.append(reads)
+        self._reads.top = reads
         outer_cut, self._cut = self._cut, NO_CUT
         try:
             result = compute()
         finally:
-            reads = self._reads.pop()
+            stack.pop()
+            outer = self._reads.top = stack[-1]
             del self._active[key]
             cut = self._cut
-        self._reads.top |= reads
+        outer |= reads
         if cut >= depth:
-            self._memo[key] = (result, frozenset(reads))
+            # `reads` is no one else's now, and nothing changes it again: kept, not copied.
+            self._memo[key] = (result, reads)
             cut = NO_CUT
         self._cut = min(outer_cut, cut)
         return result

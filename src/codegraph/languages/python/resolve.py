@@ -735,8 +735,13 @@ class Resolver(Memo):
         return frozenset(out)
 
     def elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
+        memo_key = ("box", path, box_id, key)
+        hit = self._memo.get(memo_key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("box", path, box_id, key), lambda: self._elements(path, box_id, key), _EMPTY)
+            memo_key, lambda: self._elements(path, box_id, key), _EMPTY)
         return result
 
     def _elements(self, path: str, box_id: str, key: str | None) -> frozenset[Value]:
@@ -753,8 +758,13 @@ class Resolver(Memo):
     def attr_values(self, cls: SymbolRef, name: str, skip_self: bool = False) -> frozenset[Value]:
         """What an attribute of the class's instances may hold: every assignment to it in the
         class body or through `self` in a method, of the class and of its bases."""
+        key = ("attr", cls, name, skip_self)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[Value] = self._memoised(
-            ("attr", cls, name, skip_self), lambda: self._attr_values(cls, name, skip_self), _EMPTY)
+            key, lambda: self._attr_values(cls, name, skip_self), _EMPTY)
         return result
 
     def _attr_values(self, cls: SymbolRef, name: str, skip_self: bool) -> frozenset[Value]:
@@ -776,8 +786,13 @@ class Resolver(Memo):
                 if tag == "f":
                     out.add(("direct", SymbolRef(value[1], value[2])))
                 elif tag in "ci":
-                    out.update(self._memoised(("targets", value),
-                                              lambda v=value: self._value_targets(v), ()))
+                    key = ("targets", value)
+                    hit = self._memo.get(key)
+                    if hit is not None:
+                        self._reads.top |= hit[1]
+                        out.update(hit[0])
+                    else:
+                        out.update(self._memoised(key, lambda v=value: self._value_targets(v), ()))
             dot = expr.rfind(".")
             if dot > 0 and expr[dot + 1:].isidentifier():
                 name = expr[dot + 1:]
@@ -816,8 +831,13 @@ class Resolver(Memo):
     def open_attr(self, cls: SymbolRef, name: str) -> frozenset[SymbolRef]:
         """`open_classes` of a data attribute of the class's instances (every value assigned to
         it, along the MRO); nothing for a method or property."""
+        key = ("open", cls, name)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: frozenset[SymbolRef] = self._memoised(
-            ("open", cls, name), lambda: self._open_attr(cls, name), _EMPTY_REFS)
+            key, lambda: self._open_attr(cls, name), _EMPTY_REFS)
         return result
 
     def _open_attr(self, cls: SymbolRef, name: str) -> frozenset[SymbolRef]:
@@ -837,8 +857,13 @@ class Resolver(Memo):
         known to be a subclass (read as ("", "@sub:<name>"), one fact of the snapshot) and
         that resolve to it. A base renamed by another module's re-export (`from .m import
         Base as B` in a package, then `class C(pkg.B)`) is not followed."""
+        key = ("subs", cls)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._reads.top |= hit[1]
+            return hit[0]
         result: tuple[tuple[SymbolRef, tuple[str, ...]], ...] = self._memoised(
-            ("subs", cls), lambda: self._subclasses(cls), ())
+            key, lambda: self._subclasses(cls), ())
         return result
 
     def _subclasses(self, cls: SymbolRef) -> tuple[tuple[SymbolRef, tuple[str, ...]], ...]:
