@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from codegraph.languages.common import Memo
 from codegraph.languages.common import Reads as _Reads
 from codegraph.languages.python.values import split
-from codegraph.model import Edge, FileIR, FileResolution, PyValues, Symbol, SymbolKind
+from codegraph.model import Edge, FileIR, FileResolution, PyValues, Read, Symbol, SymbolKind
 
 if TYPE_CHECKING:
     from codegraph.languages import LoadFacts
@@ -146,6 +146,19 @@ class _Module:
         self.ir = ir
         self.is_package = path.endswith("__init__.py")
         self._reads = reads
+        # Every read of this file's facts, each made once (by the lookup below that records
+        # it) and then shared: recording one again is no formatting of its key, read sets
+        # holding one object compare it by identity, and `own_reads` has them all.
+        self._sym_reads: dict[str, Read] = {}
+        self._bind_reads: dict[tuple[str, str], Read] = {}
+        self._fn_reads: dict[str, Read] = {}
+        self._attr_reads: dict[str, Read] = {}
+        self._var_reads: dict[str, Read] = {}
+        self._box_reads: dict[str, Read] = {}
+        self._deco_reads: dict[str, Read] = {}
+        self._name_read: Read = (path, "name")
+        self._stars_read: Read = (path, "stars")
+        self._all_read: Read = (path, "all")
         self.symbols: dict[str, Symbol] = {}  # local name -> first definition
         # scope ("" = module level) -> bound name -> (absolute module, imported name or None)
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -199,49 +212,78 @@ class _Module:
         facts.update(self.ir.index)  # "@sub:<name>", "@pass:<name>" (see extract._index)
         return facts
 
+    def own_reads(self) -> set[Read]:
+        """Every read of this file's facts made so far (a superset of those a resolution of
+        this file recorded: what `Resolver.file_reads` leaves out)."""
+        return {self._name_read, self._stars_read, self._all_read}.union(
+            self._sym_reads.values(), self._bind_reads.values(), self._fn_reads.values(),
+            self._attr_reads.values(), self._var_reads.values(), self._box_reads.values(),
+            self._deco_reads.values())
+
     # Value facts (see `PyValues`), each read recorded under the key `interface` gives it.
 
     def function(self, local: str) -> tuple[tuple[str, ...], tuple[str, ...] | None,
                                             tuple[str, ...] | None]:
         """(parameter names, return values or None, yield values or None: not a generator)."""
-        self._reads.top.add((self.path, f"fn:{local}"))
+        read = self._fn_reads.get(local)
+        if read is None:
+            read = self._fn_reads[local] = (self.path, f"fn:{local}")
+        self._reads.top.add(read)
         values = self.values
         return values.params.get(local, ()), values.returns.get(local), values.yields.get(local)
 
     def attr(self, key: str) -> tuple[tuple[str, str], ...]:
-        self._reads.top.add((self.path, f"attr:{key}"))
+        read = self._attr_reads.get(key)
+        if read is None:
+            read = self._attr_reads[key] = (self.path, f"attr:{key}")
+        self._reads.top.add(read)
         return self.values.attrs.get(key, ())
 
     def variable(self, name: str) -> tuple[str, ...] | None:
-        self._reads.top.add((self.path, f"var:{name}"))
+        read = self._var_reads.get(name)
+        if read is None:
+            read = self._var_reads[name] = (self.path, f"var:{name}")
+        self._reads.top.add(read)
         return self.values.variables.get(name)
 
     def box(self, box_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        self._reads.top.add((self.path, f"box:{box_id}"))
+        read = self._box_reads.get(box_id)
+        if read is None:
+            read = self._box_reads[box_id] = (self.path, f"box:{box_id}")
+        self._reads.top.add(read)
         return self.values.boxes.get(box_id, ())
 
     def decorators(self, local: str) -> tuple[str, ...]:
-        self._reads.top.add((self.path, f"deco:{local}"))
+        read = self._deco_reads.get(local)
+        if read is None:
+            read = self._deco_reads[local] = (self.path, f"deco:{local}")
+        self._reads.top.add(read)
         return self.values.decorators.get(local, ())
 
     def symbol(self, local: str) -> Symbol | None:
-        self._reads.top.add((self.path, f"sym:{local}"))
+        read = self._sym_reads.get(local)
+        if read is None:
+            read = self._sym_reads[local] = (self.path, f"sym:{local}")
+        self._reads.top.add(read)
         return self.symbols.get(local)
 
     def binding(self, scope: str, name: str) -> tuple[str, str | None] | None:
-        self._reads.top.add((self.path, f"bind:{scope}:{name}"))
+        read = self._bind_reads.get((scope, name))
+        if read is None:
+            read = self._bind_reads[scope, name] = (self.path, f"bind:{scope}:{name}")
+        self._reads.top.add(read)
         return self.bindings.get(scope, {}).get(name)
 
     def star_imports(self) -> list[str]:
-        self._reads.top.add((self.path, "stars"))
+        self._reads.top.add(self._stars_read)
         return self.stars
 
     def all_names(self) -> list[str] | None:
-        self._reads.top.add((self.path, "all"))
+        self._reads.top.add(self._all_read)
         return self.ir.all_names
 
     def module_name(self) -> str:
-        self._reads.top.add((self.path, "name"))
+        self._reads.top.add(self._name_read)
         return self.name
 
 
@@ -256,6 +298,7 @@ class Resolver(Memo):
         self.load_facts = load_facts
         self.by_name = module_table(modules)
         self._loaded: dict[str, _Module] = {}
+        self._mod_reads: dict[str, Read] = {}  # module name -> its read, made once (see `_Module`)
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
         # The "@" facts of the snapshot's files (`FileIR.index`) asked so far: key -> (path,
@@ -283,6 +326,11 @@ class Resolver(Memo):
                 found = ()
         return found
 
+    def file_reads(self, path: str) -> set[Read]:
+        # As `Memo.file_reads` (the reads of other files' facts), as a set difference: every
+        # read of a file's facts is made by its `_Module`, which has them all.
+        return self._reads.stack[0] - self.by_path(path).own_reads()
+
     def by_path(self, path: str) -> _Module:
         module = self._loaded.get(path)
         if module is None:
@@ -291,12 +339,18 @@ class Resolver(Memo):
         return module
 
     def module_named(self, name: str) -> _Module | None:
-        self._reads.top.add(("", f"mod:{name}"))
+        read = self._mod_reads.get(name)
+        if read is None:
+            read = self._mod_reads[name] = ("", f"mod:{name}")
+        self._reads.top.add(read)
         path = self.by_name.get(name)
         return self.by_path(path) if path is not None else None
 
     def has_module(self, name: str) -> bool:
-        self._reads.top.add(("", f"mod:{name}"))
+        read = self._mod_reads.get(name)
+        if read is None:
+            read = self._mod_reads[name] = ("", f"mod:{name}")
+        self._reads.top.add(read)
         return name in self.by_name
 
     # The hottest lookups first look their key up themselves, as `memoised` would (the answer
@@ -923,7 +977,7 @@ class Resolver(Memo):
 
     def qualified(self, ref: Target) -> tuple[str, str]:
         if isinstance(ref, ModuleRef):
-            self._reads.top.add(("", f"mod:{ref.name}"))
+            self.has_module(ref.name)  # its read
             return ref.name, self.by_name[ref.name]
         return f"{self.by_path(ref.path).module_name()}.{ref.local}", ref.path
 
