@@ -1055,7 +1055,9 @@ class Resolver(Memo):
         self._resolving = path
         self.start_file()
         module = self.by_path(path)
-        edges: set[Edge] = set()
+        # Insertion-ordered (a dict, not a set): the imports, then the calls, each in line
+        # order, are already sorted runs, which the final sort merges rather than sorts.
+        edges: dict[Edge, None] = {}
         deps: set[tuple[str, str]] = set()
         unresolved = 0
         for imp in module.ir.imports:
@@ -1074,7 +1076,7 @@ class Resolver(Memo):
                 if dst_path != module.path:
                     deps.add((dst_path, "" if isinstance(imported, ModuleRef)
                               else dst.rpartition(".")[2]))
-                edges.add(Edge("imports", module.name, module.path, dst, dst_path, imp.line))
+                edges[Edge("imports", module.name, module.path, dst, dst_path, imp.line)] = None
         # A file asks the same question many times (`self.assertEqual` in every test method):
         # the answer and its reads are those of the first time, and the reads are recorded.
         answers: dict[tuple[str, tuple[str, ...]], set[tuple[str, SymbolRef]]] = {}
@@ -1107,16 +1109,16 @@ class Resolver(Memo):
                 src = sources[call.scope] = (f"{module.name}.{call.scope}" if call.scope
                                              else module.name)
             for call_kind, dst, dst_path in found:
-                edges.add(Edge("calls", src, path, dst, dst_path, call.line, call_kind))
-        edges.update(self.argument_edges(module, answers))
+                edges[Edge("calls", src, path, dst, dst_path, call.line, call_kind)] = None
+        edges.update(dict.fromkeys(self.argument_edges(module, answers)))
         for symbol in module.ir.symbols:
             if symbol.kind != SymbolKind.CLASS or module.symbols.get(symbol.local_name) is not symbol:
                 continue
             cls = SymbolRef(module.path, symbol.local_name)
             for base in self.bases(cls):
                 dst, dst_path = self.qualified(base)
-                edges.add(Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
-                               dst_path, symbol.start_line))
+                edges[Edge("inherits", f"{module.name}.{symbol.local_name}", module.path, dst,
+                           dst_path, symbol.start_line)] = None
         deps.discard((module.path, ""))
         ordered = sorted(edges, key=_EDGE_ORDER)
         return FileResolution(path, ordered, deps, self.file_reads(path), unresolved)
