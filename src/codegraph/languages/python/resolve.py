@@ -301,6 +301,8 @@ class Resolver(Memo):
         self._mod_reads: dict[str, Read] = {}  # module name -> its read, made once (see `_Module`)
         super().__init__()
         self._resolving = ""  # the file `resolve_file` is resolving
+        # Its evaluations outside any memoised question (see `evaluate`), emptied per file.
+        self._evaluated: dict[tuple[str, str, str], frozenset[Value]] = {}
         # The "@" facts of the snapshot's files (`FileIR.index`) asked so far: key -> (path,
         # entry) in path order; without `load_facts`, every file's, built at the first ask.
         self._index: dict[str, Sequence[tuple[str, tuple[Any, ...]]]] = {}
@@ -561,6 +563,22 @@ class Resolver(Memo):
         its base looked up, then each operation applied to each value (memoised per value and
         operation, so chains share their work across scopes and files)."""
         base, rest = _split(expr)
+        if len(self._reads.stack) == 1:
+            # Outside any memoised question (a call site of the file being resolved, or of
+            # another file calling one of its functions): the reads go to the file's own set,
+            # which already holds those of an evaluation asked before in this file, so the
+            # answer alone is remembered. The scope matters only for names some function of
+            # the file binds (in the file being resolved: see `_base`; another file's scope
+            # walk is a read of it).
+            key = (module.path, scope if module.path != self._resolving
+                   or base in module.scoped_names else "", expr)
+            found = self._evaluated.get(key)
+            if found is None:
+                found = self._evaluated[key] = self._evaluate(module, scope, base, rest)
+            return found
+        return self._evaluate(module, scope, base, rest)
+
+    def _evaluate(self, module: _Module, scope: str, base: str, rest: str) -> frozenset[Value]:
         values = self._base(module, scope, base)
         for op in _ops(rest) if rest else ():
             if not values:
@@ -1053,6 +1071,7 @@ class Resolver(Memo):
 
     def resolve_file(self, path: str) -> FileResolution:
         self._resolving = path
+        self._evaluated.clear()
         self.start_file()
         module = self.by_path(path)
         # Insertion-ordered (a dict, not a set): the imports, then the calls, each in line
