@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import xxhash
 
+from codegraph.model import Edge  # at run time: ResolvedFile is decoded by type (stages.ir)
+
 if TYPE_CHECKING:
-    from codegraph.model import Chunk, Edge
+    from codegraph.model import Chunk
     from codegraph.snapshot import Snapshot
 
 
