@@ -20,6 +20,20 @@ from codegraph.languages.common import count_errors, squashed_head
 from codegraph.languages.common import squash as _squash
 from codegraph.languages.common import text as _text
 from codegraph.languages.python import values as _values
+from codegraph.languages.python.values import (
+    F_ALIAS,
+    F_ATTRIBUTE,
+    F_BODY,
+    F_FUNCTION,
+    F_LEFT,
+    F_MODULE_NAME,
+    F_NAME,
+    F_OBJECT,
+    F_PARAMETERS,
+    F_RETURN_TYPE,
+    F_RIGHT,
+    F_SUPERCLASSES,
+)
 from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
 
 LANGUAGE = ts.Language(tsp.language())
@@ -69,10 +83,10 @@ def _docstring(body: ts.Node | None) -> str:
 def _signature(node: ts.Node, source: bytes) -> str:
     """`def name(params) -> ret` or `class Name(bases)`, whitespace squashed."""
     end_node = (
-        node.child_by_field_name("return_type")
-        or node.child_by_field_name("parameters")
-        or node.child_by_field_name("superclasses")
-        or node.child_by_field_name("name")
+        node.child_by_field_id(F_RETURN_TYPE)
+        or node.child_by_field_id(F_PARAMETERS)
+        or node.child_by_field_id(F_SUPERCLASSES)
+        or node.child_by_field_id(F_NAME)
     )
     end = end_node.end_byte if end_node is not None else node.start_byte
     return _squash(source[node.start_byte : end].decode("utf-8", "replace"))[:_MAX_SIGNATURE]
@@ -84,12 +98,12 @@ def _dotted(node: ts.Node) -> str | None:
     if kind == "identifier":
         return _text(node)
     if kind == "attribute":
-        obj = node.child_by_field_name("object")
-        attr = node.child_by_field_name("attribute")
+        obj = node.child_by_field_id(F_OBJECT)
+        attr = node.child_by_field_id(F_ATTRIBUTE)
         if obj is None or attr is None:
             return None
         if obj.type == "call":
-            fn = obj.child_by_field_name("function")
+            fn = obj.child_by_field_id(F_FUNCTION)
             if fn is not None and fn.type == "identifier" and fn.text == b"super":
                 return "super()." + _text(attr)
             return None
@@ -99,7 +113,7 @@ def _dotted(node: ts.Node) -> str | None:
 
 
 def _bases(node: ts.Node) -> tuple[str, ...]:
-    supers = node.child_by_field_name("superclasses")
+    supers = node.child_by_field_id(F_SUPERCLASSES)
     if supers is None:
         return ()
     out = []
@@ -115,7 +129,7 @@ def _all_names(node: ts.Node) -> list[str] | None:
     assignment = node.parent
     if assignment is None:
         return None
-    right = assignment.child_by_field_name("right")
+    right = assignment.child_by_field_id(F_RIGHT)
     if right is None or right.type not in ("list", "tuple"):
         return None
     names = []
@@ -134,14 +148,14 @@ def _imports(node: ts.Node, scope: str) -> list[Import]:
             if child.type == "dotted_name":
                 out.append(Import(_text(child), None, None, 0, line, scope))
             elif child.type == "aliased_import":
-                name = child.child_by_field_name("name")
-                alias = child.child_by_field_name("alias")
+                name = child.child_by_field_id(F_NAME)
+                alias = child.child_by_field_id(F_ALIAS)
                 if name is not None:
                     out.append(
                         Import(_text(name), None, alias and _text(alias), 0, line, scope)
                     )
         return out
-    module_node = node.child_by_field_name("module_name")
+    module_node = node.child_by_field_id(F_MODULE_NAME)
     if module_node is None:
         return out
     level, module = 0, ""
@@ -161,8 +175,8 @@ def _imports(node: ts.Node, scope: str) -> list[Import]:
         elif child.type == "dotted_name":
             out.append(Import(module, _text(child), None, level, line, scope))
         elif child.type == "aliased_import":
-            name = child.child_by_field_name("name")
-            alias = child.child_by_field_name("alias")
+            name = child.child_by_field_id(F_NAME)
+            alias = child.child_by_field_id(F_ALIAS)
             if name is not None:
                 out.append(Import(module, _text(name), alias and _text(alias), level, line, scope))
     return out
@@ -187,7 +201,7 @@ def extract(text: str) -> FileIR:
     def_nodes = facts.get("def", [])
     def_nodes.sort(key=lambda n: n.start_byte)
     for node in def_nodes:
-        name_node = node.child_by_field_name("name")
+        name_node = node.child_by_field_id(F_NAME)
         if name_node is None:
             continue
         start, end = node.start_byte, node.end_byte
@@ -216,7 +230,7 @@ def extract(text: str) -> FileIR:
                 outer.start_point[0] + 1,
                 node.end_point[0] + 1,
                 _signature(node, source),
-                _docstring(node.child_by_field_name("body")),
+                _docstring(node.child_by_field_id(F_BODY)),
                 _bases(node) if kind == SymbolKind.CLASS else (),
             )
         )
@@ -229,7 +243,7 @@ def extract(text: str) -> FileIR:
         assignment = statement.named_children[0]
         if assignment.type != "assignment":
             continue
-        left = assignment.child_by_field_name("left")
+        left = assignment.child_by_field_id(F_LEFT)
         if left is None:
             continue
         targets = left.named_children if left.type in _TARGET_LISTS else [left]
@@ -392,7 +406,7 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
     # and the order tree-sitter captures them in is not always the same for the same tree.
     # The call nodes are captured (not their callees): a callee's `parent` costs a walk down from
     # the root, its call's `function` one child lookup.
-    callees = [c.child_by_field_name("function") for c in call_nodes]
+    callees = [c.child_by_field_id(F_FUNCTION) for c in call_nodes]
     order_of = sorted((n.start_byte, n.end_byte, i) for i, n in enumerate(callees)
                       if n is not None and n.is_named)  # as `function: (_)` matched
     calls: list[CallSite] = []

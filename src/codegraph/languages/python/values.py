@@ -29,9 +29,31 @@ from __future__ import annotations
 import re
 
 import tree_sitter as ts
+import tree_sitter_python as tsp
 
 from codegraph.languages.common import text as _text
 from codegraph.model import PyValues
+
+# Field ids, looked up once: `child_by_field_name` scans the grammar's field names on every call
+# (for the later names in the table, twice what `child_by_field_id` costs).
+_field_id = ts.Language(tsp.language()).field_id_for_name
+F_ALIAS = _field_id("alias")
+F_ARGUMENTS = _field_id("arguments")
+F_ATTRIBUTE = _field_id("attribute")
+F_BODY = _field_id("body")
+F_FUNCTION = _field_id("function")
+F_KEY = _field_id("key")
+F_LEFT = _field_id("left")
+F_MODULE_NAME = _field_id("module_name")
+F_NAME = _field_id("name")
+F_OBJECT = _field_id("object")
+F_PARAMETERS = _field_id("parameters")
+F_RETURN_TYPE = _field_id("return_type")
+F_RIGHT = _field_id("right")
+F_SUBSCRIPT = _field_id("subscript")
+F_SUPERCLASSES = _field_id("superclasses")
+F_TYPE = _field_id("type")
+F_VALUE = _field_id("value")
 
 MAX_VALUES = 12  # per name or expression: beyond it, the rest are dropped (flow-insensitive)
 MAX_EXPR = 240  # characters of one expression
@@ -157,14 +179,14 @@ class Collector:
             if text is not None and _DOTTED_BYTES.fullmatch(text) and not text.startswith(
                     _CONSTANTS):  # a plain dotted chain: its text (the walk below gives it)
                 return [text.decode("utf-8")]
-            obj = node.child_by_field_name("object")
-            attr = node.child_by_field_name("attribute")
+            obj = node.child_by_field_id(F_OBJECT)
+            attr = node.child_by_field_id(F_ATTRIBUTE)
             if attr is None:
                 return []
             suffix = "." + _text(attr)
             return [v + suffix for v in self.values(obj, scope)]
         if kind == "call":
-            fn = node.child_by_field_name("function")
+            fn = node.child_by_field_id(F_FUNCTION)
             if fn is None:
                 return []
             fn_kind = fn.type
@@ -173,7 +195,7 @@ class Collector:
                 if fn_text == b"super":
                     return [f"<s:{scope.cls}>"] if scope.cls is not None else []
                 if fn_text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
-                    args = node.child_by_field_name("arguments")
+                    args = node.child_by_field_id(F_ARGUMENTS)
                     if args is not None and args.named_child_count == 1 and (
                             args.named_children[0].type != "keyword_argument"):
                         return [v for v in self.values(args.named_children[0], scope)
@@ -181,14 +203,14 @@ class Collector:
                 return [fn_text.decode("utf-8", "replace") + "()"]  # `values` of the name
             return [v + "()" for v in self.values(fn, scope)]
         if kind == "subscript":
-            key = node.child_by_field_name("subscript")
+            key = node.child_by_field_id(F_SUBSCRIPT)
             op = "[]"
             if key is not None:
                 literal = _string_content(key) if key.type == "string" else (
                     _text(key) if key.type == "integer" else None)
                 if literal is not None and _KEY.fullmatch(literal):
                     op = f"[={literal}]"
-            return [v + op for v in self.values(node.child_by_field_name("value"), scope)]
+            return [v + op for v in self.values(node.child_by_field_id(F_VALUE), scope)]
         if kind in ("parenthesized_expression", "await"):
             return self.values(node.named_children[0] if node.named_child_count else None, scope)
         if kind == "conditional_expression":
@@ -201,18 +223,18 @@ class Collector:
             return out
         if kind == "boolean_operator":
             out = []
-            _add(out, self.values(node.child_by_field_name("left"), scope))
-            _add(out, self.values(node.child_by_field_name("right"), scope))
+            _add(out, self.values(node.child_by_field_id(F_LEFT), scope))
+            _add(out, self.values(node.child_by_field_id(F_RIGHT), scope))
             return out
         if kind == "named_expression":
             self.named(node, scope)
-            return self.values(node.child_by_field_name("value"), scope)
+            return self.values(node.child_by_field_id(F_VALUE), scope)
         return []
 
     def arguments(self, call: ts.Node | None, scope: Scope) -> tuple[str, ...]:
         """The arguments of a call that are names or attributes (what may pass a function or
         a class on), as "<position>=<value>" / "<keyword>=<value>", locals substituted."""
-        args = call.child_by_field_name("arguments") if call is not None else None
+        args = call.child_by_field_id(F_ARGUMENTS) if call is not None else None
         if args is None or not args.named_child_count or args.type != "argument_list":
             return ()
         out: list[str] = []
@@ -224,13 +246,13 @@ class Collector:
             if kind == "identifier" or kind == "attribute":
                 slot = str(i)
             elif kind == "keyword_argument":
-                value_node = arg.child_by_field_name("value")
+                value_node = arg.child_by_field_id(F_VALUE)
                 if value_node is None:
                     continue
                 kind = value_node.type
                 if kind != "identifier" and kind != "attribute":
                     continue
-                name = arg.child_by_field_name("name")
+                name = arg.child_by_field_id(F_NAME)
                 slot = _text(name) if name is not None else "?"
                 arg = value_node
             else:
@@ -275,8 +297,8 @@ class Collector:
                         and n not in _WRAPPERS]
             return []
         if kind == "binary_operator":
-            return [*self.annotation(node.child_by_field_name("left")),
-                    *self.annotation(node.child_by_field_name("right"))]
+            return [*self.annotation(node.child_by_field_id(F_LEFT)),
+                    *self.annotation(node.child_by_field_id(F_RIGHT))]
         if kind in ("generic_type", "subscript"):
             children = node.named_children
             if not children:
@@ -288,7 +310,7 @@ class Collector:
                 return [v[:-1] for v in self.annotation(inner) if v.endswith("!")]
             if short in _COLLECTIONS:
                 args = children[1:] if kind == "generic_type" else [
-                    node.child_by_field_name("subscript")]
+                    node.child_by_field_id(F_SUBSCRIPT)]
                 arg = args[-1] if args else None
                 items = arg.named_children if arg is not None and arg.type in (
                     "type_parameter", "tuple") else [arg] if arg is not None else []
@@ -301,7 +323,7 @@ class Collector:
             if short in _WRAPPERS or head in _WRAPPERS:
                 out: list[str] = []
                 args = children[1:] if kind == "generic_type" else [
-                    node.child_by_field_name("subscript")]
+                    node.child_by_field_id(F_SUBSCRIPT)]
                 for arg in args:
                     if arg is None:
                         continue
@@ -322,13 +344,13 @@ class Collector:
             for pair in node.named_children:
                 if pair.type != "pair":
                     continue
-                key = pair.child_by_field_name("key")
+                key = pair.child_by_field_id(F_KEY)
                 literal = _string_content(key) if key is not None else None
                 if key is not None and key.type == "integer":
                     literal = _text(key)
                 slot = literal if literal is not None and _KEY.fullmatch(literal) else ""
                 _add(keyed.setdefault(slot, []),
-                     self.values(pair.child_by_field_name("value"), scope))
+                     self.values(pair.child_by_field_id(F_VALUE), scope))
         else:
             for i, item in enumerate(node.named_children):
                 _add(keyed.setdefault(str(i), []), self.values(item, scope))
@@ -348,8 +370,8 @@ class Collector:
                 _add(slot, [self.box(scope, name, value_node)])
             _add(slot, values)
         elif kind == "attribute":
-            obj = target.child_by_field_name("object")
-            attr = target.child_by_field_name("attribute")
+            obj = target.child_by_field_id(F_OBJECT)
+            attr = target.child_by_field_id(F_ATTRIBUTE)
             if (obj is None or attr is None or obj.type != "identifier" or scope.cls is None
                     or scope.first is None or _text(obj) != scope.first):
                 return
@@ -374,11 +396,11 @@ class Collector:
                 else:
                     self.bind(scope, item, [v + f"[={i}]" for v in values])
         elif kind == "subscript":
-            obj = target.child_by_field_name("value")
+            obj = target.child_by_field_id(F_VALUE)
             if obj is None or obj.type != "identifier":
                 return
             name = _text(obj)
-            key = target.child_by_field_name("subscript")
+            key = target.child_by_field_id(F_SUBSCRIPT)
             literal = _string_content(key) if key is not None else None
             box_id = f"{scope.local}:{name}"
             _add(scope.raw.setdefault(name, []), [f"<b:{box_id}>"])
@@ -388,28 +410,28 @@ class Collector:
     def assignment(self, node: ts.Node, scope: Scope) -> None:
         if node in self._chained:  # `b = value` of `a = b = value`: bound with `a` already
             return
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         targets = [left] if left is not None else []
         while right is not None and right.type == "assignment":  # a = b = value
-            inner = right.child_by_field_name("left")
+            inner = right.child_by_field_id(F_LEFT)
             if inner is not None:
                 targets.append(inner)
-            if right.child_by_field_name("type") is None:
+            if right.child_by_field_id(F_TYPE) is None:
                 # Its own statement (captured too, after this one, in this scope) would bind
                 # its targets to the same values again: a no-op (`_add` keeps each value once;
                 # a slot that dropped a value is full and stays so). A chain of n names binds
                 # n names once, not n²/2 times.
                 self._chained.add(right)
-            right = right.child_by_field_name("right")
+            right = right.child_by_field_id(F_RIGHT)
         values = self.values(right, scope)
-        annotated = self.annotation(node.child_by_field_name("type"))
+        annotated = self.annotation(node.child_by_field_id(F_TYPE))
         for target in targets:
             self.bind(scope, target, [*values, *annotated], right)
 
     def augmented(self, node: ts.Node, scope: Scope) -> None:
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         if left is None or right is None or left.type != "identifier" or right.type not in (
                 "list", "tuple", "set"):
             return
@@ -421,22 +443,22 @@ class Collector:
             _add(slot, self.values(item, scope))
 
     def named(self, node: ts.Node, scope: Scope) -> None:
-        name = node.child_by_field_name("name")
-        value = node.child_by_field_name("value")
+        name = node.child_by_field_id(F_NAME)
+        value = node.child_by_field_id(F_VALUE)
         if name is not None:
             self.bind(scope, name, self.values(value, scope), value)
 
     def loop(self, node: ts.Node, scope: Scope) -> None:
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         if left is None or right is None:
             return
         if right.type in ("list", "tuple", "set"):  # over a literal: its elements
             for item in right.named_children:
                 self.bind(scope, left, self.values(item, scope), item)
             return
-        fn = right.child_by_field_name("function") if right.type == "call" else None
-        args = right.child_by_field_name("arguments") if fn is not None else None
+        fn = right.child_by_field_id(F_FUNCTION) if right.type == "call" else None
+        args = right.child_by_field_id(F_ARGUMENTS) if fn is not None else None
         if (fn is not None and args is not None and fn.text in (b"enumerate", b"zip")
                 and left.type in ("pattern_list", "tuple_pattern")):
             items = [a for a in args.named_children if a.type != "keyword_argument"]
@@ -450,7 +472,7 @@ class Collector:
             self.bind(scope, left, [v + "[]" for v in self.values(right, scope)])
 
     def with_item(self, node: ts.Node, scope: Scope) -> None:
-        value = node.child_by_field_name("value")
+        value = node.child_by_field_id(F_VALUE)
         if value is None or value.type != "as_pattern" or value.named_child_count < 2:
             return
         expr, alias = value.named_children[0], value.named_children[-1]
@@ -507,7 +529,7 @@ class Collector:
                 self.decorators[local] = decorators
         if kind == "class":
             return scope
-        params = node.child_by_field_name("parameters")
+        params = node.child_by_field_id(F_PARAMETERS)
         is_method = parent.kind == "class"
         static = "staticmethod" in decorators
         first_is_class = "classmethod" in decorators or local.rpartition(".")[2] in _FIRST_IS_CLASS
@@ -525,10 +547,10 @@ class Collector:
                 continue
             if kind_ == "typed_parameter":
                 name_node = child.named_children[0] if child.named_child_count else None
-                type_node, default = child.child_by_field_name("type"), None
+                type_node, default = child.child_by_field_id(F_TYPE), None
             elif kind_ in ("default_parameter", "typed_default_parameter"):
-                name_node = child.child_by_field_name("name")
-                type_node, default = child.child_by_field_name("type"), child.child_by_field_name("value")
+                name_node = child.child_by_field_id(F_NAME)
+                type_node, default = child.child_by_field_id(F_TYPE), child.child_by_field_id(F_VALUE)
             else:
                 continue
             if name_node is None or name_node.type != "identifier":
@@ -545,7 +567,7 @@ class Collector:
                     values = [f"<a:{name}>"]
             scope.params.append(name)
             scope.raw[name] = values
-        scope.returns.extend(self.annotation(node.child_by_field_name("return_type")))
+        scope.returns.extend(self.annotation(node.child_by_field_id(F_RETURN_TYPE)))
         return scope
 
     # ----- substitution ---------------------------------------------------------------
