@@ -274,7 +274,7 @@ def extract(text: str) -> FileIR:
     for node in import_nodes:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
-    calls = _flow(defs, decorations, facts.get("call", []), facts.get("flow", []))
+    calls = _flow(defs, decorations, facts.get("call", []), facts.get("flow", []), source)
     errors = count_errors(root, _ERRORS)
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
     return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1],
@@ -358,6 +358,7 @@ _DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
 _DOTTED_NAME_ONLY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _CONSTANTS = (b"True.", b"False.", b"None.")
+_NEVER = 1 << 62  # an offset past any file's end
 _HANDLERS = {
     "assignment": _values.Collector.assignment,
     "augmented_assignment": _values.Collector.augmented,
@@ -372,11 +373,11 @@ _HANDLERS = {
 
 
 def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[ts.Node],
-          flow_nodes: list[ts.Node]) -> tuple[list[CallSite], _values.PyValues]:
+          flow_nodes: list[ts.Node], source: bytes) -> tuple[list[CallSite], _values.PyValues]:
     """Call sites with the values of what they call, and the file's value facts: one pass over
     the definitions and statements in document order (each with its scope), then one over the
     calls (every local's values are known by then)."""
-    collector = _values.Collector()
+    collector = _values.Collector(source)
     scopes_of = collector.scopes
     # Document order; at one byte a definition first, then statements (by end).
     items = [(d.start, 0, 0, i) for i, d in enumerate(defs)]
@@ -416,9 +417,16 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
     open_defs: list[int] = []
     next_def, n_defs = 0, len(defs)
     scope = module_scope
-    for start, _, i in order_of:
-        if (next_def < n_defs and defs[next_def].start <= start) or (
-                open_defs and defs[open_defs[-1]].end <= start):
+    # A plain dotted callee's (callee, values) by its text, in the current scope: the same text
+    # in one scope has the same values (`substitute` remembers them), and most scopes call the
+    # same few names again and again.
+    named: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+    named_in: dict[int, dict[bytes, tuple[str, tuple[str, ...]]]] = {-1: named}
+    # The next offset at which the enclosing definition changes (the next one starts or the
+    # innermost open one ends): one comparison per call instead of the walk below.
+    boundary = defs[0].start if defs else _NEVER
+    for start, end, i in order_of:
+        if start >= boundary:
             while next_def < n_defs and defs[next_def].start <= start:
                 begin = defs[next_def].start
                 while open_defs and defs[open_defs[-1]].end <= begin:
@@ -427,15 +435,33 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
                 next_def += 1
             while open_defs and defs[open_defs[-1]].end <= start:
                 open_defs.pop()
-            scope = def_scopes[open_defs[-1]] if open_defs else module_scope
+            innermost = open_defs[-1] if open_defs else -1
+            scope = def_scopes[innermost] if open_defs else module_scope
+            named = named_in.setdefault(innermost, {})
+            boundary = min(defs[next_def].start if next_def < n_defs else _NEVER,
+                           defs[innermost].end if open_defs else _NEVER)
         node = callees[i]
         kind = node.type
-        text = node.text if kind == "identifier" or kind == "attribute" else None
-        if text is not None and dotted(text) and not text.startswith(_CONSTANTS):
-            # A plain dotted name (not `True.x`: True is no identifier): its text is its value.
-            callee = text.decode("utf-8")
-            raw = [callee]
+        if kind == "identifier" or kind == "attribute":
+            text = source[start:end]  # the node's text (`.text` costs more than the slice)
+            known = named.get(text)
+            if known is not None:
+                callee, values = known
+                calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
+                                      arguments(call_nodes[i], scope) if values else ()))
+                continue
         else:
+            text = None
+        if text is not None and (kind == "identifier" or dotted(text)) and not text.startswith(
+                _CONSTANTS):
+            # A plain dotted name (not `True.x`: True is no identifier): its text is its value.
+            # (Only these are remembered: `values` of others may bind a walrus's name.)
+            raw = [text.decode("utf-8")]
+            # An identifier outside ASCII is a dotted name only if \w takes all its characters.
+            callee = raw[0] if kind == "attribute" or text.isascii() or dotted_name(
+                raw[0]) else ""
+        else:
+            text = None
             raw = values_of(node, scope)
             if len(raw) == 1 and dotted_name(raw[0]):
                 callee = raw[0]
@@ -449,6 +475,8 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
             values = tuple(substitute(scope, raw[0]))  # unique and within limits already
         else:
             values = substituted(scope, raw)
+        if text is not None:
+            named[text] = (callee, values)
         calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
                               arguments(call_nodes[i], scope) if values else ()))
     return calls, collector.facts()

@@ -31,7 +31,6 @@ import re
 import tree_sitter as ts
 import tree_sitter_python as tsp
 
-from codegraph.languages.common import text as _text
 from codegraph.model import PyValues
 
 # Field ids, looked up once: `child_by_field_name` scans the grammar's field names on every call
@@ -85,15 +84,6 @@ def split(expr: str) -> tuple[str, str]:
     m = _BASE.match(expr)
     end = m.end() if m else 0
     return expr[:end], expr[end:]
-
-
-def _string_content(node: ts.Node) -> str | None:
-    if node.type != "string":
-        return None
-    parts = [c for c in node.named_children if c.type not in ("string_start", "string_end")]
-    if any(c.type != "string_content" for c in parts):
-        return None  # an f-string
-    return "".join(_text(c) for c in parts)
 
 
 class Scope:
@@ -156,7 +146,8 @@ def _add(out: list[str], values: list[str]) -> None:
 class Collector:
     """Walks the captured statements of one file (in document order, each with its scope)."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: bytes) -> None:
+        self.source = source  # the file's bytes: a node's text is a slice (`.text` costs more)
         self.scopes: dict[str, Scope] = {"": Scope("", "module", None, None)}
         self.attrs: dict[str, list[tuple[str, str]]] = {}  # "C:x" -> (scope, value as written)
         self.decorators: dict[str, list[str]] = {}
@@ -164,6 +155,19 @@ class Collector:
         self._chained: set[ts.Node] = set()  # inner assignments of chains, bound by the outer
 
     # ----- expressions ----------------------------------------------------------------
+
+    def text(self, node: ts.Node) -> str:
+        """The node's text (what `common.text` gives, for half the cost)."""
+        return self.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+
+    def string_content(self, node: ts.Node) -> str | None:
+        """The content of a plain string literal (not an f-string), else None."""
+        if node.type != "string":
+            return None
+        parts = [c for c in node.named_children if c.type not in ("string_start", "string_end")]
+        if any(c.type != "string_content" for c in parts):
+            return None  # an f-string
+        return "".join(self.text(c) for c in parts)
 
     def values(self, node: ts.Node | None, scope: Scope) -> list[str]:
         """The value expressions of an expression node, as written (locals not substituted)."""
@@ -173,17 +177,17 @@ class Collector:
         if kind not in _VALUED:
             return []
         if kind == "identifier":
-            return [_text(node)]
+            return [self.text(node)]
         if kind == "attribute":
-            text = node.text
-            if text is not None and _DOTTED_BYTES.fullmatch(text) and not text.startswith(
+            text = self.source[node.start_byte:node.end_byte]
+            if _DOTTED_BYTES.fullmatch(text) and not text.startswith(
                     _CONSTANTS):  # a plain dotted chain: its text (the walk below gives it)
                 return [text.decode("utf-8")]
             obj = node.child_by_field_id(F_OBJECT)
             attr = node.child_by_field_id(F_ATTRIBUTE)
             if attr is None:
                 return []
-            suffix = "." + _text(attr)
+            suffix = "." + self.text(attr)
             return [v + suffix for v in self.values(obj, scope)]
         if kind == "call":
             fn = node.child_by_field_id(F_FUNCTION)
@@ -191,7 +195,7 @@ class Collector:
                 return []
             fn_kind = fn.type
             if fn_kind == "identifier":
-                fn_text = fn.text or b""
+                fn_text = self.source[fn.start_byte:fn.end_byte]
                 if fn_text == b"super":
                     return [f"<s:{scope.cls}>"] if scope.cls is not None else []
                 if fn_text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
@@ -206,8 +210,8 @@ class Collector:
             key = node.child_by_field_id(F_SUBSCRIPT)
             op = "[]"
             if key is not None:
-                literal = _string_content(key) if key.type == "string" else (
-                    _text(key) if key.type == "integer" else None)
+                literal = self.string_content(key) if key.type == "string" else (
+                    self.text(key) if key.type == "integer" else None)
                 if literal is not None and _KEY.fullmatch(literal):
                     op = f"[={literal}]"
             return [v + op for v in self.values(node.child_by_field_id(F_VALUE), scope)]
@@ -253,11 +257,11 @@ class Collector:
                 if kind != "identifier" and kind != "attribute":
                     continue
                 name = arg.child_by_field_id(F_NAME)
-                slot = _text(name) if name is not None else "?"
+                slot = self.text(name) if name is not None else "?"
                 arg = value_node
             else:
                 continue
-            text = arg.text or b""
+            text = self.source[arg.start_byte:arg.end_byte]
             if len(text) <= MAX_EXPR and (kind == "identifier" or (
                     _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
                 # A name or plain dotted chain is its text (as `values` gives it); substituted,
@@ -285,10 +289,10 @@ class Collector:
         if kind == "type":
             return self.annotation(node.named_children[0] if node.named_child_count else None)
         if kind in ("identifier", "attribute"):
-            text = _text(node)
+            text = self.text(node)
             return [text + "!"] if _DOTTED.fullmatch(text) and text != "None" else []
         if kind == "string":
-            content = (_string_content(node) or "").strip()
+            content = (self.string_content(node) or "").strip()
             if _DOTTED.fullmatch(content):
                 return [content + "!"]
             names = [n for n in re.split(r"[\s|\[\],]+", content) if n]
@@ -303,7 +307,7 @@ class Collector:
             children = node.named_children
             if not children:
                 return []
-            head = _text(children[0])
+            head = self.text(children[0])
             short = head.rpartition(".")[2]
             if short in ("Type", "type"):  # the class itself
                 inner = children[1] if kind == "generic_type" and len(children) > 1 else None
@@ -345,9 +349,9 @@ class Collector:
                 if pair.type != "pair":
                     continue
                 key = pair.child_by_field_id(F_KEY)
-                literal = _string_content(key) if key is not None else None
+                literal = self.string_content(key) if key is not None else None
                 if key is not None and key.type == "integer":
-                    literal = _text(key)
+                    literal = self.text(key)
                 slot = literal if literal is not None and _KEY.fullmatch(literal) else ""
                 _add(keyed.setdefault(slot, []),
                      self.values(pair.child_by_field_id(F_VALUE), scope))
@@ -364,7 +368,7 @@ class Collector:
         a subscript of a name, or a tuple of those)."""
         kind = target.type
         if kind == "identifier":
-            name = _text(target)
+            name = self.text(target)
             slot = scope.raw.setdefault(name, [])
             if value_node is not None and value_node.type in _CONTAINERS:
                 _add(slot, [self.box(scope, name, value_node)])
@@ -373,9 +377,9 @@ class Collector:
             obj = target.child_by_field_id(F_OBJECT)
             attr = target.child_by_field_id(F_ATTRIBUTE)
             if (obj is None or attr is None or obj.type != "identifier" or scope.cls is None
-                    or scope.first is None or _text(obj) != scope.first):
+                    or scope.first is None or self.text(obj) != scope.first):
                 return
-            name = _text(attr)
+            name = self.text(attr)
             slot_values = list(values)
             if value_node is not None and value_node.type in _CONTAINERS:
                 slot_values.insert(0, self.box(scope, f"{scope.first}.{name}", value_node))
@@ -399,9 +403,9 @@ class Collector:
             obj = target.child_by_field_id(F_VALUE)
             if obj is None or obj.type != "identifier":
                 return
-            name = _text(obj)
+            name = self.text(obj)
             key = target.child_by_field_id(F_SUBSCRIPT)
-            literal = _string_content(key) if key is not None else None
+            literal = self.string_content(key) if key is not None else None
             box_id = f"{scope.local}:{name}"
             _add(scope.raw.setdefault(name, []), [f"<b:{box_id}>"])
             slot = literal if literal is not None and _KEY.fullmatch(literal) else ""
@@ -435,7 +439,7 @@ class Collector:
         if left is None or right is None or left.type != "identifier" or right.type not in (
                 "list", "tuple", "set"):
             return
-        name = _text(left)
+        name = self.text(left)
         box_id = f"{scope.local}:{name}"
         _add(scope.raw.setdefault(name, []), [f"<b:{box_id}>"])
         slot = scope.boxes.setdefault(box_id, {}).setdefault("", [])
@@ -537,7 +541,7 @@ class Collector:
         for child in params.named_children if params is not None else ():
             kind_ = child.type
             if kind_ == "identifier":
-                name = _text(child)
+                name = self.text(child)
                 if is_method and not static and not names and cls is not None:
                     scope.first = name
                     raw[name] = [f"<c:{cls}>" if first_is_class else f"<i:{cls}>"]
@@ -555,7 +559,7 @@ class Collector:
                 continue
             if name_node is None or name_node.type != "identifier":
                 continue
-            name = _text(name_node)
+            name = self.text(name_node)
             values: list[str] = []
             if is_method and not static and not scope.params and cls is not None:
                 scope.first = name
