@@ -24,6 +24,7 @@ from codegraph.languages.python.values import (
     F_ALIAS,
     F_ATTRIBUTE,
     F_BODY,
+    F_DEFINITION,
     F_FUNCTION,
     F_LEFT,
     F_MODULE_NAME,
@@ -44,6 +45,7 @@ _FACTS = ts.Query(
     """
     (function_definition name: (identifier)) @def
     (class_definition name: (identifier)) @def
+    (decorated_definition) @decorated
     [(import_statement) (import_from_statement)] @imp
     (call) @call
     [(assignment) (augmented_assignment) (named_expression) (for_statement) (for_in_clause)
@@ -66,12 +68,13 @@ def parse(text: str) -> ts.Tree:
 
 
 def _docstring(body: ts.Node | None) -> str:
+    # `named_child(0)`, not `named_children[0]`: that builds a node for every statement of the body.
     if body is None or body.named_child_count == 0:
         return ""
-    first = body.named_children[0]
+    first = body.named_child(0)
     if first.type != "expression_statement" or first.named_child_count != 1:
         return ""
-    string = first.named_children[0]
+    string = first.named_child(0)
     if string.type != "string":
         return ""
     parts = [_text(c) for c in string.named_children if c.type == "string_content"]
@@ -80,14 +83,15 @@ def _docstring(body: ts.Node | None) -> str:
     ]
 
 
-def _signature(node: ts.Node, source: bytes) -> str:
+def _signature(node: ts.Node, source: bytes, is_class: bool) -> str:
     """`def name(params) -> ret` or `class Name(bases)`, whitespace squashed."""
-    end_node = (
-        node.child_by_field_id(F_RETURN_TYPE)
-        or node.child_by_field_id(F_PARAMETERS)
-        or node.child_by_field_id(F_SUPERCLASSES)
-        or node.child_by_field_id(F_NAME)
-    )
+    # Only the fields the node's kind has (a class has no return type or parameters, a function
+    # no superclasses): the others are never there.
+    if is_class:
+        end_node = node.child_by_field_id(F_SUPERCLASSES) or node.child_by_field_id(F_NAME)
+    else:
+        end_node = (node.child_by_field_id(F_RETURN_TYPE) or node.child_by_field_id(F_PARAMETERS)
+                    or node.child_by_field_id(F_NAME))
     end = end_node.end_byte if end_node is not None else node.start_byte
     return _squash(source[node.start_byte : end].decode("utf-8", "replace"))[:_MAX_SIGNATURE]
 
@@ -199,6 +203,16 @@ def extract(text: str) -> FileIR:
     stack: list[_Def] = []
     facts = ts.QueryCursor(_FACTS).captures(root)
     def_nodes = facts.get("def", [])
+    # A definition's decorated_definition by the definition's start: a node's `parent` costs a
+    # walk down from the root, this one child lookup per decorated definition. (A tree with
+    # errors asks `parent`: there a decorated_definition may lack its `definition` field.)
+    clean = not root.has_error
+    decorated_at: dict[int, ts.Node] = {}
+    if clean:
+        for dec in facts.get("decorated", ()):
+            inner = dec.child_by_field_id(F_DEFINITION)
+            if inner is not None:
+                decorated_at[inner.start_byte] = dec
     def_nodes.sort(key=lambda n: n.start_byte)
     for node in def_nodes:
         name_node = node.child_by_field_id(F_NAME)
@@ -219,7 +233,7 @@ def extract(text: str) -> FileIR:
         d = _Def(start, end, local, kind, node)
         defs.append(d)
         stack.append(d)
-        parent_node = node.parent
+        parent_node = decorated_at.get(start) if clean else node.parent
         decorated = parent_node is not None and parent_node.type == "decorated_definition"
         outer = parent_node if decorated and parent_node is not None else node
         decorations.append(parent_node if decorated else None)
@@ -229,7 +243,7 @@ def extract(text: str) -> FileIR:
                 kind,
                 outer.start_point[0] + 1,
                 node.end_point[0] + 1,
-                _signature(node, source),
+                _signature(node, source, kind == SymbolKind.CLASS),
                 _docstring(node.child_by_field_id(F_BODY)),
                 _bases(node) if kind == SymbolKind.CLASS else (),
             )

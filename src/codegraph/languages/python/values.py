@@ -40,6 +40,7 @@ F_ALIAS = _field_id("alias")
 F_ARGUMENTS = _field_id("arguments")
 F_ATTRIBUTE = _field_id("attribute")
 F_BODY = _field_id("body")
+F_DEFINITION = _field_id("definition")
 F_FUNCTION = _field_id("function")
 F_KEY = _field_id("key")
 F_LEFT = _field_id("left")
@@ -100,6 +101,7 @@ class Scope:
         "local",
         "params",
         "parent",
+        "passed",
         "raw",
         "returns",
         "yields",
@@ -119,6 +121,8 @@ class Scope:
         self._subs: dict[str, list[str]] = {}
         self._busy: set[str] = set()
         self._chain: list[Scope] | None = None  # the scopes a local's name is looked up in
+        # A plain argument's text -> its values that may pass a function on (`arguments`).
+        self.passed: dict[bytes, list[str]] = {}
 
     def chain(self) -> list[Scope]:
         """This scope (unless the module's) and the functions around it, innermost first: where a
@@ -239,13 +243,16 @@ class Collector:
         """The arguments of a call that are names or attributes (what may pass a function or
         a class on), as "<position>=<value>" / "<keyword>=<value>", locals substituted."""
         args = call.child_by_field_id(F_ARGUMENTS) if call is not None else None
-        if args is None or not args.named_child_count or args.type != "argument_list":
+        if args is None:
+            return ()
+        count = args.named_child_count
+        if not count or args.type != "argument_list":
             return ()
         out: list[str] = []
-        local = scope.local
-        i = -1
-        for arg in args.named_children[:MAX_ARGS]:
-            i += 1
+        source, passed = self.source, scope.passed
+        # `named_child(i)`, not `named_children`: that makes a node of every comma too.
+        for i in range(min(count, MAX_ARGS)):
+            arg = args.named_child(i)
             kind = arg.type
             if kind == "identifier" or kind == "attribute":
                 slot = str(i)
@@ -261,23 +268,25 @@ class Collector:
                 arg = value_node
             else:
                 continue
-            text = self.source[arg.start_byte:arg.end_byte]
-            if len(text) <= MAX_EXPR and (kind == "identifier" or (
-                    _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
-                # A name or plain dotted chain is its text (as `values` gives it); substituted,
-                # it is one expression's substitution: unique, within the limits already.
-                expr = text.decode("utf-8", "replace")
-                if not local:
-                    if "()" not in expr and expr[:3] != "<a:":
-                        out.append(f"{slot}={expr}")
-                    continue
-                values: list[str] | tuple[str, ...] = self.substitute(scope, expr)
-            else:
-                values = (self.substituted(scope, self.values(arg, scope)) if local
-                          else self.values(arg, scope))
-            for value in values:
-                if "()" not in value and not value.startswith("<a:"):
-                    out.append(f"{slot}={value}")
+            text = source[arg.start_byte:arg.end_byte]
+            kept = passed.get(text)
+            if kept is None:
+                if len(text) <= MAX_EXPR and (kind == "identifier" or (
+                        _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
+                    # A name or plain dotted chain is its text (as `values` gives it);
+                    # substituted, it is one expression's substitution: unique, within the
+                    # limits already. What of it may pass a function on is the same wherever
+                    # the scope passes it: remembered by its text.
+                    expr = text.decode("utf-8", "replace")
+                    values = self.substitute(scope, expr) if scope.local else (expr,)
+                    kept = passed[text] = [v for v in values
+                                           if "()" not in v and not v.startswith("<a:")]
+                else:  # `values` of the node (not remembered: a walrus in it binds a name)
+                    values = (self.substituted(scope, self.values(arg, scope)) if scope.local
+                              else self.values(arg, scope))
+                    kept = [v for v in values if "()" not in v and not v.startswith("<a:")]
+            for value in kept:
+                out.append(f"{slot}={value}")
         return tuple(out)
 
     def annotation(self, node: ts.Node | None) -> list[str]:
