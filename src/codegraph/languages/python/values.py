@@ -438,9 +438,11 @@ class Collector:
                 self._chained.add(right)
             right = right.child_by_field_id(F_RIGHT)
         values = self.values(right, scope)
-        annotated = self.annotation(node.child_by_field_id(F_TYPE))
-        for target in targets:
-            self.bind(scope, target, [*values, *annotated], right)
+        type_node = node.child_by_field_id(F_TYPE)
+        if type_node is not None:
+            values = [*values, *self.annotation(type_node)]
+        for target in targets:  # (`bind` only reads `values`: one list serves every target)
+            self.bind(scope, target, values, right)
 
     def augmented(self, node: ts.Node, scope: Scope) -> None:
         left = node.child_by_field_id(F_LEFT)
@@ -606,13 +608,16 @@ class Collector:
         an enclosing function's); unchanged when the head is free or not a name."""
         if self._substituting:  # inside a local's values: may be cut at a cycle, not kept
             return self._substitute(scope, expr)
-        done = scope._subs.get(expr)
+        subs = scope._subs
+        done = subs.get(expr)
         if done is None:
-            done = scope._subs[expr] = self._substitute(scope, expr)
+            done = subs[expr] = self._substitute(scope, expr)
         return done
 
     def _substitute(self, scope: Scope, expr: str) -> list[str]:
-        chain = scope.chain()
+        chain = scope._chain
+        if chain is None:
+            chain = scope.chain()
         if not chain or expr[:1] == "<":  # at module level, or a marker: nothing to replace
             return [expr]
         m = _WORD.match(expr)  # the head (`split`'s base, as the expression is no marker)
