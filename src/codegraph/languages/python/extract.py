@@ -20,6 +20,21 @@ from codegraph.languages.common import count_errors, squashed_head
 from codegraph.languages.common import squash as _squash
 from codegraph.languages.common import text as _text
 from codegraph.languages.python import values as _values
+from codegraph.languages.python.values import (
+    F_ALIAS,
+    F_ATTRIBUTE,
+    F_BODY,
+    F_DEFINITION,
+    F_FUNCTION,
+    F_LEFT,
+    F_MODULE_NAME,
+    F_NAME,
+    F_OBJECT,
+    F_PARAMETERS,
+    F_RETURN_TYPE,
+    F_RIGHT,
+    F_SUPERCLASSES,
+)
 from codegraph.model import CallSite, FileIR, Import, Symbol, SymbolKind
 
 LANGUAGE = ts.Language(tsp.language())
@@ -30,6 +45,7 @@ _FACTS = ts.Query(
     """
     (function_definition name: (identifier)) @def
     (class_definition name: (identifier)) @def
+    (decorated_definition) @decorated
     [(import_statement) (import_from_statement)] @imp
     (call) @call
     [(assignment) (augmented_assignment) (named_expression) (for_statement) (for_in_clause)
@@ -52,12 +68,13 @@ def parse(text: str) -> ts.Tree:
 
 
 def _docstring(body: ts.Node | None) -> str:
+    # `named_child(0)`, not `named_children[0]`: that builds a node for every statement of the body.
     if body is None or body.named_child_count == 0:
         return ""
-    first = body.named_children[0]
+    first = body.named_child(0)
     if first.type != "expression_statement" or first.named_child_count != 1:
         return ""
-    string = first.named_children[0]
+    string = first.named_child(0)
     if string.type != "string":
         return ""
     parts = [_text(c) for c in string.named_children if c.type == "string_content"]
@@ -66,14 +83,15 @@ def _docstring(body: ts.Node | None) -> str:
     ]
 
 
-def _signature(node: ts.Node, source: bytes) -> str:
+def _signature(node: ts.Node, source: bytes, is_class: bool) -> str:
     """`def name(params) -> ret` or `class Name(bases)`, whitespace squashed."""
-    end_node = (
-        node.child_by_field_name("return_type")
-        or node.child_by_field_name("parameters")
-        or node.child_by_field_name("superclasses")
-        or node.child_by_field_name("name")
-    )
+    # Only the fields the node's kind has (a class has no return type or parameters, a function
+    # no superclasses): the others are never there.
+    if is_class:
+        end_node = node.child_by_field_id(F_SUPERCLASSES) or node.child_by_field_id(F_NAME)
+    else:
+        end_node = (node.child_by_field_id(F_RETURN_TYPE) or node.child_by_field_id(F_PARAMETERS)
+                    or node.child_by_field_id(F_NAME))
     end = end_node.end_byte if end_node is not None else node.start_byte
     return _squash(source[node.start_byte : end].decode("utf-8", "replace"))[:_MAX_SIGNATURE]
 
@@ -84,12 +102,12 @@ def _dotted(node: ts.Node) -> str | None:
     if kind == "identifier":
         return _text(node)
     if kind == "attribute":
-        obj = node.child_by_field_name("object")
-        attr = node.child_by_field_name("attribute")
+        obj = node.child_by_field_id(F_OBJECT)
+        attr = node.child_by_field_id(F_ATTRIBUTE)
         if obj is None or attr is None:
             return None
         if obj.type == "call":
-            fn = obj.child_by_field_name("function")
+            fn = obj.child_by_field_id(F_FUNCTION)
             if fn is not None and fn.type == "identifier" and fn.text == b"super":
                 return "super()." + _text(attr)
             return None
@@ -99,7 +117,7 @@ def _dotted(node: ts.Node) -> str | None:
 
 
 def _bases(node: ts.Node) -> tuple[str, ...]:
-    supers = node.child_by_field_name("superclasses")
+    supers = node.child_by_field_id(F_SUPERCLASSES)
     if supers is None:
         return ()
     out = []
@@ -115,7 +133,7 @@ def _all_names(node: ts.Node) -> list[str] | None:
     assignment = node.parent
     if assignment is None:
         return None
-    right = assignment.child_by_field_name("right")
+    right = assignment.child_by_field_id(F_RIGHT)
     if right is None or right.type not in ("list", "tuple"):
         return None
     names = []
@@ -134,14 +152,14 @@ def _imports(node: ts.Node, scope: str) -> list[Import]:
             if child.type == "dotted_name":
                 out.append(Import(_text(child), None, None, 0, line, scope))
             elif child.type == "aliased_import":
-                name = child.child_by_field_name("name")
-                alias = child.child_by_field_name("alias")
+                name = child.child_by_field_id(F_NAME)
+                alias = child.child_by_field_id(F_ALIAS)
                 if name is not None:
                     out.append(
                         Import(_text(name), None, alias and _text(alias), 0, line, scope)
                     )
         return out
-    module_node = node.child_by_field_name("module_name")
+    module_node = node.child_by_field_id(F_MODULE_NAME)
     if module_node is None:
         return out
     level, module = 0, ""
@@ -161,8 +179,8 @@ def _imports(node: ts.Node, scope: str) -> list[Import]:
         elif child.type == "dotted_name":
             out.append(Import(module, _text(child), None, level, line, scope))
         elif child.type == "aliased_import":
-            name = child.child_by_field_name("name")
-            alias = child.child_by_field_name("alias")
+            name = child.child_by_field_id(F_NAME)
+            alias = child.child_by_field_id(F_ALIAS)
             if name is not None:
                 out.append(Import(module, _text(name), alias and _text(alias), level, line, scope))
     return out
@@ -185,9 +203,19 @@ def extract(text: str) -> FileIR:
     stack: list[_Def] = []
     facts = ts.QueryCursor(_FACTS).captures(root)
     def_nodes = facts.get("def", [])
+    # A definition's decorated_definition by the definition's start: a node's `parent` costs a
+    # walk down from the root, this one child lookup per decorated definition. (A tree with
+    # errors asks `parent`: there a decorated_definition may lack its `definition` field.)
+    clean = not root.has_error
+    decorated_at: dict[int, ts.Node] = {}
+    if clean:
+        for dec in facts.get("decorated", ()):
+            inner = dec.child_by_field_id(F_DEFINITION)
+            if inner is not None:
+                decorated_at[inner.start_byte] = dec
     def_nodes.sort(key=lambda n: n.start_byte)
     for node in def_nodes:
-        name_node = node.child_by_field_name("name")
+        name_node = node.child_by_field_id(F_NAME)
         if name_node is None:
             continue
         start, end = node.start_byte, node.end_byte
@@ -205,7 +233,7 @@ def extract(text: str) -> FileIR:
         d = _Def(start, end, local, kind, node)
         defs.append(d)
         stack.append(d)
-        parent_node = node.parent
+        parent_node = decorated_at.get(start) if clean else node.parent
         decorated = parent_node is not None and parent_node.type == "decorated_definition"
         outer = parent_node if decorated and parent_node is not None else node
         decorations.append(parent_node if decorated else None)
@@ -215,8 +243,8 @@ def extract(text: str) -> FileIR:
                 kind,
                 outer.start_point[0] + 1,
                 node.end_point[0] + 1,
-                _signature(node, source),
-                _docstring(node.child_by_field_name("body")),
+                _signature(node, source, kind == SymbolKind.CLASS),
+                _docstring(node.child_by_field_id(F_BODY)),
                 _bases(node) if kind == SymbolKind.CLASS else (),
             )
         )
@@ -229,7 +257,7 @@ def extract(text: str) -> FileIR:
         assignment = statement.named_children[0]
         if assignment.type != "assignment":
             continue
-        left = assignment.child_by_field_name("left")
+        left = assignment.child_by_field_id(F_LEFT)
         if left is None:
             continue
         targets = left.named_children if left.type in _TARGET_LISTS else [left]
@@ -260,7 +288,7 @@ def extract(text: str) -> FileIR:
     for node in import_nodes:
         imports.extend(_imports(node, scopes.at(node.start_byte)))
 
-    calls = _flow(defs, decorations, facts.get("call", []), facts.get("flow", []))
+    calls = _flow(defs, decorations, facts.get("call", []), facts.get("flow", []), source)
     errors = count_errors(root, _ERRORS)
     symbols.sort(key=lambda s: (s.start_line, s.local_name))
     return FileIR(symbols, imports, calls[0], all_names, errors, py_values=calls[1],
@@ -344,6 +372,7 @@ _DOTTED_NAME = re.compile(r"\w+(?:\.\w+)*")
 _DOTTED_NAME_ONLY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _CONSTANTS = (b"True.", b"False.", b"None.")
+_NEVER = 1 << 62  # an offset past any file's end
 _HANDLERS = {
     "assignment": _values.Collector.assignment,
     "augmented_assignment": _values.Collector.augmented,
@@ -358,11 +387,11 @@ _HANDLERS = {
 
 
 def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[ts.Node],
-          flow_nodes: list[ts.Node]) -> tuple[list[CallSite], _values.PyValues]:
+          flow_nodes: list[ts.Node], source: bytes) -> tuple[list[CallSite], _values.PyValues]:
     """Call sites with the values of what they call, and the file's value facts: one pass over
     the definitions and statements in document order (each with its scope), then one over the
     calls (every local's values are known by then)."""
-    collector = _values.Collector()
+    collector = _values.Collector(source)
     scopes_of = collector.scopes
     # Document order; at one byte a definition first, then statements (by end).
     items = [(d.start, 0, 0, i) for i, d in enumerate(defs)]
@@ -392,7 +421,7 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
     # and the order tree-sitter captures them in is not always the same for the same tree.
     # The call nodes are captured (not their callees): a callee's `parent` costs a walk down from
     # the root, its call's `function` one child lookup.
-    callees = [c.child_by_field_name("function") for c in call_nodes]
+    callees = [c.child_by_field_id(F_FUNCTION) for c in call_nodes]
     order_of = sorted((n.start_byte, n.end_byte, i) for i, n in enumerate(callees)
                       if n is not None and n.is_named)  # as `function: (_)` matched
     calls: list[CallSite] = []
@@ -402,9 +431,16 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
     open_defs: list[int] = []
     next_def, n_defs = 0, len(defs)
     scope = module_scope
-    for start, _, i in order_of:
-        if (next_def < n_defs and defs[next_def].start <= start) or (
-                open_defs and defs[open_defs[-1]].end <= start):
+    # A plain dotted callee's (callee, values) by its text, in the current scope: the same text
+    # in one scope has the same values (`substitute` remembers them), and most scopes call the
+    # same few names again and again.
+    named: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+    named_in: dict[int, dict[bytes, tuple[str, tuple[str, ...]]]] = {-1: named}
+    # The next offset at which the enclosing definition changes (the next one starts or the
+    # innermost open one ends): one comparison per call instead of the walk below.
+    boundary = defs[0].start if defs else _NEVER
+    for start, end, i in order_of:
+        if start >= boundary:
             while next_def < n_defs and defs[next_def].start <= start:
                 begin = defs[next_def].start
                 while open_defs and defs[open_defs[-1]].end <= begin:
@@ -413,15 +449,33 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
                 next_def += 1
             while open_defs and defs[open_defs[-1]].end <= start:
                 open_defs.pop()
-            scope = def_scopes[open_defs[-1]] if open_defs else module_scope
+            innermost = open_defs[-1] if open_defs else -1
+            scope = def_scopes[innermost] if open_defs else module_scope
+            named = named_in.setdefault(innermost, {})
+            boundary = min(defs[next_def].start if next_def < n_defs else _NEVER,
+                           defs[innermost].end if open_defs else _NEVER)
         node = callees[i]
         kind = node.type
-        text = node.text if kind == "identifier" or kind == "attribute" else None
-        if text is not None and dotted(text) and not text.startswith(_CONSTANTS):
-            # A plain dotted name (not `True.x`: True is no identifier): its text is its value.
-            callee = text.decode("utf-8")
-            raw = [callee]
+        if kind == "identifier" or kind == "attribute":
+            text = source[start:end]  # the node's text (`.text` costs more than the slice)
+            known = named.get(text)
+            if known is not None:
+                callee, values = known
+                calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
+                                      arguments(call_nodes[i], scope) if values else ()))
+                continue
         else:
+            text = None
+        if text is not None and (kind == "identifier" or dotted(text)) and not text.startswith(
+                _CONSTANTS):
+            # A plain dotted name (not `True.x`: True is no identifier): its text is its value.
+            # (Only these are remembered: `values` of others may bind a walrus's name.)
+            raw = [text.decode("utf-8")]
+            # An identifier outside ASCII is a dotted name only if \w takes all its characters.
+            callee = raw[0] if kind == "attribute" or text.isascii() or dotted_name(
+                raw[0]) else ""
+        else:
+            text = None
             raw = values_of(node, scope)
             if len(raw) == 1 and dotted_name(raw[0]):
                 callee = raw[0]
@@ -435,6 +489,8 @@ def _flow(defs: list[_Def], decorations: list[ts.Node | None], call_nodes: list[
             values = tuple(substitute(scope, raw[0]))  # unique and within limits already
         else:
             values = substituted(scope, raw)
+        if text is not None:
+            named[text] = (callee, values)
         calls.append(CallSite(scope.local, callee, node.start_point[0] + 1, values,
                               arguments(call_nodes[i], scope) if values else ()))
     return calls, collector.facts()

@@ -29,9 +29,31 @@ from __future__ import annotations
 import re
 
 import tree_sitter as ts
+import tree_sitter_python as tsp
 
-from codegraph.languages.common import text as _text
 from codegraph.model import PyValues
+
+# Field ids, looked up once: `child_by_field_name` scans the grammar's field names on every call
+# (for the later names in the table, twice what `child_by_field_id` costs).
+_field_id = ts.Language(tsp.language()).field_id_for_name
+F_ALIAS = _field_id("alias")
+F_ARGUMENTS = _field_id("arguments")
+F_ATTRIBUTE = _field_id("attribute")
+F_BODY = _field_id("body")
+F_DEFINITION = _field_id("definition")
+F_FUNCTION = _field_id("function")
+F_KEY = _field_id("key")
+F_LEFT = _field_id("left")
+F_MODULE_NAME = _field_id("module_name")
+F_NAME = _field_id("name")
+F_OBJECT = _field_id("object")
+F_PARAMETERS = _field_id("parameters")
+F_RETURN_TYPE = _field_id("return_type")
+F_RIGHT = _field_id("right")
+F_SUBSCRIPT = _field_id("subscript")
+F_SUPERCLASSES = _field_id("superclasses")
+F_TYPE = _field_id("type")
+F_VALUE = _field_id("value")
 
 MAX_VALUES = 12  # per name or expression: beyond it, the rest are dropped (flow-insensitive)
 MAX_EXPR = 240  # characters of one expression
@@ -65,15 +87,6 @@ def split(expr: str) -> tuple[str, str]:
     return expr[:end], expr[end:]
 
 
-def _string_content(node: ts.Node) -> str | None:
-    if node.type != "string":
-        return None
-    parts = [c for c in node.named_children if c.type not in ("string_start", "string_end")]
-    if any(c.type != "string_content" for c in parts):
-        return None  # an f-string
-    return "".join(_text(c) for c in parts)
-
-
 class Scope:
     __slots__ = (
         "_busy",
@@ -88,6 +101,7 @@ class Scope:
         "local",
         "params",
         "parent",
+        "passed",
         "raw",
         "returns",
         "yields",
@@ -107,6 +121,8 @@ class Scope:
         self._subs: dict[str, list[str]] = {}
         self._busy: set[str] = set()
         self._chain: list[Scope] | None = None  # the scopes a local's name is looked up in
+        # A plain argument's text -> its values that may pass a function on (`arguments`).
+        self.passed: dict[bytes, list[str]] = {}
 
     def chain(self) -> list[Scope]:
         """This scope (unless the module's) and the functions around it, innermost first: where a
@@ -134,7 +150,8 @@ def _add(out: list[str], values: list[str]) -> None:
 class Collector:
     """Walks the captured statements of one file (in document order, each with its scope)."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: bytes) -> None:
+        self.source = source  # the file's bytes: a node's text is a slice (`.text` costs more)
         self.scopes: dict[str, Scope] = {"": Scope("", "module", None, None)}
         self.attrs: dict[str, list[tuple[str, str]]] = {}  # "C:x" -> (scope, value as written)
         self.decorators: dict[str, list[str]] = {}
@@ -142,6 +159,19 @@ class Collector:
         self._chained: set[ts.Node] = set()  # inner assignments of chains, bound by the outer
 
     # ----- expressions ----------------------------------------------------------------
+
+    def text(self, node: ts.Node) -> str:
+        """The node's text (what `common.text` gives, for half the cost)."""
+        return self.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+
+    def string_content(self, node: ts.Node) -> str | None:
+        """The content of a plain string literal (not an f-string), else None."""
+        if node.type != "string":
+            return None
+        parts = [c for c in node.named_children if c.type not in ("string_start", "string_end")]
+        if any(c.type != "string_content" for c in parts):
+            return None  # an f-string
+        return "".join(self.text(c) for c in parts)
 
     def values(self, node: ts.Node | None, scope: Scope) -> list[str]:
         """The value expressions of an expression node, as written (locals not substituted)."""
@@ -151,29 +181,29 @@ class Collector:
         if kind not in _VALUED:
             return []
         if kind == "identifier":
-            return [_text(node)]
+            return [self.text(node)]
         if kind == "attribute":
-            text = node.text
-            if text is not None and _DOTTED_BYTES.fullmatch(text) and not text.startswith(
+            text = self.source[node.start_byte:node.end_byte]
+            if _DOTTED_BYTES.fullmatch(text) and not text.startswith(
                     _CONSTANTS):  # a plain dotted chain: its text (the walk below gives it)
                 return [text.decode("utf-8")]
-            obj = node.child_by_field_name("object")
-            attr = node.child_by_field_name("attribute")
+            obj = node.child_by_field_id(F_OBJECT)
+            attr = node.child_by_field_id(F_ATTRIBUTE)
             if attr is None:
                 return []
-            suffix = "." + _text(attr)
+            suffix = "." + self.text(attr)
             return [v + suffix for v in self.values(obj, scope)]
         if kind == "call":
-            fn = node.child_by_field_name("function")
+            fn = node.child_by_field_id(F_FUNCTION)
             if fn is None:
                 return []
             fn_kind = fn.type
             if fn_kind == "identifier":
-                fn_text = fn.text or b""
+                fn_text = self.source[fn.start_byte:fn.end_byte]
                 if fn_text == b"super":
                     return [f"<s:{scope.cls}>"] if scope.cls is not None else []
                 if fn_text in _SAME_ELEMENTS:  # list(x), sorted(x): x's elements
-                    args = node.child_by_field_name("arguments")
+                    args = node.child_by_field_id(F_ARGUMENTS)
                     if args is not None and args.named_child_count == 1 and (
                             args.named_children[0].type != "keyword_argument"):
                         return [v for v in self.values(args.named_children[0], scope)
@@ -181,14 +211,14 @@ class Collector:
                 return [fn_text.decode("utf-8", "replace") + "()"]  # `values` of the name
             return [v + "()" for v in self.values(fn, scope)]
         if kind == "subscript":
-            key = node.child_by_field_name("subscript")
+            key = node.child_by_field_id(F_SUBSCRIPT)
             op = "[]"
             if key is not None:
-                literal = _string_content(key) if key.type == "string" else (
-                    _text(key) if key.type == "integer" else None)
+                literal = self.string_content(key) if key.type == "string" else (
+                    self.text(key) if key.type == "integer" else None)
                 if literal is not None and _KEY.fullmatch(literal):
                     op = f"[={literal}]"
-            return [v + op for v in self.values(node.child_by_field_name("value"), scope)]
+            return [v + op for v in self.values(node.child_by_field_id(F_VALUE), scope)]
         if kind in ("parenthesized_expression", "await"):
             return self.values(node.named_children[0] if node.named_child_count else None, scope)
         if kind == "conditional_expression":
@@ -201,57 +231,62 @@ class Collector:
             return out
         if kind == "boolean_operator":
             out = []
-            _add(out, self.values(node.child_by_field_name("left"), scope))
-            _add(out, self.values(node.child_by_field_name("right"), scope))
+            _add(out, self.values(node.child_by_field_id(F_LEFT), scope))
+            _add(out, self.values(node.child_by_field_id(F_RIGHT), scope))
             return out
         if kind == "named_expression":
             self.named(node, scope)
-            return self.values(node.child_by_field_name("value"), scope)
+            return self.values(node.child_by_field_id(F_VALUE), scope)
         return []
 
     def arguments(self, call: ts.Node | None, scope: Scope) -> tuple[str, ...]:
         """The arguments of a call that are names or attributes (what may pass a function or
         a class on), as "<position>=<value>" / "<keyword>=<value>", locals substituted."""
-        args = call.child_by_field_name("arguments") if call is not None else None
-        if args is None or not args.named_child_count or args.type != "argument_list":
+        args = call.child_by_field_id(F_ARGUMENTS) if call is not None else None
+        if args is None:
+            return ()
+        count = args.named_child_count
+        if not count or args.type != "argument_list":
             return ()
         out: list[str] = []
-        local = scope.local
-        i = -1
-        for arg in args.named_children[:MAX_ARGS]:
-            i += 1
+        source, passed = self.source, scope.passed
+        # `named_child(i)`, not `named_children`: that makes a node of every comma too.
+        for i in range(min(count, MAX_ARGS)):
+            arg = args.named_child(i)
             kind = arg.type
             if kind == "identifier" or kind == "attribute":
                 slot = str(i)
             elif kind == "keyword_argument":
-                value_node = arg.child_by_field_name("value")
+                value_node = arg.child_by_field_id(F_VALUE)
                 if value_node is None:
                     continue
                 kind = value_node.type
                 if kind != "identifier" and kind != "attribute":
                     continue
-                name = arg.child_by_field_name("name")
-                slot = _text(name) if name is not None else "?"
+                name = arg.child_by_field_id(F_NAME)
+                slot = self.text(name) if name is not None else "?"
                 arg = value_node
             else:
                 continue
-            text = arg.text or b""
-            if len(text) <= MAX_EXPR and (kind == "identifier" or (
-                    _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
-                # A name or plain dotted chain is its text (as `values` gives it); substituted,
-                # it is one expression's substitution: unique, within the limits already.
-                expr = text.decode("utf-8", "replace")
-                if not local:
-                    if "()" not in expr and expr[:3] != "<a:":
-                        out.append(f"{slot}={expr}")
-                    continue
-                values: list[str] | tuple[str, ...] = self.substitute(scope, expr)
-            else:
-                values = (self.substituted(scope, self.values(arg, scope)) if local
-                          else self.values(arg, scope))
-            for value in values:
-                if "()" not in value and not value.startswith("<a:"):
-                    out.append(f"{slot}={value}")
+            text = source[arg.start_byte:arg.end_byte]
+            kept = passed.get(text)
+            if kept is None:
+                if len(text) <= MAX_EXPR and (kind == "identifier" or (
+                        _DOTTED_BYTES.fullmatch(text) and not text.startswith(_CONSTANTS))):
+                    # A name or plain dotted chain is its text (as `values` gives it);
+                    # substituted, it is one expression's substitution: unique, within the
+                    # limits already. What of it may pass a function on is the same wherever
+                    # the scope passes it: remembered by its text.
+                    expr = text.decode("utf-8", "replace")
+                    values = self.substitute(scope, expr) if scope.local else (expr,)
+                    kept = passed[text] = [v for v in values
+                                           if "()" not in v and not v.startswith("<a:")]
+                else:  # `values` of the node (not remembered: a walrus in it binds a name)
+                    values = (self.substituted(scope, self.values(arg, scope)) if scope.local
+                              else self.values(arg, scope))
+                    kept = [v for v in values if "()" not in v and not v.startswith("<a:")]
+            for value in kept:
+                out.append(f"{slot}={value}")
         return tuple(out)
 
     def annotation(self, node: ts.Node | None) -> list[str]:
@@ -263,10 +298,10 @@ class Collector:
         if kind == "type":
             return self.annotation(node.named_children[0] if node.named_child_count else None)
         if kind in ("identifier", "attribute"):
-            text = _text(node)
+            text = self.text(node)
             return [text + "!"] if _DOTTED.fullmatch(text) and text != "None" else []
         if kind == "string":
-            content = (_string_content(node) or "").strip()
+            content = (self.string_content(node) or "").strip()
             if _DOTTED.fullmatch(content):
                 return [content + "!"]
             names = [n for n in re.split(r"[\s|\[\],]+", content) if n]
@@ -275,20 +310,20 @@ class Collector:
                         and n not in _WRAPPERS]
             return []
         if kind == "binary_operator":
-            return [*self.annotation(node.child_by_field_name("left")),
-                    *self.annotation(node.child_by_field_name("right"))]
+            return [*self.annotation(node.child_by_field_id(F_LEFT)),
+                    *self.annotation(node.child_by_field_id(F_RIGHT))]
         if kind in ("generic_type", "subscript"):
             children = node.named_children
             if not children:
                 return []
-            head = _text(children[0])
+            head = self.text(children[0])
             short = head.rpartition(".")[2]
             if short in ("Type", "type"):  # the class itself
                 inner = children[1] if kind == "generic_type" and len(children) > 1 else None
                 return [v[:-1] for v in self.annotation(inner) if v.endswith("!")]
             if short in _COLLECTIONS:
                 args = children[1:] if kind == "generic_type" else [
-                    node.child_by_field_name("subscript")]
+                    node.child_by_field_id(F_SUBSCRIPT)]
                 arg = args[-1] if args else None
                 items = arg.named_children if arg is not None and arg.type in (
                     "type_parameter", "tuple") else [arg] if arg is not None else []
@@ -301,7 +336,7 @@ class Collector:
             if short in _WRAPPERS or head in _WRAPPERS:
                 out: list[str] = []
                 args = children[1:] if kind == "generic_type" else [
-                    node.child_by_field_name("subscript")]
+                    node.child_by_field_id(F_SUBSCRIPT)]
                 for arg in args:
                     if arg is None:
                         continue
@@ -322,13 +357,13 @@ class Collector:
             for pair in node.named_children:
                 if pair.type != "pair":
                     continue
-                key = pair.child_by_field_name("key")
-                literal = _string_content(key) if key is not None else None
+                key = pair.child_by_field_id(F_KEY)
+                literal = self.string_content(key) if key is not None else None
                 if key is not None and key.type == "integer":
-                    literal = _text(key)
+                    literal = self.text(key)
                 slot = literal if literal is not None and _KEY.fullmatch(literal) else ""
                 _add(keyed.setdefault(slot, []),
-                     self.values(pair.child_by_field_name("value"), scope))
+                     self.values(pair.child_by_field_id(F_VALUE), scope))
         else:
             for i, item in enumerate(node.named_children):
                 _add(keyed.setdefault(str(i), []), self.values(item, scope))
@@ -342,18 +377,18 @@ class Collector:
         a subscript of a name, or a tuple of those)."""
         kind = target.type
         if kind == "identifier":
-            name = _text(target)
+            name = self.text(target)
             slot = scope.raw.setdefault(name, [])
             if value_node is not None and value_node.type in _CONTAINERS:
                 _add(slot, [self.box(scope, name, value_node)])
             _add(slot, values)
         elif kind == "attribute":
-            obj = target.child_by_field_name("object")
-            attr = target.child_by_field_name("attribute")
+            obj = target.child_by_field_id(F_OBJECT)
+            attr = target.child_by_field_id(F_ATTRIBUTE)
             if (obj is None or attr is None or obj.type != "identifier" or scope.cls is None
-                    or scope.first is None or _text(obj) != scope.first):
+                    or scope.first is None or self.text(obj) != scope.first):
                 return
-            name = _text(attr)
+            name = self.text(attr)
             slot_values = list(values)
             if value_node is not None and value_node.type in _CONTAINERS:
                 slot_values.insert(0, self.box(scope, f"{scope.first}.{name}", value_node))
@@ -374,12 +409,12 @@ class Collector:
                 else:
                     self.bind(scope, item, [v + f"[={i}]" for v in values])
         elif kind == "subscript":
-            obj = target.child_by_field_name("value")
+            obj = target.child_by_field_id(F_VALUE)
             if obj is None or obj.type != "identifier":
                 return
-            name = _text(obj)
-            key = target.child_by_field_name("subscript")
-            literal = _string_content(key) if key is not None else None
+            name = self.text(obj)
+            key = target.child_by_field_id(F_SUBSCRIPT)
+            literal = self.string_content(key) if key is not None else None
             box_id = f"{scope.local}:{name}"
             _add(scope.raw.setdefault(name, []), [f"<b:{box_id}>"])
             slot = literal if literal is not None and _KEY.fullmatch(literal) else ""
@@ -388,32 +423,34 @@ class Collector:
     def assignment(self, node: ts.Node, scope: Scope) -> None:
         if node in self._chained:  # `b = value` of `a = b = value`: bound with `a` already
             return
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         targets = [left] if left is not None else []
         while right is not None and right.type == "assignment":  # a = b = value
-            inner = right.child_by_field_name("left")
+            inner = right.child_by_field_id(F_LEFT)
             if inner is not None:
                 targets.append(inner)
-            if right.child_by_field_name("type") is None:
+            if right.child_by_field_id(F_TYPE) is None:
                 # Its own statement (captured too, after this one, in this scope) would bind
                 # its targets to the same values again: a no-op (`_add` keeps each value once;
                 # a slot that dropped a value is full and stays so). A chain of n names binds
                 # n names once, not n²/2 times.
                 self._chained.add(right)
-            right = right.child_by_field_name("right")
+            right = right.child_by_field_id(F_RIGHT)
         values = self.values(right, scope)
-        annotated = self.annotation(node.child_by_field_name("type"))
-        for target in targets:
-            self.bind(scope, target, [*values, *annotated], right)
+        type_node = node.child_by_field_id(F_TYPE)
+        if type_node is not None:
+            values = [*values, *self.annotation(type_node)]
+        for target in targets:  # (`bind` only reads `values`: one list serves every target)
+            self.bind(scope, target, values, right)
 
     def augmented(self, node: ts.Node, scope: Scope) -> None:
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         if left is None or right is None or left.type != "identifier" or right.type not in (
                 "list", "tuple", "set"):
             return
-        name = _text(left)
+        name = self.text(left)
         box_id = f"{scope.local}:{name}"
         _add(scope.raw.setdefault(name, []), [f"<b:{box_id}>"])
         slot = scope.boxes.setdefault(box_id, {}).setdefault("", [])
@@ -421,22 +458,22 @@ class Collector:
             _add(slot, self.values(item, scope))
 
     def named(self, node: ts.Node, scope: Scope) -> None:
-        name = node.child_by_field_name("name")
-        value = node.child_by_field_name("value")
+        name = node.child_by_field_id(F_NAME)
+        value = node.child_by_field_id(F_VALUE)
         if name is not None:
             self.bind(scope, name, self.values(value, scope), value)
 
     def loop(self, node: ts.Node, scope: Scope) -> None:
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
+        left = node.child_by_field_id(F_LEFT)
+        right = node.child_by_field_id(F_RIGHT)
         if left is None or right is None:
             return
         if right.type in ("list", "tuple", "set"):  # over a literal: its elements
             for item in right.named_children:
                 self.bind(scope, left, self.values(item, scope), item)
             return
-        fn = right.child_by_field_name("function") if right.type == "call" else None
-        args = right.child_by_field_name("arguments") if fn is not None else None
+        fn = right.child_by_field_id(F_FUNCTION) if right.type == "call" else None
+        args = right.child_by_field_id(F_ARGUMENTS) if fn is not None else None
         if (fn is not None and args is not None and fn.text in (b"enumerate", b"zip")
                 and left.type in ("pattern_list", "tuple_pattern")):
             items = [a for a in args.named_children if a.type != "keyword_argument"]
@@ -450,7 +487,7 @@ class Collector:
             self.bind(scope, left, [v + "[]" for v in self.values(right, scope)])
 
     def with_item(self, node: ts.Node, scope: Scope) -> None:
-        value = node.child_by_field_name("value")
+        value = node.child_by_field_id(F_VALUE)
         if value is None or value.type != "as_pattern" or value.named_child_count < 2:
             return
         expr, alias = value.named_children[0], value.named_children[-1]
@@ -507,7 +544,7 @@ class Collector:
                 self.decorators[local] = decorators
         if kind == "class":
             return scope
-        params = node.child_by_field_name("parameters")
+        params = node.child_by_field_id(F_PARAMETERS)
         is_method = parent.kind == "class"
         static = "staticmethod" in decorators
         first_is_class = "classmethod" in decorators or local.rpartition(".")[2] in _FIRST_IS_CLASS
@@ -515,7 +552,7 @@ class Collector:
         for child in params.named_children if params is not None else ():
             kind_ = child.type
             if kind_ == "identifier":
-                name = _text(child)
+                name = self.text(child)
                 if is_method and not static and not names and cls is not None:
                     scope.first = name
                     raw[name] = [f"<c:{cls}>" if first_is_class else f"<i:{cls}>"]
@@ -525,15 +562,15 @@ class Collector:
                 continue
             if kind_ == "typed_parameter":
                 name_node = child.named_children[0] if child.named_child_count else None
-                type_node, default = child.child_by_field_name("type"), None
+                type_node, default = child.child_by_field_id(F_TYPE), None
             elif kind_ in ("default_parameter", "typed_default_parameter"):
-                name_node = child.child_by_field_name("name")
-                type_node, default = child.child_by_field_name("type"), child.child_by_field_name("value")
+                name_node = child.child_by_field_id(F_NAME)
+                type_node, default = child.child_by_field_id(F_TYPE), child.child_by_field_id(F_VALUE)
             else:
                 continue
             if name_node is None or name_node.type != "identifier":
                 continue
-            name = _text(name_node)
+            name = self.text(name_node)
             values: list[str] = []
             if is_method and not static and not scope.params and cls is not None:
                 scope.first = name
@@ -545,7 +582,7 @@ class Collector:
                     values = [f"<a:{name}>"]
             scope.params.append(name)
             scope.raw[name] = values
-        scope.returns.extend(self.annotation(node.child_by_field_name("return_type")))
+        scope.returns.extend(self.annotation(node.child_by_field_id(F_RETURN_TYPE)))
         return scope
 
     # ----- substitution ---------------------------------------------------------------
@@ -571,13 +608,16 @@ class Collector:
         an enclosing function's); unchanged when the head is free or not a name."""
         if self._substituting:  # inside a local's values: may be cut at a cycle, not kept
             return self._substitute(scope, expr)
-        done = scope._subs.get(expr)
+        subs = scope._subs
+        done = subs.get(expr)
         if done is None:
-            done = scope._subs[expr] = self._substitute(scope, expr)
+            done = subs[expr] = self._substitute(scope, expr)
         return done
 
     def _substitute(self, scope: Scope, expr: str) -> list[str]:
-        chain = scope.chain()
+        chain = scope._chain
+        if chain is None:
+            chain = scope.chain()
         if not chain or expr[:1] == "<":  # at module level, or a marker: nothing to replace
             return [expr]
         m = _WORD.match(expr)  # the head (`split`'s base, as the expression is no marker)
