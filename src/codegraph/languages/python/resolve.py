@@ -80,7 +80,9 @@ MAX_PASSING = 64
 
 
 # The order of a file's edges (ties, which differ in call kind alone, in no particular order).
-_EDGE_ORDER = operator.attrgetter("line", "kind", "src", "dst", "dst_path")
+# Every field: two edges differing only in call kind ("direct" and "constructor" to one
+# `__init__`) came out in an order that changed with PYTHONHASHSEED (the edge set's order).
+_EDGE_ORDER = operator.attrgetter("line", "kind", "src", "dst", "dst_path", "call_kind", "src_path")
 
 # (base, ops) of a value expression: the same few expressions are split again and again.
 _split = functools.lru_cache(maxsize=1 << 16)(split)
@@ -164,9 +166,6 @@ class _Module:
         self.bindings: dict[str, dict[str, tuple[str, str | None]]] = {}
         self.stars: list[str] = []
         self.values = ir.py_values or _NO_VALUES
-        # Names some function of the file binds (nested defs, imports in functions).
-        self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
-                             for scope_names in names}
         for symbol in ir.symbols:
             self.symbols.setdefault(symbol.local_name, symbol)
         for imp in ir.imports:
@@ -183,6 +182,10 @@ class _Module:
                     self.stars.append(target)
             else:
                 scope[imp.alias or imp.name] = (target, imp.name)
+        # Names some function of the file binds (nested defs, imports in functions). Worked out
+        # once the bindings are filled: an import inside a function binds its name there.
+        self.scoped_names = {scope_names for scope, names in self.bindings.items() if scope
+                             for scope_names in names}
         for symbol in ir.symbols:
             parent, _, last = symbol.local_name.rpartition(".")
             if parent:
