@@ -79,9 +79,9 @@ _EMPTY_REFS: frozenset[SymbolRef] = frozenset()
 MAX_PASSING = 64
 
 
-# The order of a file's edges (ties, which differ in call kind alone, in no particular order).
-# Every field: two edges differing only in call kind ("direct" and "constructor" to one
-# `__init__`) came out in an order that changed with PYTHONHASHSEED (the edge set's order).
+# The order of a file's edges, by every field: by the first five alone, two edges differing only
+# in call kind ("direct" and "constructor" to one `__init__`) came out in an order that changed
+# with PYTHONHASHSEED (the edge set's order).
 _EDGE_ORDER = operator.attrgetter("line", "kind", "src", "dst", "dst_path", "call_kind", "src_path")
 
 # (base, ops) of a value expression: the same few expressions are split again and again.
